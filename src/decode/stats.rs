@@ -1,0 +1,5 @@
+//! STUB — to be implemented (helper: decode).
+#[derive(Clone, Debug, Default)]
+pub struct DecodeStats {
+    pub frames: u64,
+}

@@ -1,0 +1,13 @@
+//! p2ptrace: packet-trace analyzer for peer-to-peer voice overlays.
+//!
+//! The pipeline, one module per stage (see ARCHITECTURE.md):
+//! `capture` (pcap/pcapng/gzip/stdin → [`capture::Frame`]) → `decode` (L2–L4, IP
+//! defragmentation → [`decode::Packet`]) → `flow` (bidirectional flow table, TCP
+//! reassembly → flow records and ordered streams) → `report` (summary, CSV).
+//! Every stage is sans-IO except `capture`, and takes time from the capture clock.
+
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod report;
+pub mod time;

@@ -1,0 +1,1 @@
+//! Reports: the human summary and CSV files.
