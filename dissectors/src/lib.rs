@@ -17,6 +17,13 @@
     )
 )]
 
+pub mod dns;
 pub mod error;
+pub mod http;
+pub mod registry;
+pub mod skylark;
+pub mod stun;
+pub mod tls;
 
 pub use error::DissectError;
+pub use registry::{Probe, Transport};
