@@ -26,4 +26,6 @@ pub mod stun;
 pub mod tls;
 
 pub use error::DissectError;
-pub use registry::{Probe, Transport};
+pub use registry::{
+    DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Status, TrafficClass, Transport,
+};

@@ -1,5 +1,16 @@
-//! Dissector registry: how the analyzer finds the dissector for a flow by content.
-//! (Descriptor and per-flow state: to be completed by the protocol issue.)
+//! Dissector registry: how the analyzer finds and drives the dissector for a flow by content
+//! (Suricata's app-layer descriptor shape). Port numbers are hints that order the probes,
+//! never gates: Skylark listens on random ports.
+//!
+//! Contract with the analyzer: it probes the first payload of each direction with every
+//! descriptor whose transport matches (port-hinted ones first) and, once a dissector answers
+//! [`Probe::Yes`] (or `Maybe` consistently over several messages, as the dissector's own
+//! rules say), creates its per-flow state with `new_flow` and feeds it: one call per UDP
+//! datagram, or the in-order TCP byte stream (unconsumed bytes are kept by the caller and
+//! offered again with more data, bounded).
+
+use crate::DissectError;
+use std::borrow::Cow;
 
 /// Transport a dissector runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,4 +28,125 @@ pub enum Probe {
     Maybe,
     /// Structurally valid message of this protocol.
     Yes,
+}
+
+/// Which end of the flow sent the bytes (the originator is the flow's first sender).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    Orig,
+    Resp,
+}
+
+/// The five traffic classes of DESIGN.md §4 (Skylark messages carry theirs by spec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TrafficClass {
+    Login,
+    Lookup,
+    Signalling,
+    Keepalive,
+    Media,
+}
+
+impl TrafficClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficClass::Login => "login",
+            TrafficClass::Lookup => "lookup",
+            TrafficClass::Signalling => "signalling",
+            TrafficClass::Keepalive => "keepalive",
+            TrafficClass::Media => "media",
+        }
+    }
+}
+
+/// How completely a message decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Every field parsed.
+    Complete,
+    /// The message was cut (snaplen, gap) but its header parsed.
+    Truncated,
+    /// The message broke a rule of its format; what parsed is reported.
+    Malformed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Truncated => "truncated",
+            Status::Malformed => "malformed",
+        }
+    }
+}
+
+/// One decoded message, as the analyzer records it (a row of `messages.csv`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Registry name of the protocol: `skylark`, `stun`, `dns`, `http`, `tls`.
+    pub protocol: &'static str,
+    /// Message type name, e.g. `invite`, `binding-request`, `query`, `GET`, `client-hello`.
+    pub msg_type: Cow<'static, str>,
+    pub txn_id: Option<u64>,
+    pub call_id: Option<u64>,
+    /// Bytes of the message on the wire (header included).
+    pub len: u32,
+    pub status: Status,
+    /// Class by specification (Skylark); `None` when the protocol does not say.
+    pub class: Option<TrafficClass>,
+    /// Short protocol-specific detail: DNS name and answers, HTTP Host and path, TLS SNI,
+    /// STUN mapped address. Bounded by the dissector; never contains raw control bytes.
+    pub detail: Option<String>,
+}
+
+/// What a [`FlowDissector::parse`] call did with its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// `consumed` bytes were used; on TCP the caller keeps the rest and calls again with
+    /// more (at least `needed` more bytes, when known).
+    Parsed {
+        consumed: usize,
+        needed: Option<usize>,
+    },
+    /// The input is not (or no longer) this protocol; `consumed` bytes were skipped while
+    /// trying to resynchronise. The caller counts an anomaly and may give up on the flow.
+    Error {
+        consumed: usize,
+        error: DissectError,
+    },
+}
+
+/// Per-flow parsing state of one dissector.
+pub trait FlowDissector: Send {
+    /// Parses one UDP datagram or the pending in-order TCP bytes of `side`, appending
+    /// decoded messages to `out`. `ts_ns` is the capture time of the newest bytes.
+    fn parse(&mut self, side: Side, ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress;
+
+    /// `missing` bytes of `side` were lost (TCP gap): resynchronise or give up.
+    fn on_gap(&mut self, side: Side, missing: u64) {
+        let _ = (side, missing);
+    }
+}
+
+/// A registered dissector.
+#[derive(Clone, Copy)]
+pub struct DissectorDesc {
+    pub name: &'static str,
+    pub transports: &'static [Transport],
+    /// Ports that make this dissector worth probing first. Hints, never gates.
+    pub port_hints: &'static [u16],
+    /// Cheap look at the first bytes of a datagram or stream direction: no allocation.
+    pub probe: fn(Transport, Side, &[u8]) -> Probe,
+    pub new_flow: fn(Transport) -> Box<dyn FlowDissector>,
+}
+
+impl std::fmt::Debug for DissectorDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DissectorDesc")
+            .field("name", &self.name)
+            .field("transports", &self.transports)
+            .field("port_hints", &self.port_hints)
+            .finish_non_exhaustive()
+    }
 }

@@ -7,6 +7,10 @@ pub struct DefragLimits {
 }
 impl Default for DefragLimits {
     fn default() -> Self {
-        DefragLimits { max_datagrams: 4096, max_bytes: 64 << 20, timeout_ns: 30_000_000_000 }
+        DefragLimits {
+            max_datagrams: 4096,
+            max_bytes: 64 << 20,
+            timeout_ns: 30_000_000_000,
+        }
     }
 }
