@@ -5,7 +5,16 @@
 //! time, and hands finished [`FlowRecord`]s to a sink. Memory is bounded by the live-flow cap
 //! and the reassembly budgets. Must not: parse application payloads (that is `dissectors`).
 
+mod conn_state;
+mod key;
 pub mod reassembly;
+mod record;
+mod table;
+
+pub use conn_state::ConnState;
+pub use key::{Addr, Endpoint, FlowKey};
+pub use record::{proto_name, DirStats, EndReason, FlowRecord, Uid};
+pub use table::{FlowConfig, FlowSink, FlowTable, FlowTableStats, IdleTimeouts, Ingested};
 
 /// Direction of a packet relative to its flow's originator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,148 @@
+//! What the flow table reports about a flow when it ends: a Zeek `conn.log`-like record.
+
+use super::conn_state::ConnState;
+use super::key::Endpoint;
+use super::Dir;
+use crate::time::Ts;
+use std::fmt;
+
+/// Per-direction counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirStats {
+    /// IP packets (a reassembled datagram counts as the number of its fragments).
+    pub pkts: u64,
+    /// Bytes on the wire: the frames' original lengths, as tshark counts them.
+    pub bytes: u64,
+    /// Transport payload bytes as sent (from the IP/UDP lengths; retransmissions included).
+    pub payload: u64,
+}
+
+/// Why a flow record was emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Idle longer than its protocol's timeout.
+    Idle,
+    /// Evicted to respect the live-flow cap (the least recently active flow goes first).
+    Evicted,
+    /// A TCP connection closed and a new SYN reused its endpoints.
+    Reused,
+    /// Still live at the end of the input.
+    Eof,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::Evicted => "evicted",
+            EndReason::Reused => "reused",
+            EndReason::Eof => "eof",
+        }
+    }
+}
+
+/// A stable, unique flow identifier (`C` + 11 base-62 digits, like Zeek's uids), derived
+/// from the flow's key, start time and creation order so that two runs agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub u64);
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut buf = [b'0'; 12];
+        buf[0] = b'C';
+        let mut v = self.0;
+        for slot in buf[1..].iter_mut().rev() {
+            *slot = DIGITS[(v % 62) as usize];
+            v /= 62;
+        }
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// One flow, as reported.
+#[derive(Clone, Debug)]
+pub struct FlowRecord {
+    pub uid: Uid,
+    /// Creation order within the run (tie-breaker for equal start times).
+    pub seq: u64,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, …).
+    pub proto: u8,
+    pub orig: Endpoint,
+    pub resp: Endpoint,
+    pub ts_start: Ts,
+    pub ts_end: Ts,
+    /// Indexed by [`Dir::index`].
+    pub stats: [DirStats; 2],
+    pub conn: ConnState,
+    pub end: EndReason,
+}
+
+impl FlowRecord {
+    pub fn dir(&self, dir: Dir) -> &DirStats {
+        &self.stats[dir.index()]
+    }
+
+    pub fn total_pkts(&self) -> u64 {
+        self.stats[0].pkts + self.stats[1].pkts
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.stats[0].bytes + self.stats[1].bytes
+    }
+
+    pub fn duration_ns(&self) -> i64 {
+        self.ts_end.since(self.ts_start)
+    }
+
+    pub fn proto_name(&self) -> &'static str {
+        proto_name(self.proto)
+    }
+
+    /// Zeek's `conn_state`: the TCP state machine for TCP; `S0` (one-way) or `SF`
+    /// (answered) for UDP; `OTH` otherwise.
+    pub fn state(&self) -> &'static str {
+        match self.proto {
+            6 => self.conn.tcp_state(),
+            17 if self.stats[1].pkts == 0 => "S0",
+            17 => "SF",
+            _ => "OTH",
+        }
+    }
+
+    pub fn history(&self) -> &str {
+        self.conn.history()
+    }
+}
+
+/// Lower-case protocol name as used in reports (`tcp`, `udp`, `icmp`, …, else the number).
+pub fn proto_name(proto: u8) -> &'static str {
+    match proto {
+        1 => "icmp",
+        2 => "igmp",
+        6 => "tcp",
+        17 => "udp",
+        41 => "ipv6-in-ip",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "icmp6",
+        89 => "ospf",
+        103 => "pim",
+        112 => "vrrp",
+        132 => "sctp",
+        _ => "ip",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_look_like_zeek_and_are_fixed_width() {
+        assert_eq!(Uid(0).to_string(), "C00000000000");
+        assert_eq!(Uid(u64::MAX).to_string().len(), 12);
+        assert_ne!(Uid(1).to_string(), Uid(2).to_string());
+    }
+}
