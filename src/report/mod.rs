@@ -1,1 +1,3 @@
 //! Reports: the human summary and CSV files.
+
+pub mod spool;
