@@ -7,7 +7,9 @@
 //! Every stage is sans-IO except `capture`, and takes time from the capture clock.
 
 pub mod capture;
+pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod pipeline;
 pub mod report;
 pub mod time;

@@ -181,10 +181,14 @@ impl<A: Default> FlowTable<A> {
         self.now
     }
 
-    /// `(start ns, seq)` of the earliest-starting live flow: every flow that ends from now
-    /// on sorts after it (unless the capture clock goes backwards).
-    pub fn watermark(&self) -> Option<(i64, u64)> {
-        self.live_starts.first().copied()
+    /// `(start ns, seq)` below which no flow can still end: the earliest-starting live flow,
+    /// or — with none live — the current time and the next creation number (unless the
+    /// capture clock goes backwards, which callers must tolerate).
+    pub fn watermark(&self) -> (i64, u64) {
+        self.live_starts
+            .first()
+            .copied()
+            .unwrap_or((self.now.0, self.next_seq))
     }
 
     pub fn app_mut(&mut self, slot: u32) -> Option<&mut A> {
@@ -686,14 +690,14 @@ mod tests {
     fn watermark_is_the_earliest_live_start() {
         let mut table = FlowTable::<()>::new(FlowConfig::default());
         let mut sink = |_r: FlowRecord, ()| {};
-        assert_eq!(table.watermark(), None);
+        assert_eq!(table.watermark(), (i64::MIN, 0));
         table.ingest(&udp(5, "10.0.0.1", 1, "10.0.0.2", 1, 1), &mut sink);
         table.ingest(&udp(7, "10.0.0.1", 2, "10.0.0.2", 2, 1), &mut sink);
-        assert_eq!(table.watermark(), Some((5 * Ts::NANOS_PER_SEC, 0)));
+        assert_eq!(table.watermark(), (5 * Ts::NANOS_PER_SEC, 0));
         // Flow 1 goes idle (UDP 300 s) at t = 400; flow 2 is refreshed.
         table.ingest(&udp(300, "10.0.0.1", 2, "10.0.0.2", 2, 1), &mut sink);
         table.ingest(&udp(400, "10.0.0.1", 2, "10.0.0.2", 2, 1), &mut sink);
-        assert_eq!(table.watermark(), Some((7 * Ts::NANOS_PER_SEC, 1)));
+        assert_eq!(table.watermark(), (7 * Ts::NANOS_PER_SEC, 1));
     }
 
     #[test]

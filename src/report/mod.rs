@@ -1,3 +1,7 @@
-//! Reports: the human summary and CSV files.
+//! Reports: the human summary, `flows.csv`, and the top-flows table. They consume flow
+//! records and run statistics; they never reach into the flow table.
 
+pub mod flows_csv;
 pub mod spool;
+pub mod summary;
+pub mod top;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of `p2ptrace analyze --csv` against tshark's conversation
+# statistics and ndpiReader on the same synthetic capture, same machine, one run.
+# Prints packets/s and peak RSS for each, and the ratios.
+#
+#   benches/compare.sh                      # 1 M packets, 20 k flows (default)
+#   PACKETS=10000000 FLOWS=200000 benches/compare.sh
+#   TOOLS="p2ptrace ndpi" benches/compare.sh   # skip tshark (slow on big files)
+#
+# Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
+# comparisons tshark and ndpiReader (scripts/setup.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKETS=${PACKETS:-1000000}
+FLOWS=${FLOWS:-20000}
+TOOLS=${TOOLS:-"p2ptrace tshark ndpi"}
+WORK=${WORK:-/tmp/p2ptrace-bench}
+GEN=../shared/bench/gen_pcap.py
+mkdir -p "$WORK"
+CAP="$WORK/voip_${PACKETS}_${FLOWS}.pcap"
+
+if [ ! -f "$CAP" ]; then
+  [ -f "$GEN" ] || { echo "compare.sh: $GEN not found" >&2; exit 1; }
+  echo "generating $CAP ..." >&2
+  python3 "$GEN" --packets "$PACKETS" --flows "$FLOWS" --seed 1 --out "$CAP" >&2
+fi
+[ -x /usr/bin/time ] || { echo "compare.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN=target/release/p2ptrace
+
+# Warm the page cache so every tool reads from memory.
+cat "$CAP" > /dev/null
+
+# run NAME CMD... : prints "NAME seconds peak_kB"
+run() {
+  local name=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$WORK/$name.rss" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
+    echo "compare.sh: $name failed, see $WORK/$name.err" >&2; return 1; }
+  t1=$(date +%s.%N)
+  echo "$name $(echo "$t1 - $t0" | bc -l) $(tail -n 1 "$WORK/$name.rss")"
+}
+
+results=()
+for tool in $TOOLS; do
+  case $tool in
+    p2ptrace) results+=("$(run p2ptrace "$BIN" analyze --quiet "$CAP" --csv "$WORK/out")") ;;
+    p2ptrace-nocsv) results+=("$(run p2ptrace-nocsv "$BIN" analyze --quiet "$CAP")") ;;
+    tshark) command -v tshark >/dev/null && results+=("$(run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp)") ;;
+    ndpi) command -v ndpiReader >/dev/null && results+=("$(run ndpi ndpiReader -i "$CAP" -q)") ;;
+    *) echo "unknown tool $tool" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))"
+printf '%-16s %10s %14s %10s %12s\n' tool seconds packets/s peak_MB "vs p2ptrace"
+base=""
+for r in "${results[@]}"; do
+  set -- $r
+  pps=$(echo "$PACKETS / $2" | bc -l)
+  [ -z "$base" ] && base=$pps
+  printf '%-16s %10.3f %14.0f %10.1f %11.2fx\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)"
+done

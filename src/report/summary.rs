@@ -1,0 +1,158 @@
+//! The human summary printed by `p2ptrace analyze`: inputs, totals, time span, flows by
+//! protocol, and every anomaly counted on the way.
+
+use crate::capture::Format;
+use crate::flow::FlowRecord;
+use crate::pipeline::RunStats;
+use crate::time::SecsDisplay;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Flow counts per protocol, accumulated from records as they end.
+#[derive(Debug, Default)]
+pub struct FlowTotals {
+    /// proto name → (flows, packets, bytes)
+    by_proto: BTreeMap<&'static str, (u64, u64, u64)>,
+    evicted: u64,
+}
+
+impl FlowTotals {
+    pub fn add(&mut self, rec: &FlowRecord) {
+        let e = self.by_proto.entry(rec.proto_name()).or_default();
+        e.0 += 1;
+        e.1 += rec.total_pkts();
+        e.2 += rec.total_bytes();
+        if rec.end == crate::flow::EndReason::Evicted {
+            self.evicted += 1;
+        }
+    }
+
+    pub fn flows(&self) -> u64 {
+        self.by_proto.values().map(|v| v.0).sum()
+    }
+}
+
+/// Groups digits by thousands: `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn format_name(format: Option<Format>, gzip: bool) -> String {
+    let base = match format {
+        Some(Format::Pcap { nanos, big_endian }) => format!(
+            "pcap ({}, {})",
+            if nanos { "ns" } else { "µs" },
+            if big_endian { "big-endian" } else { "little-endian" }
+        ),
+        Some(Format::PcapNg) => "pcapng".to_string(),
+        None => "unreadable".to_string(),
+    };
+    if gzip { format!("{base}, gzip") } else { base }
+}
+
+/// Renders the summary.
+pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "inputs");
+    for input in &stats.inputs {
+        let _ = writeln!(
+            s,
+            "  {}  {}  {} frames{}",
+            input.path.display(),
+            format_name(input.format, input.gzip),
+            thousands(input.frames),
+            match &input.error {
+                Some(e) if e.is_fatal_at_start() => " — not read".to_string(),
+                Some(_) => " — damaged, read up to the damage".to_string(),
+                None => String::new(),
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "packets      {} frames, {} bytes on the wire",
+        thousands(stats.frames),
+        thousands(stats.wire_bytes)
+    );
+    if let (Some(first), Some(last)) = (stats.first_ts, stats.last_ts) {
+        let d = stats.ts_precision;
+        let _ = writeln!(
+            s,
+            "time span    {} .. {} ({} s)",
+            first.display(d),
+            last.display(d),
+            SecsDisplay {
+                nanos: last.since(first),
+                digits: d.min(6)
+            }
+        );
+    }
+    let _ = writeln!(s, "flows        {}", thousands(flows.flows()));
+    if !flows.by_proto.is_empty() {
+        let _ = writeln!(s, "  {:<10} {:>12} {:>14} {:>16}", "proto", "flows", "packets", "bytes");
+        for (proto, (n, p, b)) in &flows.by_proto {
+            let _ = writeln!(
+                s,
+                "  {:<10} {:>12} {:>14} {:>16}",
+                proto,
+                thousands(*n),
+                thousands(*p),
+                thousands(*b)
+            );
+        }
+    }
+    let t = &stats.table;
+    let _ = writeln!(
+        s,
+        "flow table   peak {} live, {} idle-expired, {} evicted (cap), {} reused endpoints",
+        thousands(t.peak_live as u64),
+        thousands(t.flows_idle_expired),
+        thousands(flows.evicted),
+        thousands(t.flows_reused)
+    );
+    let dec = &stats.decode;
+    let _ = writeln!(s, "decode       {}", dec.summary_line());
+    let mut anomalies: Vec<(String, u64)> = dec
+        .anomalies()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if t.ts_backwards > 0 {
+        anomalies.push(("timestamps going backwards".into(), t.ts_backwards));
+    }
+    for input in &stats.inputs {
+        if let Some(e) = &input.error {
+            anomalies.push((e.to_string(), 1));
+        }
+    }
+    if anomalies.is_empty() {
+        let _ = writeln!(s, "anomalies    none");
+    } else {
+        let _ = writeln!(s, "anomalies");
+        for (label, n) in anomalies {
+            let _ = writeln!(s, "  {:>10}  {label}", thousands(n));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,169 @@
+//! End-to-end tests of the commands a user types, through the built binary.
+
+mod common;
+
+use common::bin;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bundled() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/voip-mix.pcap")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run p2ptrace")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_clean_error(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "backtrace hint: {err}");
+}
+
+#[test]
+fn analyze_prints_a_summary_and_writes_flows_csv() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "analyze",
+        bundled().to_str().unwrap(),
+        "--csv",
+        out.path().join("reports").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("4,000 frames"), "{text}");
+    assert!(text.contains("flows        120"), "{text}");
+    assert!(text.contains("anomalies    none"), "{text}");
+    let csv = std::fs::read_to_string(out.path().join("reports/flows.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "uid,ts_start,ts_end,duration,proto,orig_addr,orig_port,resp_addr,resp_port,\
+         orig_pkts,orig_bytes,orig_payload,resp_pkts,resp_bytes,resp_payload,state,history,\
+         ip_proto,end_reason"
+    );
+    assert_eq!(lines.count(), 120);
+}
+
+#[test]
+fn analyze_reads_stdin_and_gzip() {
+    let data = std::fs::read(bundled()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &data).unwrap();
+    let gz = gz.finish().unwrap();
+    for input in [data, gz] {
+        let mut child = Command::new(bin())
+            .args(["analyze", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let o = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("flows        120"));
+    }
+}
+
+#[test]
+fn flows_prints_an_aligned_table_sorted_by_bytes() {
+    let o = run(&["flows", bundled().to_str().unwrap(), "--limit", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("proto"), "{text}");
+    assert_eq!(lines.len(), 1 + 5 + 1, "{text}");
+    assert!(lines[6].contains("5 of 120 flows"));
+    // The byte column (8th) is non-increasing.
+    let bytes: Vec<u64> = lines[1..6]
+        .iter()
+        .map(|l| l.split_whitespace().nth(7).unwrap().replace(',', "").parse().unwrap())
+        .collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{bytes:?}");
+    // Sorting by start gives a different first row for this capture, in time order.
+    let o = run(&["flows", bundled().to_str().unwrap(), "--sort", "start", "--limit", "0"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("120 of 120 flows"));
+}
+
+#[test]
+fn missing_file_directory_empty_and_garbage_exit_1_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = dir.path().join("notes.pcap");
+    std::fs::write(&garbage, b"this is not a capture file at all\n").unwrap();
+    for (path, needle) in [
+        (dir.path().join("nope.pcap"), "nope.pcap"),
+        (dir.path().to_path_buf(), dir.path().to_str().unwrap()),
+        (empty.clone(), "empty"),
+        (garbage.clone(), "not a pcap or pcapng file"),
+    ] {
+        let o = run(&["analyze", path.to_str().unwrap()]);
+        assert_clean_error(&o, 1, needle);
+        let errors = stderr(&o).lines().filter(|l| l.contains("error")).count();
+        assert_eq!(errors, 1, "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn damaged_file_exits_3_and_still_writes_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::fs::read(bundled()).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let o = run(&[
+        "analyze",
+        cut.to_str().unwrap(),
+        "--csv",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, 3, "damaged at byte offset");
+    let csv = std::fs::read_to_string(dir.path().join("out/flows.csv")).unwrap();
+    assert!(csv.lines().count() > 10, "partial results written");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_clean_error(&run(&["analyze"]), 2, "FILE");
+    assert_clean_error(&run(&["frobnicate"]), 2, "frobnicate");
+    let o = run(&["analyze", "x.pcap", "--idle-timeout", "udp=soon"]);
+    assert_clean_error(&o, 2, "not a number");
+    let o = run(&["flows", "x.pcap", "--sort", "color"]);
+    assert_clean_error(&o, 2, "color");
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for cmd in ["analyze", "flows"] {
+        let o = run(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Examples:"), "{cmd}: {text}");
+    }
+    let o = run(&["--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+}
+
+#[test]
+fn idle_timeout_none_and_defaults_differ_on_long_gaps() {
+    // The bundled capture has no gaps over 300 s, so both settings give 120 flows.
+    for spec in ["none", "udp=300,tcp=3600"] {
+        let o = run(&["analyze", bundled().to_str().unwrap(), "--idle-timeout", spec]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("flows        120"));
+    }
+    // A 1 s UDP timeout splits the media flows of the calls.
+    let o = run(&["analyze", bundled().to_str().unwrap(), "--idle-timeout", "udp=0.001"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("flows        120"));
+}
