@@ -12,6 +12,8 @@
 //!   replaced by a later segment carrying different content; only the new bytes of a partially
 //!   overlapping segment are used. (Delivered bytes cannot be taken back, so first-wins is the
 //!   only policy that is the same whether or not the earlier copy has left the buffer yet.)
+//!   The same holds for the uncaptured tail of a snaplen-truncated segment: it is reported as
+//!   a gap and a later full copy does not refill it.
 //! - Memory is bounded: per direction by [`MAX_OOO_BYTES_PER_DIR`] and
 //!   [`MAX_OOO_SEGMENTS_PER_DIR`], across all flows by a shared [`ReassemblyBudget`]. When a
 //!   limit would be exceeded the stream skips ahead (reports a gap and delivers what it holds)

@@ -422,6 +422,29 @@ fn truncated_out_of_order_segment_reports_its_gap_in_order() {
 }
 
 #[test]
+fn held_snaplen_gap_is_not_refilled_by_a_later_copy() {
+    let mut rig = Rig::new();
+    rig.feed(O, 0, SYN, b"");
+    rig.feed_claimed(O, 4, ACK, b"d", 3); // offsets 3..4 captured, 4..6 not
+    rig.feed(O, 4, ACK, b"DEF"); // first-wins: the held "missing" range stands
+    rig.feed(O, 1, ACK, b"abc");
+    assert_eq!(rig.bytes(O), b"abcd");
+    assert_eq!(rig.side(O).gaps, [(4, 2)]);
+}
+
+#[test]
+fn works_through_a_dyn_consumer() {
+    let mut r = TcpReassembler::new();
+    let mut budget = ReassemblyBudget::default();
+    let mut c = Collect::default();
+    let out: &mut dyn StreamConsumer = &mut c;
+    r.segment(R, Ts(5), &seg(7, ACK, b"abc", 3), &mut budget, out);
+    r.finish(Ts(6), StreamEnd::Timeout, &mut budget, out);
+    assert_eq!(c.dirs[1].bytes, b"abc");
+    assert_eq!(c.dirs[1].ends, [StreamEnd::Timeout]);
+}
+
+#[test]
 fn payload_longer_than_claimed_is_cut_to_the_claim() {
     let mut rig = Rig::new();
     rig.feed(O, 0, SYN, b"");
@@ -767,7 +790,16 @@ proptest! {
     fn budget_is_never_exceeded_under_adversarial_input(
         max_bytes in 0usize..20_000,
         ops in prop::collection::vec(
-            (0usize..4, any::<bool>(), any::<u32>(), 0u32..3000, 0usize..3000, any::<u8>()),
+            (
+                0usize..4,
+                any::<bool>(),
+                // Mostly close together, so segments overlap and holes fill; some anywhere.
+                prop_oneof![4 => 0u32..20_000, 1 => any::<u32>()],
+                0u32..3000,
+                0usize..3000,
+                // RST ends a direction, so keep it rare.
+                (any::<u8>(), 0u8..20).prop_map(|(f, r)| if r == 0 { f } else { f & !RST }),
+            ),
             1..300,
         ),
     ) {
