@@ -42,7 +42,9 @@ impl CaptureError {
     pub fn is_fatal_at_start(&self) -> bool {
         matches!(
             self,
-            CaptureError::Open { .. } | CaptureError::Empty { .. } | CaptureError::NotACapture { .. }
+            CaptureError::Open { .. }
+                | CaptureError::Empty { .. }
+                | CaptureError::NotACapture { .. }
         )
     }
 }

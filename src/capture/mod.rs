@@ -10,6 +10,8 @@ mod pcapng;
 mod reader;
 mod source;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 mod testutil;
 
 pub use error::CaptureError;

@@ -169,10 +169,7 @@ impl CaptureReader {
 
     /// Reads a capture from any stream (stdin, a socket, a test buffer); `name` appears in
     /// errors. gzip is detected and decompressed.
-    pub fn from_read(
-        name: &str,
-        r: Box<dyn Read + Send>,
-    ) -> Result<CaptureReader, CaptureError> {
+    pub fn from_read(name: &str, r: Box<dyn Read + Send>) -> Result<CaptureReader, CaptureError> {
         Self::from_stream(PathBuf::from(name), r, None)
     }
 
@@ -182,11 +179,13 @@ impl CaptureReader {
         total_len: Option<u64>,
     ) -> Result<CaptureReader, CaptureError> {
         let mut src = Source::stream(r, None);
-        let got = src.fill(GZIP_MAGIC.len()).map_err(|source| CaptureError::Read {
-            path: path.clone(),
-            offset: 0,
-            source,
-        })?;
+        let got = src
+            .fill(GZIP_MAGIC.len())
+            .map_err(|source| CaptureError::Read {
+                path: path.clone(),
+                offset: 0,
+                source,
+            })?;
         let is_gzip = got && src.bytes().get(src.pos..src.pos + 2) == Some(&GZIP_MAGIC[..]);
         if is_gzip {
             let count = Arc::new(AtomicU64::new(0));
@@ -387,9 +386,7 @@ impl CaptureReader {
             }
             return Err(self.damaged(
                 at,
-                format!(
-                    "block header cut short: {NG_MIN_BLOCK_LEN} bytes needed, {remain} remain"
-                ),
+                format!("block header cut short: {NG_MIN_BLOCK_LEN} bytes needed, {remain} remain"),
             ));
         }
         let p = self.src.pos;

@@ -50,7 +50,10 @@ impl Source {
         }
     }
 
-    pub(crate) fn stream(reader: Box<dyn Read + Send>, raw_count: Option<Arc<AtomicU64>>) -> Source {
+    pub(crate) fn stream(
+        reader: Box<dyn Read + Send>,
+        raw_count: Option<Arc<AtomicU64>>,
+    ) -> Source {
         Source {
             backing: Backing::Stream {
                 reader,
@@ -125,12 +128,22 @@ impl Source {
             self.base = self.base.saturating_add(self.pos as u64);
             self.end -= self.pos;
             self.pos = 0;
-            let want = need.max(STREAM_CHUNK);
-            if buf.len() < want {
-                buf.resize(want, 0);
-            }
         }
         while self.end - self.pos < need {
+            if self.end == buf.len() {
+                // Here pos == 0 (compacted above). Grow by doubling as data actually
+                // arrives, so a bogus length near the end of a short stream costs nothing.
+                let target = (buf.len() * 2)
+                    .max(STREAM_CHUNK)
+                    .min(need.max(STREAM_CHUNK));
+                // A fresh zeroed allocation (calloc) rather than `resize`, which writes
+                // every byte.
+                let mut grown = vec![0u8; target];
+                if let (Some(dst), Some(src)) = (grown.get_mut(..self.end), buf.get(..self.end)) {
+                    dst.copy_from_slice(src);
+                }
+                *buf = grown;
+            }
             let Some(space) = buf.get_mut(self.end..) else {
                 return Ok(false);
             };
