@@ -7,6 +7,7 @@
 //! before it is used, so memory is bounded and no input can make the reader panic; frames
 //! before any damage are delivered, then one [`CaptureError`] naming the byte offset of the
 //! damaged record, then `Ok(None)` forever. Timestamps are exact integer nanoseconds.
+//! Offsets in errors count bytes of the capture itself (after gzip decompression).
 //! Must not: look above the link layer, or allocate per frame.
 
 use super::pcapng::{self, Interface, rd16, rd32};
@@ -327,7 +328,7 @@ impl CaptureReader {
         caplen_limit: u32,
     ) -> Result<Option<Frame<'_>>, CaptureError> {
         if !self.fill(PCAP_RECORD_LEN)? {
-            return self.end_or_cut(PCAP_RECORD_LEN, "record header");
+            return self.end_or_cut(PCAP_RECORD_LEN, "record header", "needs");
         }
         let p = self.src.pos;
         let Some(hdr) = self.src.bytes().get(p..p + PCAP_RECORD_LEN) else {
@@ -351,7 +352,7 @@ impl CaptureReader {
         }
         let total = PCAP_RECORD_LEN + caplen as usize;
         if !self.fill(total)? {
-            return self.end_or_cut(total, "record");
+            return self.end_or_cut(total, "record", "header says");
         }
         let start = self.src.pos + PCAP_RECORD_LEN;
         self.src.pos += total;
@@ -411,7 +412,6 @@ impl CaptureReader {
                 interfaces: Vec::new(),
             };
         }
-        let head = self.src.bytes().get(p..p + 12).unwrap_or_default();
         let btype = rd32(head, 0, be).unwrap_or(0);
         let len = rd32(head, 4, be).unwrap_or(0);
         if len < NG_MIN_BLOCK_LEN || len % 4 != 0 || len > MAX_BLOCK_LEN {
@@ -559,7 +559,12 @@ impl CaptureReader {
 
     /// At a record boundary: the clean end of the input, or a record cut short.
     #[cold]
-    fn end_or_cut<T>(&mut self, need: usize, what: &str) -> Result<Option<T>, CaptureError> {
+    fn end_or_cut<T>(
+        &mut self,
+        need: usize,
+        what: &str,
+        says: &str,
+    ) -> Result<Option<T>, CaptureError> {
         let remain = self.src.avail();
         if remain == 0 {
             self.state = State::Done;
@@ -568,7 +573,7 @@ impl CaptureReader {
         let at = self.src.offset();
         Err(self.damaged(
             at,
-            format!("{what} cut short: header says {need} bytes, {remain} remain"),
+            format!("{what} cut short: {says} {need} bytes, {remain} remain"),
         ))
     }
 
