@@ -6,10 +6,18 @@
 //! before it was delivered. Must not: decode anything above the link layer.
 
 mod error;
+mod pcapng;
 mod reader;
+mod source;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
 
 pub use error::CaptureError;
-pub use reader::{CaptureReader, CaptureStats, Format};
+pub use reader::{
+    CaptureReader, CaptureStats, Format, MAX_BLOCK_LEN, MAX_CAPLEN, MAX_INTERFACES, SkippedBlocks,
+};
 
 use crate::time::Ts;
 

@@ -1,0 +1,198 @@
+//! Where capture bytes come from: a memory-mapped regular file, or a stream (stdin, a pipe,
+//! a gzip decoder, any `Read`) pulled through one reused buffer.
+//!
+//! Guarantees: the parser sees one contiguous window `bytes()[pos..end]`; `fill(n)` makes at
+//! least `n` bytes available or reports end of input; the stream buffer grows only to the
+//! largest `n` ever asked for (the caller bounds `n` by `MAX_BLOCK_LEN`), so memory is bounded
+//! whatever the input. Must not: interpret the bytes, or allocate on the per-frame path (the
+//! mapped case never allocates; the stream case only when a record is larger than any before).
+
+use memmap2::Mmap;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Size of each read from a stream; large enough that syscalls are rare, small enough that
+/// the first frames of a slow pipe are not held back for long.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+enum Backing {
+    Mapped(Mmap),
+    Stream {
+        reader: Box<dyn Read + Send>,
+        buf: Vec<u8>,
+        eof: bool,
+    },
+}
+
+/// A window over the input; `pos..end` are the unread bytes of `bytes()`.
+pub(crate) struct Source {
+    backing: Backing,
+    /// Index in `bytes()` of the first unread byte.
+    pub(crate) pos: usize,
+    /// Index in `bytes()` one past the last valid byte.
+    end: usize,
+    /// Stream offset of `bytes()[0]` (grows when the stream buffer is compacted).
+    base: u64,
+    /// Raw (compressed) bytes pulled from the underlying file, when it is decompressed.
+    raw_count: Option<Arc<AtomicU64>>,
+}
+
+impl Source {
+    pub(crate) fn mapped(map: Mmap) -> Source {
+        let end = map.len();
+        Source {
+            backing: Backing::Mapped(map),
+            pos: 0,
+            end,
+            base: 0,
+            raw_count: None,
+        }
+    }
+
+    pub(crate) fn stream(
+        reader: Box<dyn Read + Send>,
+        raw_count: Option<Arc<AtomicU64>>,
+    ) -> Source {
+        Source {
+            backing: Backing::Stream {
+                reader,
+                buf: Vec::new(),
+                eof: false,
+            },
+            pos: 0,
+            end: 0,
+            base: 0,
+            raw_count,
+        }
+    }
+
+    /// The whole buffer; only `pos..end` is meaningful.
+    #[inline(always)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Mapped(m) => m,
+            Backing::Stream { buf, .. } => buf,
+        }
+    }
+
+    /// Unread bytes currently available without reading more.
+    #[inline(always)]
+    pub(crate) fn avail(&self) -> usize {
+        self.end.saturating_sub(self.pos)
+    }
+
+    /// Offset in the (decompressed) capture stream of the first unread byte.
+    #[inline]
+    pub(crate) fn offset(&self) -> u64 {
+        self.base.saturating_add(self.pos as u64)
+    }
+
+    /// Offset in the capture stream up to which bytes were read (where a read error struck).
+    pub(crate) fn read_offset(&self) -> u64 {
+        self.base.saturating_add(self.end as u64)
+    }
+
+    /// Bytes of the underlying file or stream consumed so far, for a progress bar: the
+    /// compressed bytes read for gzip input, else the parse position.
+    pub(crate) fn consumed(&self) -> u64 {
+        match &self.raw_count {
+            Some(c) => c.load(Ordering::Relaxed),
+            None => self.offset(),
+        }
+    }
+
+    /// Makes at least `need` unread bytes available. `Ok(false)` when the input ends first
+    /// (then `avail()` says how many remain). Positions may move: re-read `pos` afterwards.
+    #[inline(always)]
+    pub(crate) fn fill(&mut self, need: usize) -> io::Result<bool> {
+        if self.avail() >= need {
+            return Ok(true);
+        }
+        self.refill(need)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> io::Result<bool> {
+        let Backing::Stream { reader, buf, eof } = &mut self.backing else {
+            return Ok(false); // a map holds the whole file already
+        };
+        if *eof {
+            return Ok(false);
+        }
+        // Compact only when the record would not fit behind `pos`: one memmove per buffer,
+        // not per record.
+        if buf.len().saturating_sub(self.pos) < need {
+            buf.copy_within(self.pos..self.end, 0);
+            self.base = self.base.saturating_add(self.pos as u64);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end - self.pos < need {
+            if self.end == buf.len() {
+                // Here pos == 0 (compacted above). Grow by doubling as data actually
+                // arrives, so a bogus length near the end of a short stream costs nothing.
+                let target = (buf.len() * 2)
+                    .max(STREAM_CHUNK)
+                    .min(need.max(STREAM_CHUNK));
+                // A fresh zeroed allocation (calloc) rather than `resize`, which writes
+                // every byte.
+                let mut grown = vec![0u8; target];
+                if let (Some(dst), Some(src)) = (grown.get_mut(..self.end), buf.get(..self.end)) {
+                    dst.copy_from_slice(src);
+                }
+                *buf = grown;
+            }
+            let Some(space) = buf.get_mut(self.end..) else {
+                return Ok(false);
+            };
+            let room = space.len();
+            match reader.read(space) {
+                Ok(0) => {
+                    *eof = true;
+                    return Ok(false);
+                }
+                // A misbehaving `Read` may claim more than the room it was given.
+                Ok(n) => self.end += n.min(room),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // A stream that failed once is not read again: later calls see the end.
+                    *eof = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Turns a stream source back into a reader that yields the unread bytes first, so a
+    /// decoder (gzip) can be stacked on what was already peeked.
+    pub(crate) fn into_reader(self) -> Box<dyn Read + Send> {
+        match self.backing {
+            Backing::Mapped(m) => {
+                let rest = m.get(self.pos..self.end).unwrap_or_default().to_vec();
+                Box::new(io::Cursor::new(rest))
+            }
+            Backing::Stream { reader, buf, .. } => {
+                let rest = buf.get(self.pos..self.end).unwrap_or_default().to_vec();
+                Box::new(io::Cursor::new(rest).chain(reader))
+            }
+        }
+    }
+}
+
+/// Counts the bytes pulled through a reader (the compressed side of a gzip decoder), so the
+/// progress bar can compare it with the file size.
+pub(crate) struct Counting<R> {
+    pub(crate) inner: R,
+    pub(crate) count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
