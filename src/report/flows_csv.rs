@@ -3,6 +3,7 @@
 //! The schema is documented column by column in `docs/csv.md`; changing it bumps
 //! [`FLOWS_SCHEMA_VERSION`].
 
+use super::csv_row::CsvRow;
 use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use crate::time::SecsDisplay;
@@ -41,7 +42,7 @@ const SPOOL_MEM_BYTES: usize = 64 << 20;
 pub struct FlowsCsv {
     out: BufWriter<File>,
     spool: OrderedSpool,
-    row: csv::Writer<Vec<u8>>,
+    row: CsvRow,
     /// Highest watermark released so far: rows are keyed no lower, so a flow whose start lies
     /// before it (the capture clock went backwards) is placed where it was seen.
     released: SpoolKey,
@@ -51,14 +52,12 @@ pub struct FlowsCsv {
 impl FlowsCsv {
     pub fn create(path: &Path) -> io::Result<FlowsCsv> {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        let mut header = csv::Writer::from_writer(Vec::new());
-        header.write_record(FLOWS_COLUMNS).map_err(io::Error::other)?;
-        out.write_all(&header.into_inner().map_err(|e| io::Error::other(e.to_string()))?)?;
+        out.write_all(&CsvRow::header(FLOWS_COLUMNS))?;
         let spill_dir = path.parent().map(Path::to_path_buf);
         Ok(FlowsCsv {
             out,
             spool: OrderedSpool::new(SPOOL_MEM_BYTES, spill_dir),
-            row: csv::Writer::from_writer(Vec::with_capacity(512)),
+            row: CsvRow::default(),
             released: (i64::MIN, 0),
             rows: 0,
         })
@@ -68,37 +67,32 @@ impl FlowsCsv {
     pub fn push(&mut self, rec: &FlowRecord, digits: u8) -> io::Result<()> {
         let o = rec.dir(Dir::Orig);
         let r = rec.dir(Dir::Resp);
-        let ip = |e: crate::flow::Endpoint| e.addr.to_ip().to_string();
-        let fields: [String; 19] = [
-            rec.uid.to_string(),
-            rec.ts_start.display(digits).to_string(),
-            rec.ts_end.display(digits).to_string(),
-            SecsDisplay {
+        let row = &mut self.row;
+        row.clear();
+        row.field(rec.uid)
+            .field(rec.ts_start.display(digits))
+            .field(rec.ts_end.display(digits))
+            .field(SecsDisplay {
                 nanos: rec.duration_ns(),
                 digits,
-            }
-            .to_string(),
-            rec.proto_name().to_string(),
-            ip(rec.orig),
-            rec.orig.port.to_string(),
-            ip(rec.resp),
-            rec.resp.port.to_string(),
-            o.pkts.to_string(),
-            o.bytes.to_string(),
-            o.payload.to_string(),
-            r.pkts.to_string(),
-            r.bytes.to_string(),
-            r.payload.to_string(),
-            rec.state().to_string(),
-            rec.history().to_string(),
-            rec.proto.to_string(),
-            rec.end.as_str().to_string(),
-        ];
-        self.row.write_record(&fields).map_err(io::Error::other)?;
-        self.row.flush()?;
+            })
+            .field(rec.proto_name())
+            .field(rec.orig.addr.to_ip())
+            .field(rec.orig.port)
+            .field(rec.resp.addr.to_ip())
+            .field(rec.resp.port)
+            .field(o.pkts)
+            .field(o.bytes)
+            .field(o.payload)
+            .field(r.pkts)
+            .field(r.bytes)
+            .field(r.payload)
+            .field(rec.state())
+            .field(rec.history())
+            .field(rec.proto)
+            .field(rec.end.as_str());
         let key = (rec.ts_start.0, rec.seq).max(self.released);
-        self.spool.push(key, self.row.get_ref())?;
-        self.row.get_mut().clear();
+        self.spool.push(key, row.finish())?;
         self.rows += 1;
         Ok(())
     }

@@ -119,7 +119,25 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
         thousands(t.flows_reused)
     );
     let dec = &stats.decode;
-    let _ = writeln!(s, "decode       {}", dec.summary_line());
+    let _ = writeln!(
+        s,
+        "decode       ipv4 {}, ipv6 {}, tcp {}, udp {}, icmp {}, other ip {}, non-ip {}",
+        thousands(dec.ipv4),
+        thousands(dec.ipv6),
+        thousands(dec.tcp),
+        thousands(dec.udp),
+        thousands(dec.icmp),
+        thousands(dec.other_ip),
+        thousands(dec.non_ip)
+    );
+    if dec.fragments > 0 {
+        let _ = writeln!(
+            s,
+            "fragments    {} seen, {} datagrams reassembled",
+            thousands(dec.fragments),
+            thousands(dec.reassembled)
+        );
+    }
     let mut anomalies: Vec<(String, u64)> = dec
         .anomalies()
         .into_iter()
