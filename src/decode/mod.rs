@@ -50,9 +50,15 @@ pub struct Packet<'a> {
 pub enum L4<'a> {
     Tcp(TcpSegment<'a>),
     Udp(UdpDatagram<'a>),
-    Icmp { v6: bool, icmp_type: u8, code: u8 },
+    Icmp {
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+    },
     /// Another IP protocol (or a TCP/UDP header cut short): no ports.
-    Other { payload_len: u32 },
+    Other {
+        payload_len: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
