@@ -611,3 +611,7 @@ fn layer_label(layer: Layer) -> &'static str {
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;
