@@ -122,7 +122,7 @@ impl Decoder {
                     let frag = ipv6_fragment(v6, frame, stats)?;
                     return self.reassemble(&frag, frame.ts, true, cut);
                 }
-                ipv6(v6, frame)
+                ipv6(v6, frame, stats)
             }
             Some(LaxNetSlice::Arp(_)) => {
                 stats.count_non_ip(Some(EtherType::ARP.0));
@@ -304,9 +304,13 @@ fn ipv4<'a>(v4: &LaxIpv4Slice<'a>, frame: &Frame<'a>, stats: &mut DecodeStats) -
     let ip_end = if total >= h.slice().len() {
         ip_start + total
     } else {
-        // A total length shorter than the header (0 with TCP segmentation offload): the
-        // frame length is all there is to go by.
-        stats.count_malformed(label::IPV4_TOTAL_LEN);
+        // A total length shorter than the header: the frame length is all there is to go
+        // by. 0 is what TCP segmentation offload leaves in captures on the sending host.
+        if total == 0 {
+            stats.ip_len_zero += 1;
+        } else {
+            stats.count_malformed(label::IPV4_TOTAL_LEN);
+        }
         frame.data.len() + cut_len(frame)
     };
     Net {
@@ -319,12 +323,18 @@ fn ipv4<'a>(v4: &LaxIpv4Slice<'a>, frame: &Frame<'a>, stats: &mut DecodeStats) -
     }
 }
 
-fn ipv6<'a>(v6: &LaxIpv6Slice<'a>, frame: &Frame<'a>) -> Net<'a> {
+fn ipv6<'a>(v6: &LaxIpv6Slice<'a>, frame: &Frame<'a>, stats: &mut DecodeStats) -> Net<'a> {
     let h = v6.header();
     let payload = v6.payload();
     let ip_start = offset_in(frame.data, h.slice());
     let l4_start = offset_in(frame.data, payload.payload);
-    let ip_end = ipv6_end(ip_start, h.payload_length(), frame);
+    let ip_end = if h.payload_length() == 0 && frame.data.len() > ip_start + IPV6_HEADER_LEN {
+        // No length (jumbogram, or segmentation offload): the frame length is all there is.
+        stats.ip_len_zero += 1;
+        frame.data.len() + cut_len(frame)
+    } else {
+        ip_start + IPV6_HEADER_LEN + usize::from(h.payload_length())
+    };
     Net {
         src: IpAddr::V6(Ipv6Addr::from(h.source())),
         dst: IpAddr::V6(Ipv6Addr::from(h.destination())),
@@ -332,16 +342,6 @@ fn ipv6<'a>(v6: &LaxIpv6Slice<'a>, frame: &Frame<'a>) -> Net<'a> {
         proto: payload.ip_number.0,
         l4: payload.payload,
         l4_sent: to_u32(ip_end.saturating_sub(l4_start)),
-    }
-}
-
-/// End offset of an IPv6 packet as sent. A payload length of 0 (jumbogram, or segmentation
-/// offload) gives no length: the frame length is all there is to go by.
-fn ipv6_end(ip_start: usize, payload_length: u16, frame: &Frame<'_>) -> usize {
-    if payload_length == 0 && frame.data.len() > ip_start + IPV6_HEADER_LEN {
-        frame.data.len() + cut_len(frame)
-    } else {
-        ip_start + IPV6_HEADER_LEN + usize::from(payload_length)
     }
 }
 

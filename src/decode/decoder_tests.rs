@@ -486,6 +486,21 @@ fn ip_length_beyond_frame_marks_truncated_and_malformed_transport() {
 }
 
 #[test]
+fn ipv4_total_length_zero_takes_the_frame_length() {
+    // TCP segmentation offload: the sending host's capture shows total length 0.
+    let mut bytes = eth_ipv4_tcp(&[7; 100]);
+    bytes[16..18].copy_from_slice(&[0, 0]);
+    let mut d = decoder();
+    let p = d.decode(&frame(LinkType::ETHERNET, &bytes)).unwrap();
+    let t = tcp(&p);
+    assert_eq!(t.payload_len, 100);
+    assert_eq!(t.payload, &[7; 100][..]);
+    let s = d.stats();
+    assert_eq!(s.ip_len_zero, 1);
+    assert!(s.malformed.is_empty());
+}
+
+#[test]
 fn bad_udp_length_falls_back_to_ip_length() {
     let mut bytes = ipv4_udp(b"0123456789");
     bytes[24..26].copy_from_slice(&200u16.to_be_bytes());
@@ -834,4 +849,94 @@ proptest! {
         }
         prop_assert_eq!(d.stats().anomalies(), vec![]);
     }
+}
+
+// ---- real captures ----
+
+/// `(orig_len, captured bytes)` of one pcap record.
+type RawFrame<'a> = (u32, &'a [u8]);
+
+/// Frames of a classic pcap file (either byte order, µs or ns); `None` for anything else
+/// (pcapng is the capture reader's business, not this test's).
+fn classic_pcap(bytes: &[u8]) -> Option<(LinkType, Vec<RawFrame<'_>>)> {
+    let magic = bytes.get(..4)?;
+    let le = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return None,
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let linktype = LinkType(u32_at(20)? & 0x0fff_ffff);
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32_at(at + 8)? as usize;
+        let orig = u32_at(at + 12)?;
+        frames.push((orig, bytes.get(at + 16..at + 16 + incl)?));
+        at += 16 + incl;
+    }
+    Some((linktype, frames))
+}
+
+/// Every classic pcap in the shared external captures (pcapng is left to the capture reader's
+/// tests) decodes without anomalies and yields the TCP and UDP conversations tshark reports.
+#[test]
+fn real_captures_agree_with_tshark_conversation_counts() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/captures-external");
+    let Ok(index) = std::fs::read_to_string(format!("{dir}/INDEX.tsv")) else {
+        println!("skipping: {dir} is absent");
+        return;
+    };
+    let mut checked = 0;
+    for line in index.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [file, _, _, _, packets, tcp_convs, udp_convs, ..] = cols[..] else {
+            continue;
+        };
+        let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+        let Some((linktype, frames)) = classic_pcap(&bytes) else {
+            continue;
+        };
+        assert_eq!(frames.len(), packets.parse::<usize>().unwrap(), "{file}");
+        let mut d = decoder();
+        let mut convs = std::collections::HashSet::new();
+        for (orig_len, data) in frames {
+            let f = Frame {
+                orig_len,
+                ..frame(linktype, data)
+            };
+            if let Some(p) = d.decode(&f) {
+                if let Some((sp, dp)) = p.ports() {
+                    let a = (p.src, sp);
+                    let b = (p.dst, dp);
+                    convs.insert((matches!(p.l4, L4::Tcp(_)), a.min(b), a.max(b)));
+                }
+            }
+        }
+        let tcp = convs.iter().filter(|c| c.0).count();
+        let udp = convs.len() - tcp;
+        // tshark splits one 5-tuple into several conversations when signalling (SDP, SCCP)
+        // announced the media stream; these files count distinct 5-tuples instead.
+        let udp_want = match file {
+            "ndpi/FAX-Call-t38-CA-TDM-SIP-FB-1.pcap" | "ndpi/skinny.pcap" => "5",
+            _ => udp_convs,
+        };
+        assert_eq!(tcp.to_string(), tcp_convs, "{file} tcp: {:?}", d.stats());
+        assert_eq!(udp.to_string(), udp_want, "{file} udp: {:?}", d.stats());
+        let s = d.stats();
+        assert!(
+            s.malformed.is_empty() && s.cut_headers.is_empty(),
+            "{file}: {s:?}"
+        );
+        assert!(d.stats().unknown_linktypes.is_empty(), "{file}");
+        checked += 1;
+    }
+    println!("checked {checked} classic pcap files");
 }

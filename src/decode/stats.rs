@@ -61,6 +61,9 @@ pub struct DecodeStats {
     pub truncated: u64,
     /// Frames where the snap length cut a header (decoded as far as it went), by label.
     pub cut_headers: BTreeMap<&'static str, u64>,
+    /// IP packets with a length field of 0 but data behind the header (TCP segmentation
+    /// offload on the capturing host, or an IPv6 jumbogram): sizes come from the frame.
+    pub ip_len_zero: u64,
     /// Frames with a header that is wrong in itself (not explained by the snap length),
     /// by [`label`].
     pub malformed: BTreeMap<&'static str, u64>,
@@ -96,6 +99,7 @@ impl DecodeStats {
         merge_map(&mut self.non_ip_by_ether_type, &other.non_ip_by_ether_type);
         self.truncated += other.truncated;
         merge_map(&mut self.cut_headers, &other.cut_headers);
+        self.ip_len_zero += other.ip_len_zero;
         merge_map(&mut self.malformed, &other.malformed);
         merge_map(&mut self.unknown_linktypes, &other.unknown_linktypes);
         self.fragments += other.fragments;
@@ -119,6 +123,10 @@ impl DecodeStats {
         for (l, n) in &self.cut_headers {
             push(format!("cut by snaplen in {l}"), *n);
         }
+        push(
+            "ip length 0 (segmentation offload)".to_owned(),
+            self.ip_len_zero,
+        );
         for (l, n) in &self.malformed {
             push(format!("malformed {l}"), *n);
         }
