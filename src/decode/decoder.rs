@@ -112,7 +112,7 @@ impl Decoder {
                 stats.ipv4 += 1;
                 if v4.is_payload_fragmented() {
                     let frag = ipv4_fragment(v4, frame, stats)?;
-                    return self.reassemble(&frag, frame.ts, false, cut);
+                    return self.reassemble(&frag, false, cut);
                 }
                 ipv4(v4, frame, stats)
             }
@@ -120,7 +120,7 @@ impl Decoder {
                 stats.ipv6 += 1;
                 if v6.is_payload_fragmented() {
                     let frag = ipv6_fragment(v6, frame, stats)?;
-                    return self.reassemble(&frag, frame.ts, true, cut);
+                    return self.reassemble(&frag, true, cut);
                 }
                 ipv6(v6, frame, stats)
             }
@@ -185,7 +185,6 @@ impl Decoder {
     fn reassemble<'a>(
         &'a mut self,
         frag: &Fragment<'_>,
-        ts: Ts,
         v6: bool,
         cut: bool,
     ) -> Option<Packet<'a>> {
@@ -237,7 +236,7 @@ impl Decoder {
         Some(finish(
             stats,
             Packet {
-                ts,
+                ts: done.ts,
                 wire_len: done.wire_len,
                 frames: done.frames,
                 src: net.src,

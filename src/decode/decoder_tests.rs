@@ -784,7 +784,64 @@ proptest! {
                 prop_assert!(p.frames >= 1);
             }
             prop_assert!(d.defrag.pending() <= 2);
+            prop_assert!(d.defrag.buffered() <= 512);
         }
+    }
+
+    /// Any UDP datagram cut into fragments of any size, in any order, over IPv4 or IPv6,
+    /// reassembles to itself, once, from the last fragment fed.
+    #[test]
+    fn fragments_in_any_order_reassemble_to_the_datagram(
+        payload in proptest::collection::vec(any::<u8>(), 0..3000),
+        chunk8 in 1usize..185,
+        keys in proptest::collection::vec(any::<u32>(), 1..64),
+        v6 in any::<bool>(),
+        id in any::<u16>(),
+    ) {
+        let mut dgram = udp_header(7000, 7001, payload.len());
+        dgram.extend_from_slice(&payload);
+        // At most 128 fragments, so any order leaves at most 64 holes (the reassembler's
+        // MAX_RANGES; more is treated as a flood).
+        let chunk = (chunk8 * 8).max(dgram.len().div_ceil(128).next_multiple_of(8));
+        let n = dgram.len().div_ceil(chunk);
+        let frames: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let lo = i * chunk;
+                let hi = (lo + chunk).min(dgram.len());
+                let more = hi < dgram.len();
+                if v6 {
+                    let mut f = ipv6_frag_header(17, u32::from(id), lo as u32, more);
+                    f.extend_from_slice(&dgram[lo..hi]);
+                    ipv6_raw(44, &f)
+                } else {
+                    ipv4_raw(17, id, lo as u32, more, &dgram[lo..hi])
+                }
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (keys[i % keys.len()], i));
+        let mut d = decoder();
+        let wire: usize = frames.iter().map(Vec::len).sum();
+        if n == 1 {
+            // Not fragmented at all: decoded directly.
+            let p = d.decode(&frame(LinkType::RAW, &frames[0])).unwrap();
+            prop_assert_eq!(udp(&p).payload, &payload[..]);
+            return Ok(());
+        }
+        for (k, &i) in order.iter().enumerate() {
+            let out = d.decode(&frame(LinkType::RAW, &frames[i]));
+            if k + 1 < n {
+                prop_assert!(out.is_none());
+            } else {
+                let p = out.unwrap();
+                prop_assert_eq!(p.frames as usize, n);
+                prop_assert_eq!(p.wire_len as usize, wire);
+                prop_assert_eq!(udp(&p).payload, &payload[..]);
+                prop_assert_eq!(udp(&p).payload_len as usize, payload.len());
+            }
+        }
+        prop_assert_eq!(d.stats().reassembled, 1);
+        prop_assert_eq!(d.defrag.buffered(), 0);
     }
 
     #[test]

@@ -158,6 +158,12 @@ impl Defrag {
         self.index.len()
     }
 
+    /// Bytes buffered over all datagrams being reassembled.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.bytes
+    }
+
     /// The captured part of the last completed datagram's payload.
     pub(super) fn payload(&self) -> &[u8] {
         self.done.get(..self.done_len).unwrap_or(&[])
@@ -275,12 +281,16 @@ impl Defrag {
         }
         let start = frag.offset.min(end);
         if s.frames > MAX_FRAGMENTS {
-            stats.count_malformed(label::FRAG_LEN);
+            stats.count_malformed(label::FRAG_TOO_MANY);
             return self.drop_slot(slot, stats);
         }
 
-        // Budget: growing the buffer must fit in max_bytes, evicting older datagrams first.
+        // Budget: growing the buffer must fit in max_bytes, evicting older datagrams first —
+        // unless this datagram alone would not fit, which evicting others cannot cure.
         let growth = (end as usize).saturating_sub(s.buf.len());
+        if s.buf.len() + growth > max_bytes {
+            return self.drop_slot(slot, stats);
+        }
         while self.bytes + growth > max_bytes {
             if !self.evict_oldest(Some(slot), stats) {
                 return self.drop_slot(slot, stats);
@@ -300,7 +310,7 @@ impl Defrag {
                 stats.fragment_overlaps += 1;
             }
             if s.ranges.len() > MAX_RANGES {
-                stats.count_malformed(label::FRAG_LEN);
+                stats.count_malformed(label::FRAG_TOO_MANY);
                 return self.drop_slot(slot, stats);
             }
         }
@@ -572,10 +582,25 @@ mod tests {
         assert_eq!(d.pending(), 1);
         assert!(d.index.contains_key(&key(2)));
         assert!(d.bytes <= 24);
+        // Too big on its own: refused without evicting the others.
         d.push(&frag(3, 0, 0, true, &[1; 32]), &mut st);
         assert!(!d.index.contains_key(&key(3)));
-        assert_eq!(st.dropped_over_limit, 3);
+        assert!(d.index.contains_key(&key(2)));
+        assert_eq!(st.dropped_over_limit, 2);
         assert!(d.bytes <= 24);
+    }
+
+    #[test]
+    fn too_many_holes_drop_the_datagram() {
+        let mut d = Defrag::new(DefragLimits::default());
+        let mut st = DecodeStats::default();
+        for i in 0..=MAX_RANGES as u32 {
+            d.push(&frag(1, 0, i * 16, true, &[1; 8]), &mut st);
+        }
+        assert_eq!(d.pending(), 0);
+        assert_eq!(st.malformed.get(label::FRAG_TOO_MANY), Some(&1));
+        assert_eq!(st.fragment_frames_lost, MAX_RANGES as u64 + 1);
+        assert_eq!(d.buffered(), 0);
     }
 
     #[test]

@@ -29,10 +29,14 @@ pub mod label {
     pub const ICMP: &str = "icmp header";
     pub const ARP: &str = "arp";
     pub const FRAG_LEN: &str = "fragment length";
+    pub const FRAG_TOO_MANY: &str = "too many fragments or holes";
     pub const FRAG_TOO_BIG: &str = "fragment beyond 65535";
     pub const FRAG_END_CONFLICT: &str = "fragment end conflict";
     pub const FRAG_AFTER_END: &str = "fragment after end";
 }
+
+/// IEEE 802.3: type field values start at 0x0600; smaller values are lengths.
+const MIN_ETHER_TYPE: u16 = 0x0600;
 
 /// Counters kept by [`Decoder`](super::Decoder). Frame counts unless said otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +59,8 @@ pub struct DecodeStats {
     pub other_ip: u64,
     /// Frames that are not IP (ARP, LLDP, a loopback family we do not know, …).
     pub non_ip: u64,
-    /// `non_ip` split by ether type (SLL protocol values included) when there is one.
+    /// `non_ip` split by ether type (SLL protocol values included) when there is one; values
+    /// below 0x0600 (802.3 lengths, SLL pseudo-protocols) are counted under 0.
     pub non_ip_by_ether_type: BTreeMap<u16, u64>,
     /// Frames cut by the snap length, or whose headers claim more bytes than were captured.
     pub truncated: u64,
@@ -164,7 +169,10 @@ impl DecodeStats {
     pub(super) fn count_non_ip(&mut self, ether_type: Option<u16>) {
         self.non_ip += 1;
         if let Some(et) = ether_type {
-            *self.non_ip_by_ether_type.entry(et).or_insert(0) += 1;
+            // Below 0x0600 the field is an 802.3 length or an SLL pseudo-protocol, not a
+            // type: one bucket, so lengths do not spread over 1500 keys.
+            let key = if et < MIN_ETHER_TYPE { 0 } else { et };
+            *self.non_ip_by_ether_type.entry(key).or_insert(0) += 1;
         }
     }
 
