@@ -4,7 +4,10 @@
 //!
 //! Guarantees: never panics on any bytes; a frame that stops parsing early is decoded as far
 //! as it goes and the reason is counted in [`DecodeStats`]; fragment buffers are bounded in
-//! count, bytes and age. Must not: know about flows.
+//! count, bytes and age; no allocation or hash lookup for a frame that is not a fragment.
+//! Only the outermost IP header and the transport directly on it are decoded (a tunnel is
+//! reported at its outer layer), matching how flows are compared with tshark.
+//! Must not: know about flows.
 
 mod decoder;
 mod defrag;
@@ -13,7 +16,7 @@ mod stats;
 
 pub use decoder::Decoder;
 pub use defrag::DefragLimits;
-pub use stats::DecodeStats;
+pub use stats::{DecodeStats, label};
 
 use crate::time::Ts;
 use std::net::IpAddr;
