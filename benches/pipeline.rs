@@ -17,10 +17,15 @@ use std::path::PathBuf;
 fn input() -> PathBuf {
     std::env::var_os("P2PTRACE_BENCH_PCAP")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/voip-mix.pcap")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/captures/voip-mix.pcap"
+            ))
+        })
 }
 
-fn count_frames(path: &PathBuf) -> u64 {
+fn count_frames(path: &std::path::Path) -> u64 {
     let mut r = CaptureReader::open(path).expect("bench capture");
     let mut n = 0;
     while let Ok(Some(_)) = r.next_frame() {

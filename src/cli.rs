@@ -357,8 +357,16 @@ pub fn render_flow_table(rows: &[FlowRecord], seen: u64, t0: Ts) -> String {
         })
         .collect();
     let header = [
-        "proto", "originator", "responder", "pkts->", "bytes->", "<-pkts", "<-bytes", "bytes",
-        "start", "duration",
+        "proto",
+        "originator",
+        "responder",
+        "pkts->",
+        "bytes->",
+        "<-pkts",
+        "<-bytes",
+        "bytes",
+        "start",
+        "duration",
     ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &cells {
@@ -385,7 +393,12 @@ pub fn render_flow_table(rows: &[FlowRecord], seen: u64, t0: Ts) -> String {
         let refs: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&mut s, &refs);
     }
-    let _ = writeln!(s, "{} of {} flows", thousands(rows.len() as u64), thousands(seen));
+    let _ = writeln!(
+        s,
+        "{} of {} flows",
+        thousands(rows.len() as u64),
+        thousands(seen)
+    );
     s
 }
 

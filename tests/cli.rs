@@ -11,7 +11,10 @@ fn bundled() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run p2ptrace")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run p2ptrace")
 }
 
 fn stderr(o: &Output) -> String {
@@ -87,11 +90,25 @@ fn flows_prints_an_aligned_table_sorted_by_bytes() {
     // The byte column (8th) is non-increasing.
     let bytes: Vec<u64> = lines[1..6]
         .iter()
-        .map(|l| l.split_whitespace().nth(7).unwrap().replace(',', "").parse().unwrap())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(7)
+                .unwrap()
+                .replace(',', "")
+                .parse()
+                .unwrap()
+        })
         .collect();
     assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{bytes:?}");
     // Sorting by start gives a different first row for this capture, in time order.
-    let o = run(&["flows", bundled().to_str().unwrap(), "--sort", "start", "--limit", "0"]);
+    let o = run(&[
+        "flows",
+        bundled().to_str().unwrap(),
+        "--sort",
+        "start",
+        "--limit",
+        "0",
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("120 of 120 flows"));
 }
@@ -159,11 +176,21 @@ fn every_command_has_help_with_examples() {
 fn idle_timeout_none_and_defaults_differ_on_long_gaps() {
     // The bundled capture has no gaps over 300 s, so both settings give 120 flows.
     for spec in ["none", "udp=300,tcp=3600"] {
-        let o = run(&["analyze", bundled().to_str().unwrap(), "--idle-timeout", spec]);
+        let o = run(&[
+            "analyze",
+            bundled().to_str().unwrap(),
+            "--idle-timeout",
+            spec,
+        ]);
         assert_eq!(o.status.code(), Some(0));
         assert!(String::from_utf8_lossy(&o.stdout).contains("flows        120"));
     }
     // A 1 s UDP timeout splits the media flows of the calls.
-    let o = run(&["analyze", bundled().to_str().unwrap(), "--idle-timeout", "udp=0.001"]);
+    let o = run(&[
+        "analyze",
+        bundled().to_str().unwrap(),
+        "--idle-timeout",
+        "udp=0.001",
+    ]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("flows        120"));
 }

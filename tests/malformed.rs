@@ -66,7 +66,10 @@ fn check(bytes: &[u8], work: &Path, what: &str) -> Option<String> {
         Err(_) => Some(format!("{what}: panic")),
         Ok(stats) => match &stats.inputs[0].error {
             Some(CaptureError::Damaged { offset, .. }) if *offset > bytes.len() as u64 => {
-                Some(format!("{what}: damage offset {offset} beyond {} bytes", bytes.len()))
+                Some(format!(
+                    "{what}: damage offset {offset} beyond {} bytes",
+                    bytes.len()
+                ))
             }
             _ => None,
         },
@@ -89,7 +92,11 @@ fn truncations_and_bit_flips_never_panic() {
         cuts.extend((0..40).map(|_| rng.below(data.len())));
         for cut in cuts {
             cases += 1;
-            failures.extend(check(&data[..cut], work.path(), &format!("{name} cut at {cut}")));
+            failures.extend(check(
+                &data[..cut],
+                work.path(),
+                &format!("{name} cut at {cut}"),
+            ));
         }
         for i in 0..40 {
             let mut bytes = data.clone();
@@ -104,5 +111,10 @@ fn truncations_and_bit_flips_never_panic() {
     }
     let _ = std::panic::take_hook();
     assert!(cases > 100);
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -248,13 +248,20 @@ mod tests {
         assert_eq!(with((R, FIN | ACK, 10, 0)), "S3");
         assert_eq!(with((O, ACK, 2, 0)), "S1");
         assert_eq!(run(&[(O, SYN, 1, 0), (O, RST, 2, 0)]).tcp_state(), "RSTOS0");
-        assert_eq!(run(&[(R, SYN | ACK, 1, 0), (R, RST, 2, 0)]).tcp_state(), "RSTRH");
+        assert_eq!(
+            run(&[(R, SYN | ACK, 1, 0), (R, RST, 2, 0)]).tcp_state(),
+            "RSTRH"
+        );
         assert_eq!(run(&[(O, ACK | PSH, 1, 5)]).tcp_state(), "OTH");
     }
 
     #[test]
     fn retransmitted_payload_is_t() {
-        let c = run(&[(O, ACK | PSH, 1, 10), (O, ACK | PSH, 1, 10), (O, ACK, 11, 0)]);
+        let c = run(&[
+            (O, ACK | PSH, 1, 10),
+            (O, ACK | PSH, 1, 10),
+            (O, ACK, 11, 0),
+        ]);
         assert_eq!(c.history(), "DTA");
     }
 

@@ -1,8 +1,8 @@
 //! What the flow table reports about a flow when it ends: a Zeek `conn.log`-like record.
 
+use super::Dir;
 use super::conn_state::ConnState;
 use super::key::Endpoint;
-use super::Dir;
 use crate::time::Ts;
 use std::fmt;
 

@@ -9,10 +9,10 @@
 //! intrusive list ordered by last activity (a packet moves its flow to the tail), so
 //! expired flows are always at the heads.
 
+use super::Dir;
 use super::conn_state::ConnState;
 use super::key::{Addr, Endpoint, FlowKey};
 use super::record::{DirStats, EndReason, FlowRecord, Uid};
-use super::Dir;
 use crate::decode::tcp_flags::{ACK, SYN};
 use crate::decode::{L4, Packet};
 use crate::time::Ts;
@@ -150,10 +150,7 @@ pub struct FlowTable<A = ()> {
 impl<A: Default> FlowTable<A> {
     pub fn new(config: FlowConfig) -> FlowTable<A> {
         FlowTable {
-            index: HashMap::with_capacity_and_hasher(
-                config.max_flows.min(1 << 16),
-                FxBuildHasher,
-            ),
+            index: HashMap::with_capacity_and_hasher(config.max_flows.min(1 << 16), FxBuildHasher),
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -433,9 +430,7 @@ impl<A: Default> FlowTable<A> {
     }
 
     fn unlink(&mut self, idx: u32) {
-        let Some((class, prev, next)) = self
-            .slot(idx)
-            .map(|s| (s.class as usize, s.prev, s.next))
+        let Some((class, prev, next)) = self.slot(idx).map(|s| (s.class as usize, s.prev, s.next))
         else {
             return;
         };
@@ -633,7 +628,14 @@ mod tests {
         let mut ended = 0;
         let mut sink = |_r: FlowRecord, ()| ended += 1;
         for i in 0..10_000u32 {
-            let p = udp(i64::from(i), "10.0.0.1", (i % 60000) as u16, "10.0.0.2", 9, 1);
+            let p = udp(
+                i64::from(i),
+                "10.0.0.1",
+                (i % 60000) as u16,
+                "10.0.0.2",
+                9,
+                1,
+            );
             table.ingest(&p, &mut sink);
             assert!(table.live() <= 100);
         }
@@ -664,7 +666,11 @@ mod tests {
     fn retransmitted_syn_stays_in_its_flow() {
         let recs = run(
             FlowConfig::default(),
-            &[tcp(0, true, SYN, 1, 0), tcp(1, true, SYN, 1, 0), tcp(3, true, SYN, 1, 0)],
+            &[
+                tcp(0, true, SYN, 1, 0),
+                tcp(1, true, SYN, 1, 0),
+                tcp(3, true, SYN, 1, 0),
+            ],
         );
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].dir(Dir::Orig).pkts, 3);

@@ -75,7 +75,11 @@ mod tests {
     #[test]
     fn quotes_only_when_needed_and_doubles_quotes() {
         let mut row = CsvRow::default();
-        row.field("plain").field(42).field("a,b").field("say \"hi\"").field("l1\nl2");
+        row.field("plain")
+            .field(42)
+            .field("a,b")
+            .field("say \"hi\"")
+            .field("l1\nl2");
         assert_eq!(
             std::str::from_utf8(row.finish()).unwrap(),
             "plain,42,\"a,b\",\"say \"\"hi\"\"\",\"l1\nl2\"\n"

@@ -50,7 +50,11 @@ fn format_name(format: Option<Format>, gzip: bool) -> String {
         Some(Format::Pcap { nanos, big_endian }) => format!(
             "pcap ({}, {})",
             if nanos { "ns" } else { "µs" },
-            if big_endian { "big-endian" } else { "little-endian" }
+            if big_endian {
+                "big-endian"
+            } else {
+                "little-endian"
+            }
         ),
         Some(Format::PcapNg) => "pcapng".to_string(),
         None => "unreadable".to_string(),
@@ -97,7 +101,11 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
     }
     let _ = writeln!(s, "flows        {}", thousands(flows.flows()));
     if !flows.by_proto.is_empty() {
-        let _ = writeln!(s, "  {:<10} {:>12} {:>14} {:>16}", "proto", "flows", "packets", "bytes");
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>12} {:>14} {:>16}",
+            "proto", "flows", "packets", "bytes"
+        );
         for (proto, (n, p, b)) in &flows.by_proto {
             let _ = writeln!(
                 s,

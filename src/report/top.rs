@@ -89,6 +89,10 @@ impl TopFlows {
     /// The kept flows, best first.
     pub fn into_sorted(self) -> Vec<FlowRecord> {
         // `into_sorted_vec` is ascending by `Ord`, i.e. best first given the reversal.
-        self.heap.into_sorted_vec().into_iter().map(|e| e.1).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| e.1)
+            .collect()
     }
 }
