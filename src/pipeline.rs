@@ -140,6 +140,7 @@ pub fn run(
             }
             if frames % CHECKPOINT_FRAMES == 0 {
                 decoder.expire(table.now());
+                reader.release_consumed();
                 progress(path, reader.bytes_consumed(), reader.total_len());
             }
             if frames == 1 {

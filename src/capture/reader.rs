@@ -637,6 +637,12 @@ impl CaptureReader {
         self.src.consumed()
     }
 
+    /// Lets go of memory holding frames already read (mapped pages behind the read
+    /// position), keeping resident memory flat on large files. Cheap; call it now and then.
+    pub fn release_consumed(&mut self) {
+        self.src.release_consumed();
+    }
+
     /// Size of the underlying file, when known (not for stdin or pipes).
     pub fn total_len(&self) -> Option<u64> {
         self.total_len

@@ -36,7 +36,12 @@ pub(crate) struct Source {
     base: u64,
     /// Raw (compressed) bytes pulled from the underlying file, when it is decompressed.
     raw_count: Option<Arc<AtomicU64>>,
+    /// Mapped bytes already released from memory by `release_consumed`.
+    released: usize,
 }
+
+/// Resident mapped bytes behind the read position before they are released.
+const RELEASE_STEP: usize = 16 << 20;
 
 impl Source {
     pub(crate) fn mapped(map: Mmap) -> Source {
@@ -47,6 +52,7 @@ impl Source {
             end,
             base: 0,
             raw_count: None,
+            released: 0,
         }
     }
 
@@ -64,6 +70,7 @@ impl Source {
             end: 0,
             base: 0,
             raw_count,
+            released: 0,
         }
     }
 
@@ -164,6 +171,32 @@ impl Source {
             }
         }
         Ok(true)
+    }
+
+    /// Drops the pages of a mapped file that lie wholly before the read position from this
+    /// process's memory, so resident memory stays flat however large the file (the page
+    /// cache keeps them; a later access would simply map them again). No-op for streams.
+    pub(crate) fn release_consumed(&mut self) {
+        const PAGE: usize = 4096;
+        let Backing::Mapped(map) = &self.backing else {
+            return;
+        };
+        let upto = self.pos / PAGE * PAGE;
+        if upto <= self.released + RELEASE_STEP {
+            return;
+        }
+        // SAFETY: MADV_DONTNEED on a read-only, file-backed mapping only discards page-table
+        // entries: a later access faults the same file contents back in, so no reference can
+        // observe a change. (The "unchecked" advices are unsafe because on private anonymous
+        // or copy-on-write memory they would zero it; this map is neither.)
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                self.released,
+                upto - self.released,
+            )
+        };
+        self.released = upto;
     }
 
     /// Turns a stream source back into a reader that yields the unread bytes first, so a

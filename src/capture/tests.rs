@@ -564,3 +564,26 @@ fn external_captures_have_the_indexed_frame_counts() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn releasing_consumed_pages_keeps_every_frame_intact() {
+    // 40 MiB of distinct frames: several release steps pass while reading.
+    let mut w = PcapWriter::new(false, false, 65535, 1);
+    let mut expected = Vec::new();
+    for i in 0..40_000u32 {
+        let data: Vec<u8> = (0..1000u32)
+            .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+            .collect();
+        w.record(i, 0, 1000, &data);
+        expected.push(data);
+    }
+    let (_file, reader) = file(&w.buf);
+    let mut reader = reader.expect("open");
+    let mut n = 0;
+    while let Ok(Some(f)) = reader.next_frame() {
+        assert_eq!(f.data, &expected[n][..], "frame {n}");
+        n += 1;
+        reader.release_consumed();
+    }
+    assert_eq!(n, expected.len());
+}

@@ -13,6 +13,7 @@
 //! look past the first transport header.
 
 use super::defrag::{Defrag, DefragLimits, FragKey, Fragment};
+use super::fast;
 use super::link::{self, Link};
 use super::stats::{DecodeStats, label};
 use super::{L4, Packet, TcpSegment, UdpDatagram};
@@ -61,6 +62,22 @@ impl Decoder {
     /// Decodes one frame. `None` when the frame yields no IP packet (not IP, an unknown link
     /// type, a fragment held for reassembly, or unparseable) — counted in the stats.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Packet<'a>> {
+        if let Some(packet) = fast::decode(frame) {
+            let stats = &mut self.stats;
+            stats.frames += 1;
+            if packet.src.is_ipv4() {
+                stats.ipv4 += 1;
+            } else {
+                stats.ipv6 += 1;
+            }
+            return Some(finish(stats, packet));
+        }
+        self.decode_general(frame)
+    }
+
+    /// The general path: etherparse's lax slicing, every link type, fragments, extension
+    /// headers, truncation and damage (counted).
+    pub(super) fn decode_general<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Packet<'a>> {
         let stats = &mut self.stats;
         stats.frames += 1;
         let cut = frame.is_truncated();

@@ -11,6 +11,7 @@
 
 mod decoder;
 mod defrag;
+mod fast;
 mod link;
 mod stats;
 

@@ -49,7 +49,7 @@ pub struct Endpoint {
 
 /// Canonical bidirectional key: `lo <= hi`. Which end is the originator is flow state, not
 /// part of the key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub proto: u8,
     pub lo: Endpoint,
@@ -78,6 +78,39 @@ impl FlowKey {
                 false,
             )
         }
+    }
+}
+
+impl Addr {
+    /// The address as two machine words, for hashing.
+    #[inline(always)]
+    fn words(&self) -> (u64, u64) {
+        let (a, b) = self.bytes.split_at(8);
+        (
+            u64::from_ne_bytes(a.try_into().unwrap_or_default()),
+            u64::from_ne_bytes(b.try_into().unwrap_or_default()),
+        )
+    }
+}
+
+/// Hashes a key as five words instead of field by field (the derived impl feeds each of
+/// the 16 address bytes separately): the table hashes once per packet.
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (l0, l1) = self.lo.addr.words();
+        let (h0, h1) = self.hi.addr.words();
+        h.write_u64(l0);
+        h.write_u64(l1);
+        h.write_u64(h0);
+        h.write_u64(h1);
+        h.write_u64(
+            u64::from(self.lo.port)
+                | u64::from(self.hi.port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.lo.addr.v6) << 40
+                | u64::from(self.hi.addr.v6) << 41,
+        );
     }
 }
 

@@ -16,9 +16,10 @@ use super::record::{DirStats, EndReason, FlowRecord, Uid};
 use crate::decode::tcp_flags::{ACK, SYN};
 use crate::decode::{L4, Packet};
 use crate::time::Ts;
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
 
@@ -136,7 +137,10 @@ struct List {
 
 pub struct FlowTable<A = ()> {
     config: FlowConfig,
-    index: HashMap<FlowKey, u32, FxBuildHasher>,
+    /// Slot numbers hashed by their flow's key (the key lives in the slot only: 4 bytes per
+    /// bucket keeps the index small and cache-friendly with a million flows).
+    index: HashTable<u32>,
+    hasher: FxBuildHasher,
     slots: Vec<Option<Slot<A>>>,
     free: Vec<u32>,
     lists: [List; 3],
@@ -150,7 +154,8 @@ pub struct FlowTable<A = ()> {
 impl<A: Default> FlowTable<A> {
     pub fn new(config: FlowConfig) -> FlowTable<A> {
         FlowTable {
-            index: HashMap::with_capacity_and_hasher(config.max_flows.min(1 << 16), FxBuildHasher),
+            index: HashTable::with_capacity(config.max_flows.min(1 << 16)),
+            hasher: FxBuildHasher,
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -221,17 +226,18 @@ impl<A: Default> FlowTable<A> {
         };
         let pure_syn = tcp.is_some_and(|t| t.flags & (SYN | ACK) == SYN);
 
+        let hash = self.hasher.hash_one(key);
         let mut created = false;
-        let idx = match self.index.get(&key).copied() {
+        let idx = match self.lookup(hash, &key) {
             Some(idx) if pure_syn && self.is_closed(idx) => {
                 self.end_flow(idx, EndReason::Reused, sink);
                 created = true;
-                self.create(key, src_is_lo, pkt, sink)
+                self.create(hash, key, src_is_lo, pkt, sink)
             }
             Some(idx) => idx,
             None => {
                 created = true;
-                self.create(key, src_is_lo, pkt, sink)
+                self.create(hash, key, src_is_lo, pkt, sink)
             }
         };
 
@@ -300,8 +306,21 @@ impl<A: Default> FlowTable<A> {
         self.slot(idx).is_some_and(|s| s.conn.tcp_closed())
     }
 
+    fn lookup(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&idx| {
+                slots
+                    .get(idx as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.key == *key)
+            })
+            .copied()
+    }
+
     fn create(
         &mut self,
+        hash: u64,
         key: FlowKey,
         src_is_lo: bool,
         pkt: &Packet<'_>,
@@ -351,7 +370,13 @@ impl<A: Default> FlowTable<A> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, idx);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, idx, |&i| {
+            slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |s| hasher.hash_one(s.key))
+        });
         self.live_starts.insert((pkt.ts.0, seq));
         self.link_tail(idx);
         self.stats.peak_live = self.stats.peak_live.max(self.index.len());
@@ -377,7 +402,10 @@ impl<A: Default> FlowTable<A> {
             return;
         };
         self.free.push(idx);
-        self.index.remove(&slot.key);
+        let hash = self.hasher.hash_one(slot.key);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
         self.live_starts.remove(&(slot.ts_start.0, slot.seq));
         if end == EndReason::Reused {
             self.stats.flows_reused += 1;

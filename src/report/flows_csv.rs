@@ -37,7 +37,7 @@ pub const FLOWS_COLUMNS: &[&str] = &[
 ];
 
 /// Memory for rows waiting behind a long-lived flow before they spill to disk.
-const SPOOL_MEM_BYTES: usize = 64 << 20;
+const SPOOL_MEM_BYTES: usize = 16 << 20;
 
 pub struct FlowsCsv {
     out: BufWriter<File>,
