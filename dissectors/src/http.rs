@@ -86,6 +86,16 @@ impl DetailBuf {
         self
     }
 
+    /// Appends literal text (filtered like everything else).
+    pub(crate) fn raw(&mut self, s: &str) -> &mut Self {
+        let _ = fmt::Write::write_str(self, s);
+        self
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.s.is_empty()
+    }
+
     pub(crate) fn display(&mut self, v: impl fmt::Display) -> &mut Self {
         let _ = fmt::write(self, format_args!("{v}"));
         self
@@ -710,7 +720,7 @@ impl HttpFlow {
                 ),
             },
             BodyState::Trailers { seen } => match split_line_bounded(data, MAX_LINE) {
-                Ok(Some((line, used))) if line.is_empty() => (BodyState::Head, Step::Advance(used)),
+                Ok(Some(([], used))) => (BodyState::Head, Step::Advance(used)),
                 Ok(Some((_, used))) if seen < MAX_TRAILERS => {
                     (BodyState::Trailers { seen: seen + 1 }, Step::Advance(used))
                 }
