@@ -1129,7 +1129,10 @@ fn probe_message(data: &[u8], exact: bool) -> Probe {
     };
     let total = HEADER_LEN + usize::from(h.length);
     if !h.is_modern() {
-        if data.len() != total && (exact || data.len() < total) {
+        if data.len() < total && !exact {
+            return Probe::Maybe;
+        }
+        if data.len() != total && exact {
             return Probe::No;
         }
         return probe_classic(&h, data.get(..total).unwrap_or_default());
@@ -1167,9 +1170,14 @@ pub fn detect_framing(data: &[u8]) -> Option<Framing> {
             }
         }
     }
-    match probe_message(data, false) {
-        Probe::Yes => Some(Framing::Plain),
-        _ => None,
+    // A modern header is enough on a stream (the cookie is the evidence); classic needs
+    // its whole first message to pass the strict walk.
+    match parse_header(data) {
+        Ok((_, h)) if h.is_modern() => Some(Framing::Plain),
+        _ => match probe_message(data, false) {
+            Probe::Yes if data.first().is_some_and(|b| b & 0xC0 == 0) => Some(Framing::Plain),
+            _ => None,
+        },
     }
 }
 
@@ -1180,13 +1188,21 @@ pub fn probe(transport: Transport, _side: Side, data: &[u8]) -> Probe {
         Transport::Udp => probe_message(data, true),
         Transport::Tcp => match detect_framing(data) {
             Some(_) => Probe::Yes,
-            None if data.len() < FRAMING_PROBE_LEN => match probe_message(data, false) {
-                Probe::No => Probe::No,
-                _ => Probe::Maybe,
-            },
+            None if undecided(data) => Probe::Maybe,
             None => Probe::No,
         },
     }
+}
+
+/// True when the stream head could still turn out to be STUN with more bytes.
+fn undecided(data: &[u8]) -> bool {
+    let head_ok = match data.first() {
+        // ChannelData cannot open a stream (an Allocate comes first).
+        Some(b) if b & 0xC0 == 0x40 => false,
+        _ => probe_message(data, false) != Probe::No,
+    };
+    // An RFC 4571 prefix hides the header until 22 bytes are in.
+    head_ok || data.len() < FRAMING_PROBE_LEN
 }
 
 /// Decodes one datagram (or one framed TCP message) into a row; `None` when it is neither
@@ -1274,12 +1290,15 @@ impl StunFlow {
         if st.framing == Framing::Unknown {
             match detect_framing(data.get(off..).unwrap_or_default()) {
                 Some(f) => st.framing = f,
-                None if data.len() - off < FRAMING_PROBE_LEN
-                    && probe_message(data.get(off..).unwrap_or_default(), false) != Probe::No =>
-                {
+                None if undecided(data.get(off..).unwrap_or_default()) => {
+                    let have = data.len() - off;
+                    let want = match plain_frame_len(data.get(off..).unwrap_or_default()) {
+                        Ok(n) => n.max(FRAMING_PROBE_LEN),
+                        Err(_) => FRAMING_PROBE_LEN,
+                    };
                     return Progress::Parsed {
                         consumed: off,
-                        needed: Some(FRAMING_PROBE_LEN - (data.len() - off)),
+                        needed: Some(want.saturating_sub(have).max(1)),
                     };
                 }
                 None => {
