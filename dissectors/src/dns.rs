@@ -471,8 +471,8 @@ impl<'a> EntryIter<'a> {
         let rdata_offset = self.msg.len() - rest.len();
         let rdata = rest
             .get(..usize::from(rdlen))
-            .ok_or(DissectError::Truncated {
-                needed: usize::from(rdlen) - rest.len(),
+            .ok_or_else(|| DissectError::Truncated {
+                needed: usize::from(rdlen).saturating_sub(rest.len()),
             })?;
         self.pos = rdata_offset + rdata.len();
         if let Some(n) = self.left.get_mut(si) {
