@@ -498,7 +498,13 @@ fn maybe_http_prefix(data: &[u8]) -> bool {
 
 /// Cheap look at the head of a stream direction: a known method plus space, or `HTTP/1.`.
 pub fn probe(transport: Transport, _side: Side, data: &[u8]) -> Probe {
-    if transport != Transport::Tcp || data.is_empty() || !maybe_http_prefix(data) {
+    if transport != Transport::Tcp {
+        return Probe::No;
+    }
+    if data.is_empty() {
+        return Probe::Maybe;
+    }
+    if !maybe_http_prefix(data) {
         return Probe::No;
     }
     let line = match data.iter().position(|&c| c == b'\n') {
