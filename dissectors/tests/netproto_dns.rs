@@ -224,7 +224,11 @@ fn probes_accept_real_messages_and_reject_others() {
     for b in [query(), response(), nxdomain()] {
         assert_eq!(dns::probe(Transport::Udp, Side::Orig, &b), Probe::Yes);
         assert_eq!(
-            dns::probe(Transport::Tcp, Side::Orig, &tcp_framed(&[b.clone()])),
+            dns::probe(
+                Transport::Tcp,
+                Side::Orig,
+                &tcp_framed(std::slice::from_ref(&b))
+            ),
             Probe::Yes
         );
     }
@@ -252,7 +256,7 @@ fn every_prefix_is_truncated_never_a_panic() {
                 Err(e) => assert!(matches!(e, DissectError::Truncated { .. })),
             }
             // On TCP every prefix of a framed message just waits for more.
-            let framed = tcp_framed(&[b.clone()]);
+            let framed = tcp_framed(std::slice::from_ref(&b));
             let mut flow = (dns::DESCRIPTOR.new_flow)(Transport::Tcp);
             let mut out = Vec::new();
             match flow.parse(Side::Orig, 0, &framed[..n], &mut out) {
@@ -332,7 +336,9 @@ proptest! {
         b.extend_from_slice(&body);
         let v = DnsView::parse(&b).unwrap();
         let _ = v.to_message();
-        let _ = v.name_addresses().map(|(n, _)| n.to_string()).count();
+        for (n, _) in v.name_addresses() {
+            let _ = n.to_string();
+        }
         let _ = dns::probe(Transport::Udp, Side::Resp, &b);
     }
 }
