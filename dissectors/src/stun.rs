@@ -309,12 +309,15 @@ pub fn parse_header(i: &[u8]) -> IResult<&[u8], Header, DissectError> {
         }));
     }
     let (i, length) = be_u16(i)?;
-    if length % 4 != 0 {
+    let (i, magic_cookie) = be_u32(i)?;
+    // RFC 8489 §5 requires a multiple of 4. WhatsApp sends cookie-bearing messages that
+    // break this; the cookie is evidence enough, so they parse (and are reported
+    // malformed). Without the cookie the rule is what tells STUN from noise.
+    if length % 4 != 0 && magic_cookie != MAGIC_COOKIE {
         return Err(nom::Err::Error(DissectError::Invalid {
             what: "stun message length",
         }));
     }
-    let (i, magic_cookie) = be_u32(i)?;
     let (i, tid) = take(12usize)(i)?;
     let mut transaction_id = [0u8; 12];
     transaction_id.copy_from_slice(tid);
@@ -816,6 +819,8 @@ impl<'a> StunView<'a> {
         let mut d = DetailBuf::new(MAX_DETAIL_LEN);
         let mut status = if self.is_truncated() {
             Status::Truncated
+        } else if self.header.length % 4 != 0 {
+            Status::Malformed
         } else {
             Status::Complete
         };
@@ -1060,6 +1065,9 @@ impl StunMessage {
         }
         if view.bytes.len() != data.len() {
             return Err(invalid("trailing bytes after stun message"));
+        }
+        if view.header.length % 4 != 0 {
+            return Err(invalid("stun message length"));
         }
         let attributes = view
             .attributes()

@@ -287,6 +287,22 @@ fn rfc5769_request_reemits_identically_apart_from_padding() {
 }
 
 #[test]
+fn unaligned_length_with_cookie_parses_as_malformed() {
+    // ndpi/whatsapp_voice_and_message.pcap frame 26 starts like this: Allocate with length
+    // 0x006a (not a multiple of 4), which tshark still decodes as STUN.
+    let mut b = hex("0003 0006 2112a442 0000d160e0ec785eac996a6c 4000 0002 0100");
+    assert_eq!(b.len(), 26);
+    assert_eq!(stun::probe(Transport::Udp, Side::Orig, &b), Probe::Yes);
+    let m = StunView::parse(&b).unwrap().to_message();
+    assert_eq!(m.msg_type, "allocate-request");
+    assert_eq!(m.status, Status::Malformed);
+    assert!(StunMessage::parse(&b).is_err());
+    // Without the cookie the same header is not STUN.
+    b[4] = 0;
+    assert_eq!(stun::probe(Transport::Udp, Side::Orig, &b), Probe::No);
+}
+
+#[test]
 fn message_types_decode_class_and_method() {
     let t = MessageType::from_u16(0x0113);
     assert_eq!((t.method, t.class), (Method::Allocate, Class::Error));
