@@ -718,14 +718,27 @@ pub fn probe(transport: Transport, _side: Side, data: &[u8]) -> Probe {
 
 struct DnsFlow {
     transport: Transport,
+    /// Per TCP side: framing lost after a gap or a bad frame. A 2-byte length has no sync
+    /// marker to find again, so the rest of that side is skipped.
+    lost: [bool; 2],
 }
 
 fn new_flow(transport: Transport) -> Box<dyn FlowDissector> {
-    Box::new(DnsFlow { transport })
+    Box::new(DnsFlow {
+        transport,
+        lost: [false; 2],
+    })
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Orig => 0,
+        Side::Resp => 1,
+    }
 }
 
 impl FlowDissector for DnsFlow {
-    fn parse(&mut self, _side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
+    fn parse(&mut self, side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
         match self.transport {
             Transport::Udp => match DnsView::parse(data) {
                 Ok(v) => {
@@ -741,6 +754,13 @@ impl FlowDissector for DnsFlow {
                 },
             },
             Transport::Tcp => {
+                let si = side_index(side);
+                if self.lost.get(si).copied().unwrap_or(true) {
+                    return Progress::Parsed {
+                        consumed: data.len(),
+                        needed: None,
+                    };
+                }
                 let mut off = 0usize;
                 // Each iteration consumes at least TCP_PREFIX_LEN + HEADER_LEN bytes or returns.
                 loop {
@@ -761,6 +781,9 @@ impl FlowDissector for DnsFlow {
                         }
                     };
                     if n < HEADER_LEN {
+                        if let Some(l) = self.lost.get_mut(si) {
+                            *l = true;
+                        }
                         return Progress::Error {
                             consumed: data.len(),
                             error: DissectError::Invalid {
@@ -777,6 +800,9 @@ impl FlowDissector for DnsFlow {
                     match DnsView::parse(msg) {
                         Ok(v) => out.push(v.to_message()),
                         Err(error) => {
+                            if let Some(l) = self.lost.get_mut(si) {
+                                *l = true;
+                            }
                             return Progress::Error {
                                 consumed: data.len(),
                                 error,
@@ -786,6 +812,12 @@ impl FlowDissector for DnsFlow {
                     off += TCP_PREFIX_LEN + n;
                 }
             }
+        }
+    }
+
+    fn on_gap(&mut self, side: Side, _missing: u64) {
+        if let Some(l) = self.lost.get_mut(side_index(side)) {
+            *l = true;
         }
     }
 }

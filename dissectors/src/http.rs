@@ -522,7 +522,9 @@ pub fn probe(transport: Transport, _side: Side, data: &[u8]) -> Probe {
     }
 }
 
-/// Builds the message row of a head.
+/// Builds the message row of a head. `len` is the head plus a Content-Length body; for
+/// chunked or until-close bodies the total is unknown when the row is made, so only the head
+/// counts.
 pub fn head_message(head: &HeadView<'_>, body_len: Option<u64>, status: Status) -> Message {
     let mut d = DetailBuf::new(MAX_DETAIL_LEN);
     let msg_type = match head.start {

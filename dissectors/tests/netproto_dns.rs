@@ -294,6 +294,24 @@ fn tcp_needed_counts_missing_bytes() {
     );
 }
 
+#[test]
+fn tcp_gap_gives_up_on_that_side_only() {
+    let stream = tcp_framed(&[query(), response()]);
+    let mut flow = (dns::DESCRIPTOR.new_flow)(Transport::Tcp);
+    flow.on_gap(Side::Orig, 5);
+    let mut out = Vec::new();
+    assert_eq!(
+        flow.parse(Side::Orig, 0, &stream, &mut out),
+        Progress::Parsed {
+            consumed: stream.len(),
+            needed: None
+        }
+    );
+    assert!(out.is_empty());
+    flow.parse(Side::Resp, 0, &stream, &mut out);
+    assert_eq!(out.len(), 2);
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
