@@ -604,8 +604,8 @@ impl TlsSide {
         }
     }
 
-    /// Handles as many whole handshake messages as `buf` holds; returns how many bytes were
-    /// used (the rest is an incomplete message), or `None` to stop looking.
+    /// Handles the whole handshake messages `buf` holds while still waiting for the hello;
+    /// returns how many bytes were used (the rest is the start of an incomplete message).
     fn handshake_messages(phase: &mut Phase, buf: &[u8], out: &mut Vec<Message>) -> usize {
         let mut used = 0usize;
         while *phase == Phase::Hello {
