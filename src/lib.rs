@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod dissect;
 pub mod flow;
 pub mod pipeline;
 pub mod report;

@@ -7,7 +7,10 @@
 
 use crate::capture::{CaptureError, CaptureReader, Format};
 use crate::decode::{DecodeStats, Decoder, DefragLimits};
-use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats};
+use crate::dissect::{DissectConfig, DissectStats, Dissection, FlowApp};
+use crate::flow::reassembly::StreamEnd;
+use crate::flow::{Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats, Uid};
+use dissectors::registry::Message;
 use crate::time::Ts;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub struct PipelineConfig {
     pub flow: FlowConfig,
     pub defrag: DefragLimits,
+    /// Application-layer dissection (`None`: flow statistics only).
+    pub dissect: Option<DissectConfig>,
 }
 
 /// Receives flow records as flows end, and the report watermark (see
@@ -23,6 +28,8 @@ pub trait FlowConsumer {
     /// `digits` is the capture's timestamp precision (fractional digits of a second).
     fn flow(&mut self, record: &FlowRecord, digits: u8);
     fn watermark(&mut self, _watermark: (i64, u64)) {}
+    /// A message decoded in flow `uid`, sent in direction `dir` at capture time `ts`.
+    fn message(&mut self, _uid: Uid, _dir: Dir, _ts: Ts, _msg: &Message, _digits: u8) {}
 }
 
 /// What happened to one input.
@@ -48,6 +55,8 @@ pub struct RunStats {
     pub ts_precision: u8,
     pub decode: DecodeStats,
     pub table: FlowTableStats,
+    /// Present when dissection ran.
+    pub dissect: Option<DissectStats>,
 }
 
 impl RunStats {
@@ -73,13 +82,27 @@ const CHECKPOINT_FRAMES: u64 = 1 << 16;
 
 struct Adapter<'c> {
     consumer: &'c mut dyn FlowConsumer,
+    dissection: Option<Dissection>,
     digits: u8,
     ended: bool,
 }
 
-impl FlowSink<()> for Adapter<'_> {
-    fn flow_ended(&mut self, record: FlowRecord, _app: ()) {
+impl FlowSink<FlowApp> for Adapter<'_> {
+    fn flow_ended(&mut self, mut record: FlowRecord, mut app: FlowApp) {
         self.ended = true;
+        if let Some(d) = &mut self.dissection {
+            let how = match record.end {
+                EndReason::Evicted => StreamEnd::Evicted,
+                // Idle, or still open at the end of the input: the stream just stops. (A
+                // FIN or RST seen earlier is reported as such by the reassembler.)
+                EndReason::Idle | EndReason::Eof | EndReason::Reused => StreamEnd::Timeout,
+            };
+            let (consumer, digits, uid) = (&mut *self.consumer, self.digits, record.uid);
+            d.on_flow_end(&mut app, record.ts_end, how, &mut |dir, ts, msg: &Message| {
+                consumer.message(uid, dir, ts, msg, digits)
+            });
+        }
+        record.service = app.service();
         self.consumer.flow(&record, self.digits);
     }
 }
@@ -96,9 +119,13 @@ pub fn run(
         ..RunStats::default()
     };
     let mut decoder = Decoder::new(config.defrag.clone());
-    let mut table = FlowTable::<()>::new(config.flow.clone());
+    let mut table = FlowTable::<FlowApp>::new(config.flow.clone());
     let mut sink = Adapter {
         consumer,
+        dissection: config
+            .dissect
+            .clone()
+            .map(|c| Dissection::new(dissectors::registry::ALL, c)),
         digits: 6,
         ended: false,
     };
@@ -132,7 +159,16 @@ pub fn run(
                 stats.last_ts = Some(frame.ts);
             }
             if let Some(pkt) = decoder.decode(&frame) {
-                table.ingest(&pkt, &mut sink);
+                let at = table.ingest(&pkt, &mut sink);
+                if let Some(d) = &mut sink.dissection {
+                    let uid = table.uid(at.slot);
+                    if let Some(app) = table.app_mut(at.slot) {
+                        let (consumer, digits) = (&mut *sink.consumer, sink.digits);
+                        d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
+                            consumer.message(uid, dir, ts, msg, digits)
+                        });
+                    }
+                }
                 if sink.ended {
                     sink.ended = false;
                     sink.consumer.watermark(table.watermark());
@@ -162,5 +198,6 @@ pub fn run(
     stats.ts_precision = sink.digits;
     stats.decode = decoder.stats().clone();
     stats.table = table.stats().clone();
+    stats.dissect = sink.dissection.map(|d| d.stats().clone());
     stats
 }

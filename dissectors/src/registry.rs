@@ -129,6 +129,14 @@ pub trait FlowDissector: Send {
     }
 }
 
+/// Every dissector, in probing order (port-hinted ones are tried first, then this order).
+pub const ALL: &[DissectorDesc] = &[
+    crate::stun::DESCRIPTOR,
+    crate::dns::DESCRIPTOR,
+    crate::tls::DESCRIPTOR,
+    crate::http::DESCRIPTOR,
+];
+
 /// A registered dissector.
 #[derive(Clone, Copy)]
 pub struct DissectorDesc {

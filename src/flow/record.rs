@@ -76,6 +76,9 @@ pub struct FlowRecord {
     pub stats: [DirStats; 2],
     pub conn: ConnState,
     pub end: EndReason,
+    /// Application protocol of the dissector that claimed the flow (`skylark`, `stun`,
+    /// `dns`, `http`, `tls`), when one did.
+    pub service: Option<&'static str>,
 }
 
 impl FlowRecord {

@@ -193,6 +193,12 @@ impl<A: Default> FlowTable<A> {
             .unwrap_or((self.now.0, self.next_seq))
     }
 
+    /// The uid the flow in `slot` will be reported with.
+    pub fn uid(&self, slot: u32) -> Uid {
+        self.slot(slot)
+            .map_or(Uid(0), |s| Uid(uid_hash(&s.key, s.ts_start, s.seq)))
+    }
+
     pub fn app_mut(&mut self, slot: u32) -> Option<&mut A> {
         self.slots
             .get_mut(slot as usize)
@@ -426,6 +432,7 @@ impl<A: Default> FlowTable<A> {
             stats: slot.stats,
             conn: slot.conn,
             end,
+            service: None,
         };
         sink.flow_ended(record, slot.app);
     }

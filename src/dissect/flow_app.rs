@@ -1,0 +1,460 @@
+//! Per-flow dissection state and the driver that feeds it (see the module docs in `mod.rs`).
+
+use crate::decode::{L4, Packet};
+use crate::flow::Dir;
+use crate::flow::reassembly::{ReassemblyBudget, StreamConsumer, StreamEnd, TcpReassembler};
+use crate::time::Ts;
+use dissectors::registry::{DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Transport};
+use std::collections::BTreeMap;
+
+/// Limits of the dissection stage.
+#[derive(Clone, Debug)]
+pub struct DissectConfig {
+    /// UDP datagrams with payload probed before a flow is given up on.
+    pub max_probe_datagrams: u16,
+    /// Stream bytes per TCP direction kept for probing before a flow is given up on.
+    pub max_probe_bytes: usize,
+    /// Unconsumed stream bytes kept per direction while a message is incomplete.
+    pub max_pending_bytes: usize,
+    /// Consecutive parse errors after which a claimed flow is no longer parsed.
+    pub max_errors: u16,
+    /// Bytes all TCP reassembly buffers may hold together.
+    pub reassembly_budget: usize,
+}
+
+impl Default for DissectConfig {
+    fn default() -> Self {
+        DissectConfig {
+            max_probe_datagrams: 8,
+            max_probe_bytes: 2048,
+            max_pending_bytes: 256 << 10,
+            max_errors: 8,
+            reassembly_budget: ReassemblyBudget::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Counters of the dissection stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DissectStats {
+    /// Flows claimed, by dissector.
+    pub flows_by_service: BTreeMap<&'static str, u64>,
+    /// Messages decoded, by dissector.
+    pub messages_by_service: BTreeMap<&'static str, u64>,
+    /// Parse errors (input that broke a claimed protocol's rules).
+    pub parse_errors: u64,
+    /// Claimed flows no longer parsed after too many errors or a pending-bytes overflow.
+    pub flows_abandoned: u64,
+    /// TCP bytes lost to reassembly gaps in claimed or probing flows.
+    pub gap_bytes: u64,
+}
+
+/// Dissection state of one flow; the flow table's per-flow slot.
+#[derive(Default)]
+pub enum FlowApp {
+    /// No payload seen yet (or dissection disabled).
+    #[default]
+    Unseen,
+    Active(Box<Active>),
+    /// Nothing more to parse; keeps only the service name, if one was claimed.
+    Done(Option<&'static str>),
+}
+
+impl FlowApp {
+    /// Name of the dissector that claimed the flow.
+    pub fn service(&self) -> Option<&'static str> {
+        match self {
+            FlowApp::Unseen => None,
+            FlowApp::Active(a) => a.claim.as_ref().map(|c| c.desc.name),
+            FlowApp::Done(s) => *s,
+        }
+    }
+}
+
+pub struct Active {
+    reassembler: Option<TcpReassembler>,
+    claim: Option<Claim>,
+    /// Stream heads per direction while probing TCP.
+    heads: [Vec<u8>; 2],
+    /// UDP datagrams probed so far.
+    probed: u16,
+    given_up: bool,
+}
+
+struct Claim {
+    desc: &'static DissectorDesc,
+    parser: Box<dyn FlowDissector>,
+    pending: [Vec<u8>; 2],
+    errors: u16,
+    abandoned: bool,
+}
+
+/// Receives each decoded message with its direction and the capture time of its bytes.
+pub trait MessageSink {
+    fn message(&mut self, dir: Dir, ts: Ts, msg: &Message);
+}
+
+impl<F: FnMut(Dir, Ts, &Message)> MessageSink for F {
+    fn message(&mut self, dir: Dir, ts: Ts, msg: &Message) {
+        self(dir, ts, msg)
+    }
+}
+
+/// The dissection driver: registry, shared reassembly budget and counters.
+pub struct Dissection {
+    budget: ReassemblyBudget,
+    ctx: Ctx,
+}
+
+/// Everything but the reassembly budget, so a stream feed can borrow it while the
+/// reassembler holds the budget.
+struct Ctx {
+    registry: &'static [DissectorDesc],
+    config: DissectConfig,
+    stats: DissectStats,
+    out: Vec<Message>,
+}
+
+fn side(dir: Dir) -> Side {
+    match dir {
+        Dir::Orig => Side::Orig,
+        Dir::Resp => Side::Resp,
+    }
+}
+
+impl Dissection {
+    pub fn new(registry: &'static [DissectorDesc], config: DissectConfig) -> Dissection {
+        Dissection {
+            budget: ReassemblyBudget::new(config.reassembly_budget),
+            ctx: Ctx {
+                registry,
+                config,
+                stats: DissectStats::default(),
+                out: Vec::new(),
+            },
+        }
+    }
+
+    pub fn stats(&self) -> &DissectStats {
+        &self.ctx.stats
+    }
+
+    /// Feeds one packet of a flow.
+    pub fn on_packet(
+        &mut self,
+        app: &mut FlowApp,
+        pkt: &Packet<'_>,
+        dir: Dir,
+        sink: &mut impl MessageSink,
+    ) {
+        let FlowApp::Active(active) = activate(app, pkt) else {
+            return;
+        };
+        let ports = pkt.ports().unwrap_or((0, 0));
+        match &pkt.l4 {
+            L4::Udp(u) => self.ctx.on_datagram(active, dir, pkt.ts, ports, u.payload, sink),
+            L4::Tcp(seg) => {
+                let (reassembler, mut feed) = active.split(&mut self.ctx, ports, sink);
+                reassembler
+                    .get_or_insert_with(TcpReassembler::new)
+                    .segment(dir, pkt.ts, seg, &mut self.budget, &mut feed);
+            }
+            _ => {}
+        }
+        settle(app);
+    }
+
+    /// The flow ended: flushes its streams, hands out the last messages, frees its state.
+    pub fn on_flow_end(
+        &mut self,
+        app: &mut FlowApp,
+        ts: Ts,
+        how: StreamEnd,
+        sink: &mut impl MessageSink,
+    ) {
+        if let FlowApp::Active(active) = app {
+            let (reassembler, mut feed) = active.split(&mut self.ctx, (0, 0), sink);
+            if let Some(r) = reassembler {
+                r.finish(ts, how, &mut self.budget, &mut feed);
+            }
+        }
+        *app = FlowApp::Done(app.service());
+    }
+}
+
+/// Turns an unseen flow active once it carries payload; returns the (possibly new) state.
+fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>) -> &'f mut FlowApp {
+    let payload = match &pkt.l4 {
+        L4::Tcp(t) => !t.payload.is_empty(),
+        L4::Udp(u) => !u.payload.is_empty(),
+        _ => false,
+    };
+    if payload && matches!(app, FlowApp::Unseen) {
+        *app = FlowApp::Active(Box::new(Active {
+            reassembler: None,
+            claim: None,
+            heads: [Vec::new(), Vec::new()],
+            probed: 0,
+            given_up: false,
+        }));
+    }
+    app
+}
+
+/// Shrinks a flow that has nothing more to parse to its service name. A TCP flow keeps its
+/// reassembler until it ends, so reassembly budgets are returned by `finish`.
+fn settle(app: &mut FlowApp) {
+    if let FlowApp::Active(a) = app {
+        let done = a.given_up || a.claim.as_ref().is_some_and(|c| c.abandoned);
+        if done && a.reassembler.is_none() {
+            *app = FlowApp::Done(app.service());
+        }
+    }
+}
+
+impl Active {
+    fn split<'a, S: MessageSink>(
+        &'a mut self,
+        ctx: &'a mut Ctx,
+        ports: (u16, u16),
+        sink: &'a mut S,
+    ) -> (&'a mut Option<TcpReassembler>, Feed<'a, S>) {
+        let Active {
+            reassembler,
+            claim,
+            heads,
+            given_up,
+            ..
+        } = self;
+        (
+            reassembler,
+            Feed {
+                ctx,
+                claim,
+                heads,
+                given_up,
+                ports,
+                sink,
+            },
+        )
+    }
+}
+
+impl Ctx {
+    fn on_datagram(
+        &mut self,
+        active: &mut Active,
+        dir: Dir,
+        ts: Ts,
+        ports: (u16, u16),
+        payload: &[u8],
+        sink: &mut impl MessageSink,
+    ) {
+        if active.given_up || payload.is_empty() {
+            return;
+        }
+        if active.claim.is_none() {
+            match self.probe(Transport::Udp, dir, ports, payload) {
+                Some(desc) => active.claim = Some(self.claim(desc, Transport::Udp)),
+                None => {
+                    active.probed += 1;
+                    if active.probed >= self.config.max_probe_datagrams {
+                        active.given_up = true;
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(claim) = &mut active.claim {
+            self.parse(claim, dir, ts, payload, sink);
+        }
+    }
+
+    /// The first dissector that says `Yes`, port-hinted ones first. `None` also when every
+    /// dissector says `No` — callers count that as a failed probe.
+    fn probe(
+        &self,
+        transport: Transport,
+        dir: Dir,
+        (sport, dport): (u16, u16),
+        head: &[u8],
+    ) -> Option<&'static DissectorDesc> {
+        let fits = |d: &&DissectorDesc| d.transports.contains(&transport);
+        let hinted =
+            |d: &&DissectorDesc| d.port_hints.contains(&sport) || d.port_hints.contains(&dport);
+        let registry = self.registry;
+        registry
+            .iter()
+            .filter(fits)
+            .filter(hinted)
+            .chain(registry.iter().filter(fits).filter(|d| !hinted(d)))
+            .find(|d| (d.probe)(transport, side(dir), head) == Probe::Yes)
+    }
+
+    /// True when no dissector could still match `head` (all say `No`).
+    fn all_refuse(&self, transport: Transport, dir: Dir, head: &[u8]) -> bool {
+        self.registry
+            .iter()
+            .filter(|d| d.transports.contains(&transport))
+            .all(|d| (d.probe)(transport, side(dir), head) == Probe::No)
+    }
+
+    fn claim(&mut self, desc: &'static DissectorDesc, transport: Transport) -> Claim {
+        *self.stats.flows_by_service.entry(desc.name).or_default() += 1;
+        Claim {
+            desc,
+            parser: (desc.new_flow)(transport),
+            pending: [Vec::new(), Vec::new()],
+            errors: 0,
+            abandoned: false,
+        }
+    }
+
+    /// Parses `data` (one datagram, or in-order stream bytes) and hands out the messages;
+    /// returns the bytes consumed.
+    fn parse(
+        &mut self,
+        claim: &mut Claim,
+        dir: Dir,
+        ts: Ts,
+        data: &[u8],
+        sink: &mut impl MessageSink,
+    ) -> usize {
+        if claim.abandoned {
+            return data.len();
+        }
+        self.out.clear();
+        let consumed = match claim.parser.parse(side(dir), ts.0, data, &mut self.out) {
+            Progress::Parsed { consumed, .. } => {
+                claim.errors = 0;
+                consumed
+            }
+            Progress::Error { consumed, .. } => {
+                self.stats.parse_errors += 1;
+                claim.errors += 1;
+                if claim.errors >= self.config.max_errors {
+                    self.abandon(claim);
+                }
+                consumed
+            }
+        };
+        *self
+            .stats
+            .messages_by_service
+            .entry(claim.desc.name)
+            .or_default() += self.out.len() as u64;
+        for msg in &self.out {
+            sink.message(dir, ts, msg);
+        }
+        consumed.min(data.len())
+    }
+
+    fn abandon(&mut self, claim: &mut Claim) {
+        if !claim.abandoned {
+            claim.abandoned = true;
+            claim.pending = [Vec::new(), Vec::new()];
+            self.stats.flows_abandoned += 1;
+        }
+    }
+}
+
+/// Feeds in-order TCP bytes of one flow to probing or to the claimed dissector.
+struct Feed<'a, S> {
+    ctx: &'a mut Ctx,
+    claim: &'a mut Option<Claim>,
+    heads: &'a mut [Vec<u8>; 2],
+    given_up: &'a mut bool,
+    ports: (u16, u16),
+    sink: &'a mut S,
+}
+
+impl<S: MessageSink> Feed<'_, S> {
+    /// Probes with the head of `dir` grown by `data`; claims the flow on a `Yes` and feeds it
+    /// everything seen so far (both directions' heads).
+    fn probe(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
+        let max = self.ctx.config.max_probe_bytes;
+        let head = &mut self.heads[dir.index()];
+        let room = max.saturating_sub(head.len());
+        head.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let head_full = head.len() >= max;
+        match self.ctx.probe(Transport::Tcp, dir, self.ports, head) {
+            Some(desc) => {
+                *self.claim = Some(self.ctx.claim(desc, Transport::Tcp));
+                // The bytes beyond the probe window were never buffered: the stream
+                // continues from them, so they go in after the head.
+                let beyond = data.get(room.min(data.len())..).unwrap_or_default().to_vec();
+                let heads = std::mem::take(self.heads);
+                for d in [dir.flip(), dir] {
+                    let bytes = &heads[d.index()];
+                    if !bytes.is_empty() {
+                        self.feed(d, ts, bytes);
+                    }
+                }
+                if !beyond.is_empty() {
+                    self.feed(dir, ts, &beyond);
+                }
+            }
+            None => {
+                if head_full || self.ctx.all_refuse(Transport::Tcp, dir, head) {
+                    *self.given_up = true;
+                    *self.heads = [Vec::new(), Vec::new()];
+                }
+            }
+        }
+    }
+
+    /// Gives stream bytes to the claimed dissector, keeping what it leaves unconsumed.
+    fn feed(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
+        let Some(claim) = self.claim.as_mut() else {
+            return;
+        };
+        if claim.abandoned {
+            return;
+        }
+        let mut pending = std::mem::take(&mut claim.pending[dir.index()]);
+        let rest = if pending.is_empty() {
+            let used = self.ctx.parse(claim, dir, ts, data, self.sink);
+            data.get(used..).unwrap_or_default()
+        } else {
+            pending.extend_from_slice(data);
+            let used = self.ctx.parse(claim, dir, ts, &pending, self.sink);
+            pending.drain(..used);
+            &[][..]
+        };
+        pending.extend_from_slice(rest);
+        if pending.len() > self.ctx.config.max_pending_bytes {
+            self.ctx.abandon(claim);
+            return;
+        }
+        if !claim.abandoned {
+            claim.pending[dir.index()] = pending;
+        }
+    }
+}
+
+impl<S: MessageSink> StreamConsumer for Feed<'_, S> {
+    fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
+        if *self.given_up {
+            return;
+        }
+        if self.claim.is_some() {
+            self.feed(dir, ts, data);
+        } else {
+            self.probe(dir, ts, data);
+        }
+    }
+
+    fn on_gap(&mut self, dir: Dir, _ts: Ts, missing: u64) {
+        self.ctx.stats.gap_bytes += missing;
+        match self.claim.as_mut() {
+            Some(claim) => {
+                claim.pending[dir.index()].clear();
+                claim.parser.on_gap(side(dir), missing);
+            }
+            // A stream whose start is lost cannot be probed from its first bytes.
+            None => self.heads[dir.index()].clear(),
+        }
+    }
+
+    fn on_end(&mut self, _dir: Dir, _ts: Ts, _how: StreamEnd) {}
+}
