@@ -248,7 +248,7 @@ impl MsgType {
             Accept => &[(F::CallId, M), (F::MediaAddr, M), (F::Codec, M)],
             Reject => &[(F::CallId, M), (F::ErrorCode, M), (F::Reason, O)],
             Bye => &[(F::CallId, M), (F::Reason, O)],
-            RelayRequest => &[(F::CallId, M), (F::Callee, M)],
+            RelayRequest => &[(F::CallId, M), (F::Callee, M), (F::RelayToken, O)],
             RelayGrant => &[(F::CallId, M), (F::RelayAddr, M), (F::RelayToken, M)],
             ConfJoin => &[(F::CallId, M), (F::User, M), (F::MediaAddr, M)],
             ConfLeave => &[(F::CallId, M), (F::User, M)],
