@@ -341,7 +341,14 @@ impl<'a> MessageView<'a> {
         } else {
             let (valid, stop) = object::walk(body_bytes, HEADER_LEN, missing);
             let objects = ObjectsView::from_validated(body_bytes.get(..valid).unwrap_or(&[]));
-            let stop = stop.map(|(offset, reason)| Stop { offset, reason });
+            let mut stop = stop.map(|(offset, reason)| Stop { offset, reason });
+            if stop.is_none() && missing > 0 {
+                // Cut on an object boundary: every present object is whole, the rest is not.
+                stop = Some(Stop {
+                    offset: bytes.len(),
+                    reason: DissectError::Truncated { needed: missing },
+                });
+            }
             (Some(BodyView::Objects(objects)), stop)
         };
         if stop.is_none() && bytes.len() > total {
