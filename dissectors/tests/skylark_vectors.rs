@@ -6,7 +6,7 @@
 mod skylark_common;
 
 use dissectors::skylark::{Header, Message, MessageView, MsgType, Packet, VERSION};
-use skylark_common::{hex_dump, spec_vector, spec_vectors, vectors};
+use skylark_common::{hex_dump, spec_invalid, spec_vector, spec_vectors, vectors};
 
 #[track_caller]
 fn builder(name: &str) -> Message {
@@ -42,6 +42,38 @@ fn header_check_example_of_section_3_1_holds() {
         &v.bytes[..12],
         &[0x53, 0x10, 0x01, 0x01, 0, 0, 0, 1, 0, 0x1d, 0xab, 0xd0]
     );
+}
+
+#[test]
+fn invalid_examples_stop_where_and_why_the_spec_says() {
+    let cases = spec_invalid();
+    assert!(cases.len() >= 10);
+    for v in cases {
+        let lax = MessageView::parse_lax(&v.bytes);
+        let stop = lax.stop.unwrap_or_else(|| panic!("{} parsed", v.name));
+        assert_eq!(
+            format!("stop@{}: {}\n", stop.offset, stop.reason),
+            v.text,
+            "{}",
+            v.name
+        );
+        assert_eq!(
+            MessageView::parse(&v.bytes).err(),
+            Some(stop.reason),
+            "{}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn fuzz_seeds_are_the_spec_vectors() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/skylark");
+    for v in spec_vectors() {
+        let path = format!("{dir}/{}.bin", v.name);
+        let seed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(seed, v.bytes, "{path} differs from PROTOCOL.md");
+    }
 }
 
 fn deconstruct(name: &str) {

@@ -3,7 +3,7 @@
 //! lax [`MessageView::parse_lax`] (for the analyzer: whatever parsed plus a [`Stop`] saying
 //! where and why it stopped), and the owned [`Message`] with the same field names, `emit`
 //! and `buffer_len`. [`MessageView::render`] is the text form the test vectors of
-//! PROTOCOL.md §10 are written in.
+//! PROTOCOL.md §13 are written in.
 //!
 //! Guarantees: no panic on any input; views never allocate; whatever `emit` writes, the
 //! structural parse accepts. Must not: frame TCP streams (see `framing`) or keep state.
@@ -216,7 +216,7 @@ fn parse_media(body: &[u8], missing: usize) -> (Option<MediaView<'_>>, Option<St
     (Some(view), None)
 }
 
-/// PROTOCOL.md §3.4 rule 8 and §5.2: flag consistency and the field table, for known types.
+/// PROTOCOL.md §3.4 rule 10 and §5.2: flag consistency and the field table, for known types.
 fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
     let end = header.total_len();
     let invalid = |offset, what| {
@@ -407,7 +407,7 @@ impl<'a> MessageView<'a> {
         }
     }
 
-    /// The text form of PROTOCOL.md §10.1 (test vectors are written in it).
+    /// The text form of PROTOCOL.md §13.1 (test vectors are written in it).
     pub fn render(&self) -> String {
         let mut out = String::new();
         render_header(&mut out, &self.header);

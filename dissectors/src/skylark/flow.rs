@@ -1,4 +1,4 @@
-//! Registry glue (PROTOCOL.md §2, §8): per-flow Skylark state driving the codec. UDP: one
+//! Registry glue (PROTOCOL.md §2.1, §2.3): per-flow Skylark state driving the codec. UDP: one
 //! message per datagram, parsed laxly so malformed or cut messages become reported rows.
 //! TCP: whole frames from the in-order stream; an incomplete frame returns `needed`; garbage
 //! is skipped up to [`MAX_RESYNC_SCAN`] bytes (reported as one `resync` row), beyond that the

@@ -40,7 +40,7 @@ impl Flags {
     pub const RESPONSE: u8 = 0x1;
     /// The response is an error (requires `RESPONSE`); the body carries `error-code`.
     pub const ERROR: u8 = 0x2;
-    /// Reserved for the obfuscation layer (PROTOCOL.md §11); must be zero in version 1.
+    /// Reserved for the obfuscation layer (PROTOCOL.md §12); must be zero in version 1.
     pub const OBFUSCATED: u8 = 0x4;
     /// Reserved; must be zero.
     pub const RESERVED: u8 = 0x8;

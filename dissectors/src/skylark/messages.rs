@@ -205,7 +205,7 @@ impl MsgType {
         self.family() == Family::Media
     }
 
-    /// The fields of the message body (PROTOCOL.md §6); empty for media and unknown types.
+    /// The fields of the message body (PROTOCOL.md §5.1); empty for media and unknown types.
     pub fn fields(self) -> &'static [(FieldId, Need)] {
         use FieldId as F;
         use MsgType::*;

@@ -1,4 +1,4 @@
-//! The content probe (PROTOCOL.md §8.1): decides from the first bytes of a UDP datagram or
+//! The content probe (PROTOCOL.md §2.5): decides from the first bytes of a UDP datagram or
 //! a TCP direction whether they are Skylark, using only the header invariants (magic,
 //! version, flags, header check, family, length bound) and, on UDP, length consistency.
 //!

@@ -575,11 +575,20 @@ pub fn protocol_md() -> String {
 
 /// Every "```hex vector=<name>" block of PROTOCOL.md with the "```text" block after it.
 pub fn spec_vectors() -> Vec<SpecVector> {
+    blocks("```hex vector=")
+}
+
+/// Every "```hex invalid=<name>" block of PROTOCOL.md §13.4 with its expected stop.
+pub fn spec_invalid() -> Vec<SpecVector> {
+    blocks("```hex invalid=")
+}
+
+fn blocks(prefix: &str) -> Vec<SpecVector> {
     let md = protocol_md();
     let mut out = Vec::new();
     let mut lines = md.lines();
     while let Some(line) = lines.next() {
-        let Some(name) = line.trim().strip_prefix("```hex vector=") else {
+        let Some(name) = line.trim().strip_prefix(prefix) else {
             continue;
         };
         let mut hex = String::new();
