@@ -17,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(h.total_len(), data.len());
         assert_eq!(tcp, Probe::Yes);
     }
-    let _ = (packet.msg_type(), packet.txn_id(), packet.body_len(), packet.computed_check());
+    let _ = (
+        packet.msg_type(),
+        packet.txn_id(),
+        packet.body_len(),
+        packet.computed_check(),
+    );
     let _ = framing::resync(data);
     let _ = framing::frame_len(data);
 });

@@ -37,7 +37,10 @@ fuzz_target!(|input: &[u8]| {
     // Garbage handling may differ at segment edges only in how skips are grouped; the
     // decoded Skylark messages must be the same.
     let msgs = |rows: &[Message]| -> Vec<Message> {
-        rows.iter().filter(|r| r.msg_type != "resync").cloned().collect()
+        rows.iter()
+            .filter(|r| r.msg_type != "resync")
+            .cloned()
+            .collect()
     };
     assert_eq!(msgs(&whole), msgs(&split));
 });
