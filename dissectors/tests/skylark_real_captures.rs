@@ -9,7 +9,10 @@ use etherparse::{SlicedPacket, TransportSlice};
 use pcap_parser::{Block, PcapBlockOwned, PcapError, create_reader};
 use std::path::{Path, PathBuf};
 
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/captures-external");
+const CAPTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/captures-external"
+);
 
 fn capture_files() -> Option<Vec<PathBuf>> {
     let root = Path::new(CAPTURES);
