@@ -377,6 +377,20 @@ impl<'a> MessageView<'a> {
         self.header.msg_type
     }
 
+    pub fn flags(&self) -> Flags {
+        self.header.flags
+    }
+
+    /// Transaction id; for media messages the call id.
+    pub fn txn_id(&self) -> u32 {
+        self.header.txn_id
+    }
+
+    /// Bytes on the wire (header plus body).
+    pub fn buffer_len(&self) -> usize {
+        self.header.total_len()
+    }
+
     /// The TLV objects, `None` for media messages.
     pub fn objects(&self) -> Option<ObjectsView<'a>> {
         match self.body {
