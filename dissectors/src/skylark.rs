@@ -1,1 +1,0 @@
-//! STUB — to be implemented by the protocol issue.

@@ -1,0 +1,264 @@
+//! Registry glue (PROTOCOL.md §2.1, §2.3): per-flow Skylark state driving the codec. UDP: one
+//! message per datagram, parsed laxly so malformed or cut messages become reported rows.
+//! TCP: whole frames from the in-order stream; an incomplete frame returns `needed`; garbage
+//! is skipped up to [`MAX_RESYNC_SCAN`] bytes (reported as one `resync` row), beyond that the
+//! dissector reports an error.
+//!
+//! Guarantees: no panic; per-flow state is two counters. Must not: buffer stream bytes (the
+//! caller keeps what was not consumed) or classify beyond the spec's class of each message.
+
+use super::codec::{LaxMessage, MessageView};
+use super::framing::{MAX_RESYNC_SCAN, Resync, frame_len, plausible_prefix, resync};
+use super::header::HEADER_LEN;
+use super::messages::{ErrorCode, FieldId, MsgType};
+use crate::DissectError;
+use crate::registry::{FlowDissector, Message, Progress, Side, Status, Transport};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Longest `detail` text of a row, in bytes.
+pub const MAX_DETAIL_LEN: usize = 128;
+
+/// Creates the per-flow state (the descriptor's `new_flow`).
+pub fn new_flow(transport: Transport) -> Box<dyn FlowDissector> {
+    Box::new(SkylarkFlow::new(transport))
+}
+
+/// Per-flow state: the transport and, per side, garbage skipped since the last good frame.
+#[derive(Clone, Debug)]
+pub struct SkylarkFlow {
+    transport: Transport,
+    skipped_orig: usize,
+    skipped_resp: usize,
+}
+
+impl SkylarkFlow {
+    pub fn new(transport: Transport) -> SkylarkFlow {
+        SkylarkFlow {
+            transport,
+            skipped_orig: 0,
+            skipped_resp: 0,
+        }
+    }
+
+    fn skipped(&mut self, side: Side) -> &mut usize {
+        match side {
+            Side::Orig => &mut self.skipped_orig,
+            Side::Resp => &mut self.skipped_resp,
+        }
+    }
+
+    fn parse_tcp(&mut self, side: Side, data: &[u8], out: &mut Vec<Message>) -> Progress {
+        let mut pos = 0usize;
+        loop {
+            let Some(rest) = data.get(pos..) else {
+                return Progress::Parsed {
+                    consumed: data.len(),
+                    needed: None,
+                };
+            };
+            if rest.is_empty() {
+                return Progress::Parsed {
+                    consumed: pos,
+                    needed: None,
+                };
+            }
+            match frame_len(rest) {
+                Ok(total) => {
+                    let Some(frame) = rest.get(..total) else {
+                        return Progress::Parsed {
+                            consumed: pos,
+                            needed: Some(total - rest.len()),
+                        };
+                    };
+                    self.flush_skipped(side, out);
+                    out.push(row(&MessageView::parse_lax(frame), frame.len()));
+                    pos += total;
+                }
+                Err(DissectError::Truncated { needed }) if plausible_prefix(rest) => {
+                    return Progress::Parsed {
+                        consumed: pos,
+                        needed: Some(needed),
+                    };
+                }
+                Err(_) => {
+                    let step = match resync(rest) {
+                        Resync::Found(off) => off,
+                        Resync::NeedMore(off) => {
+                            *self.skipped(side) += off;
+                            if let Some(p) = self.give_up(side, pos + off) {
+                                return p;
+                            }
+                            return Progress::Parsed {
+                                consumed: pos + off,
+                                needed: Some(HEADER_LEN - (rest.len() - off)),
+                            };
+                        }
+                        Resync::NotFound { scanned } => scanned.max(1),
+                    };
+                    *self.skipped(side) += step;
+                    pos += step;
+                    if let Some(p) = self.give_up(side, pos) {
+                        return p;
+                    }
+                }
+            }
+        }
+    }
+
+    /// PROTOCOL.md §2.3: more than `MAX_RESYNC_SCAN` bytes without a header ends the stream.
+    fn give_up(&mut self, side: Side, consumed: usize) -> Option<Progress> {
+        let skipped = *self.skipped(side);
+        if skipped <= MAX_RESYNC_SCAN {
+            return None;
+        }
+        *self.skipped(side) = 0;
+        Some(Progress::Error {
+            consumed,
+            error: DissectError::TooLarge {
+                what: "bytes skipped resynchronising",
+                value: skipped as u64,
+                max: MAX_RESYNC_SCAN as u64,
+            },
+        })
+    }
+
+    /// Reports skipped garbage as one malformed `resync` row before the next good frame.
+    fn flush_skipped(&mut self, side: Side, out: &mut Vec<Message>) {
+        let skipped = self.skipped(side);
+        if *skipped == 0 {
+            return;
+        }
+        out.push(Message {
+            protocol: "skylark",
+            msg_type: Cow::Borrowed("resync"),
+            txn_id: None,
+            call_id: None,
+            len: u32::try_from(*skipped).unwrap_or(u32::MAX),
+            status: Status::Malformed,
+            class: None,
+            detail: Some(format!("skipped {} bytes", *skipped)),
+        });
+        *skipped = 0;
+    }
+}
+
+impl FlowDissector for SkylarkFlow {
+    fn parse(&mut self, side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
+        match self.transport {
+            Transport::Tcp => self.parse_tcp(side, data, out),
+            Transport::Udp => {
+                let lax = MessageView::parse_lax(data);
+                if lax.header.is_none() {
+                    let error = lax
+                        .stop
+                        .map_or(DissectError::Invalid { what: "header" }, |s| s.reason);
+                    return Progress::Error {
+                        consumed: data.len(),
+                        error,
+                    };
+                }
+                out.push(row(&lax, data.len()));
+                Progress::Parsed {
+                    consumed: data.len(),
+                    needed: None,
+                }
+            }
+        }
+    }
+
+    fn on_gap(&mut self, _side: Side, _missing: u64) {
+        // Nothing to drop: frames are never buffered here. The bytes after the gap start
+        // mid-frame, fail the header check and go through `resync`.
+    }
+}
+
+fn push_detail(detail: &mut String, text: &str) {
+    for c in text.chars() {
+        if detail.len() + c.len_utf8() > MAX_DETAIL_LEN {
+            break;
+        }
+        detail.push(if c.is_control() { '?' } else { c });
+    }
+}
+
+/// One `messages.csv` row from a lax parse of `seen` bytes.
+fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
+    let Some(header) = lax.header else {
+        return Message {
+            protocol: "skylark",
+            msg_type: Cow::Borrowed("unknown"),
+            txn_id: None,
+            call_id: None,
+            len: u32::try_from(seen).unwrap_or(u32::MAX),
+            status: Status::Malformed,
+            class: None,
+            detail: None,
+        };
+    };
+    let status = match &lax.stop {
+        None => Status::Complete,
+        Some(s) if matches!(s.reason, DissectError::Truncated { .. }) => Status::Truncated,
+        Some(_) => Status::Malformed,
+    };
+    let objects = lax.body.and_then(|b| match b {
+        super::codec::BodyView::Objects(o) => Some(o),
+        super::codec::BodyView::Media(_) => None,
+    });
+    let media = header.msg_type.is_media();
+    let call_id = if media {
+        Some(u64::from(header.txn_id))
+    } else {
+        objects
+            .and_then(|o| o.get_u32(FieldId::CallId))
+            .map(u64::from)
+    };
+    let mut detail = String::new();
+    if header.flags.is_error() {
+        let code = objects
+            .and_then(|o| o.get_u32(FieldId::ErrorCode))
+            .unwrap_or(0);
+        let _ = write!(detail, "error={}", ErrorCode::from(code).name());
+    }
+    if let Some(o) = objects {
+        let named = match header.msg_type {
+            MsgType::Search | MsgType::SearchResult | MsgType::SearchReferral => {
+                o.get_str(FieldId::Target)
+            }
+            MsgType::AuthHello | MsgType::AuthProof | MsgType::SnRegister => {
+                o.get_str(FieldId::User)
+            }
+            MsgType::Invite => o.get_str(FieldId::Callee),
+            _ => None,
+        };
+        if let Some(name) = named {
+            if !detail.is_empty() {
+                detail.push(' ');
+            }
+            push_detail(&mut detail, name);
+        }
+    }
+    if let (Some(stop), false) = (&lax.stop, status == Status::Complete) {
+        if !detail.is_empty() {
+            detail.push(' ');
+        }
+        push_detail(
+            &mut detail,
+            &format!("stop@{}: {}", stop.offset, stop.reason),
+        );
+    }
+    let name = match header.msg_type {
+        MsgType::Unknown(_) => "unknown",
+        t => t.name(),
+    };
+    Message {
+        protocol: "skylark",
+        msg_type: Cow::Borrowed(name),
+        txn_id: (!media).then_some(u64::from(header.txn_id)),
+        call_id,
+        len: u32::try_from(header.total_len()).unwrap_or(u32::MAX),
+        status,
+        class: header.msg_type.class(),
+        detail: (!detail.is_empty()).then_some(detail),
+    }
+}
