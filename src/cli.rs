@@ -2,13 +2,17 @@
 //! pipeline configuration, runs it with its consumers, and maps the outcome to the exit codes
 //! documented in the README (0 ok, 1 input unreadable, 2 usage, 3 input damaged part-way).
 
+use crate::dissect::DissectConfig;
+use crate::flow::{Dir, Uid};
 use crate::flow::{FlowConfig, FlowRecord, IdleTimeouts};
 use crate::pipeline::{self, FlowConsumer, PipelineConfig, RunStats};
 use crate::report::flows_csv::FlowsCsv;
+use crate::report::messages_csv::MessagesCsv;
 use crate::report::summary::{self, FlowTotals, thousands};
 use crate::report::top::{SortBy, TopFlows};
 use crate::time::{SecsDisplay, Ts};
 use clap::{Args, Parser, Subcommand};
+use dissectors::registry::Message;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -33,12 +37,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Summarise captures; with --csv, write flows.csv.
+    /// Summarise captures and dissect their messages; with --csv, write flows.csv and
+    /// messages.csv.
     #[command(after_help = "Examples:\n  \
         p2ptrace analyze captures/skylark-call.pcap\n  \
         p2ptrace analyze day1.pcapng day2.pcapng.gz --csv out/\n  \
         tcpdump -i eth0 -w - | p2ptrace analyze - --csv out/\n  \
-        p2ptrace analyze trace.pcap --idle-timeout none --csv out/")]
+        p2ptrace analyze trace.pcap --idle-timeout none --csv out/\n  \
+        p2ptrace analyze huge.pcap --no-dissect --csv out/   (flow statistics only)")]
     Analyze(AnalyzeArgs),
     /// Print the top flows as an aligned table (like `tshark -z conv`).
     #[command(after_help = "Examples:\n  \
@@ -78,9 +84,13 @@ pub struct AnalyzeArgs {
     /// `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Write CSV reports (flows.csv) into this directory (created if missing).
+    /// Write CSV reports (flows.csv, messages.csv) into this directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub csv: Option<PathBuf>,
+    /// Flow statistics only: no application-layer dissection (no messages.csv, no service
+    /// column), for speed.
+    #[arg(long)]
+    pub no_dissect: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -211,6 +221,7 @@ fn report_input_errors(stats: &RunStats) {
 struct AnalyzeConsumer {
     totals: FlowTotals,
     csv: Option<FlowsCsv>,
+    messages: Option<MessagesCsv>,
     csv_error: Option<std::io::Error>,
 }
 
@@ -231,53 +242,88 @@ impl FlowConsumer for AnalyzeConsumer {
             }
         }
     }
+
+    fn message(&mut self, uid: Uid, dir: Dir, ts: Ts, msg: &Message, digits: u8) {
+        if let Some(w) = &mut self.messages {
+            if let Err(e) = w.write(uid, dir, ts, msg, digits) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Creates `dir` and a CSV writer in it, or says on stderr why not.
+fn create_report<W>(
+    dir: &Path,
+    name: &str,
+    create: impl FnOnce(&Path) -> std::io::Result<W>,
+) -> Result<W, u8> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| create(&path))
+        .map_err(|e| {
+            eprintln!("p2ptrace: error: cannot write {}: {e}", path.display());
+            1
+        })
 }
 
 fn analyze(args: &AnalyzeArgs) -> u8 {
-    let csv = match &args.csv {
-        None => None,
-        Some(dir) => {
-            let path = dir.join("flows.csv");
-            match std::fs::create_dir_all(dir).and_then(|()| FlowsCsv::create(&path)) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    eprintln!("p2ptrace: error: cannot write {}: {e}", path.display());
-                    return 1;
-                }
-            }
-        }
-    };
+    let dissect = !args.no_dissect;
     let mut consumer = AnalyzeConsumer {
         totals: FlowTotals::default(),
-        csv,
+        csv: None,
+        messages: None,
         csv_error: None,
     };
-    let stats = run_with_progress(
-        &args.inputs,
-        &args.flow.pipeline_config(),
-        &mut consumer,
-        args.quiet,
-    );
+    if let Some(dir) = &args.csv {
+        match create_report(dir, "flows.csv", FlowsCsv::create) {
+            Ok(w) => consumer.csv = Some(w),
+            Err(code) => return code,
+        }
+        if dissect {
+            match create_report(dir, "messages.csv", MessagesCsv::create) {
+                Ok(w) => consumer.messages = Some(w),
+                Err(code) => return code,
+            }
+        }
+    }
+    let mut config = args.flow.pipeline_config();
+    if dissect {
+        config.dissect = Some(DissectConfig::default());
+    }
+    let stats = run_with_progress(&args.inputs, &config, &mut consumer, args.quiet);
     report_input_errors(&stats);
     let mut code = stats.exit_code();
+    // Close the reports whatever happened: partial results are kept.
+    let mut written = Vec::new();
+    let mut failed = consumer.csv_error.take();
     if let Some(csv) = consumer.csv.take() {
-        let rows = csv.rows();
-        let result = match consumer.csv_error.take() {
-            Some(e) => Err(e),
-            None => csv.finish(),
-        };
-        if let (Err(e), Some(dir)) = (result, &args.csv) {
-            eprintln!(
-                "p2ptrace: error: writing {}: {e}",
-                dir.join("flows.csv").display()
-            );
-            code = 1;
-        } else if let Some(dir) = &args.csv {
-            eprintln!(
-                "p2ptrace: wrote {} flows to {}",
-                thousands(rows),
-                dir.join("flows.csv").display()
-            );
+        written.push((csv.rows(), "flows", "flows.csv"));
+        if let Err(e) = csv.finish() {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(m) = consumer.messages.take() {
+        written.push((m.rows(), "messages", "messages.csv"));
+        if let Err(e) = m.finish() {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(dir) = &args.csv {
+        match failed {
+            Some(e) => {
+                eprintln!("p2ptrace: error: writing reports in {}: {e}", dir.display());
+                code = 1;
+            }
+            None => {
+                for (rows, what, file) in written {
+                    eprintln!(
+                        "p2ptrace: wrote {} {what} to {}",
+                        thousands(rows),
+                        dir.join(file).display()
+                    );
+                }
+            }
         }
     }
     let text = summary::render(&stats, &consumer.totals);

@@ -9,9 +9,11 @@ use crate::capture::{CaptureError, CaptureReader, Format};
 use crate::decode::{DecodeStats, Decoder, DefragLimits};
 use crate::dissect::{DissectConfig, DissectStats, Dissection, FlowApp};
 use crate::flow::reassembly::StreamEnd;
-use crate::flow::{Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats, Uid};
-use dissectors::registry::Message;
+use crate::flow::{
+    Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats, Uid,
+};
 use crate::time::Ts;
+use dissectors::registry::Message;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
@@ -98,9 +100,12 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 EndReason::Idle | EndReason::Eof | EndReason::Reused => StreamEnd::Timeout,
             };
             let (consumer, digits, uid) = (&mut *self.consumer, self.digits, record.uid);
-            d.on_flow_end(&mut app, record.ts_end, how, &mut |dir, ts, msg: &Message| {
-                consumer.message(uid, dir, ts, msg, digits)
-            });
+            d.on_flow_end(
+                &mut app,
+                record.ts_end,
+                how,
+                &mut |dir, ts, msg: &Message| consumer.message(uid, dir, ts, msg, digits),
+            );
         }
         record.service = app.service();
         self.consumer.flow(&record, self.digits);

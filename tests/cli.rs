@@ -50,9 +50,45 @@ fn analyze_prints_a_summary_and_writes_flows_csv() {
         lines.next().unwrap(),
         "uid,ts_start,ts_end,duration,proto,orig_addr,orig_port,resp_addr,resp_port,\
          orig_pkts,orig_bytes,orig_payload,resp_pkts,resp_bytes,resp_payload,state,history,\
-         ip_proto,end_reason"
+         ip_proto,end_reason,service"
     );
     assert_eq!(lines.count(), 120);
+    let messages = std::fs::read_to_string(out.path().join("reports/messages.csv")).unwrap();
+    let mut lines = messages.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "ts,uid,dir,protocol,msg_type,txn_id,call_id,len,status,class,detail"
+    );
+    // The capture's DNS exchanges: 12 queries and 12 responses.
+    assert_eq!(lines.filter(|l| l.contains(",dns,")).count(), 24);
+    // Every message's uid is a flow of flows.csv.
+    let uids: std::collections::HashSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert!(
+        messages
+            .lines()
+            .skip(1)
+            .all(|l| uids.contains(l.split(',').nth(1).unwrap()))
+    );
+}
+
+#[test]
+fn no_dissect_writes_flows_only() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "analyze",
+        "--no-dissect",
+        bundled().to_str().unwrap(),
+        "--csv",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.path().join("flows.csv").is_file());
+    assert!(!out.path().join("messages.csv").exists());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("services"));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Malformed-input sweep: truncations and bit flips of real captures through the whole
-//! pipeline (capture → decode → flows → reports). Collects every panic and fails if there is
+//! pipeline (capture → decode → flows → dissectors → reports). Collects every panic and fails if there is
 //! any; also checks that damage is reported inside the file and that frames before it count.
 
 mod common;
@@ -53,9 +53,13 @@ fn check(bytes: &[u8], work: &Path, what: &str) -> Option<String> {
     let csv_path = work.join("flows.csv");
     let result = std::panic::catch_unwind(|| {
         let mut sink = CsvSink(FlowsCsv::create(&csv_path).unwrap());
+        let config = PipelineConfig {
+            dissect: Some(p2ptrace::dissect::DissectConfig::default()),
+            ..PipelineConfig::default()
+        };
         let stats = pipeline::run(
             std::slice::from_ref(&path),
-            &PipelineConfig::default(),
+            &config,
             &mut sink,
             &mut |_, _, _| {},
         );

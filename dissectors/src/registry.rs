@@ -131,6 +131,7 @@ pub trait FlowDissector: Send {
 
 /// Every dissector, in probing order (port-hinted ones are tried first, then this order).
 pub const ALL: &[DissectorDesc] = &[
+    crate::skylark::DESCRIPTOR,
     crate::stun::DESCRIPTOR,
     crate::dns::DESCRIPTOR,
     crate::tls::DESCRIPTOR,

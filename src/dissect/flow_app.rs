@@ -4,7 +4,9 @@ use crate::decode::{L4, Packet};
 use crate::flow::Dir;
 use crate::flow::reassembly::{ReassemblyBudget, StreamConsumer, StreamEnd, TcpReassembler};
 use crate::time::Ts;
-use dissectors::registry::{DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Transport};
+use dissectors::registry::{
+    DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Transport,
+};
 use std::collections::BTreeMap;
 
 /// Limits of the dissection stage.
@@ -152,12 +154,18 @@ impl Dissection {
         };
         let ports = pkt.ports().unwrap_or((0, 0));
         match &pkt.l4 {
-            L4::Udp(u) => self.ctx.on_datagram(active, dir, pkt.ts, ports, u.payload, sink),
+            L4::Udp(u) => self
+                .ctx
+                .on_datagram(active, dir, pkt.ts, ports, u.payload, sink),
             L4::Tcp(seg) => {
                 let (reassembler, mut feed) = active.split(&mut self.ctx, ports, sink);
-                reassembler
-                    .get_or_insert_with(TcpReassembler::new)
-                    .segment(dir, pkt.ts, seg, &mut self.budget, &mut feed);
+                reassembler.get_or_insert_with(TcpReassembler::new).segment(
+                    dir,
+                    pkt.ts,
+                    seg,
+                    &mut self.budget,
+                    &mut feed,
+                );
             }
             _ => {}
         }
@@ -382,7 +390,10 @@ impl<S: MessageSink> Feed<'_, S> {
                 *self.claim = Some(self.ctx.claim(desc, Transport::Tcp));
                 // The bytes beyond the probe window were never buffered: the stream
                 // continues from them, so they go in after the head.
-                let beyond = data.get(room.min(data.len())..).unwrap_or_default().to_vec();
+                let beyond = data
+                    .get(room.min(data.len())..)
+                    .unwrap_or_default()
+                    .to_vec();
                 let heads = std::mem::take(self.heads);
                 for d in [dir.flip(), dir] {
                     let bytes = &heads[d.index()];

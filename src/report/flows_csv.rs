@@ -34,6 +34,7 @@ pub const FLOWS_COLUMNS: &[&str] = &[
     "history",
     "ip_proto",
     "end_reason",
+    "service",
 ];
 
 /// Memory for rows waiting behind a long-lived flow before they spill to disk.
@@ -90,7 +91,8 @@ impl FlowsCsv {
             .field(rec.state())
             .field(rec.history())
             .field(rec.proto)
-            .field(rec.end.as_str());
+            .field(rec.end.as_str())
+            .field(rec.service.unwrap_or_default());
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;

@@ -3,6 +3,7 @@
 
 pub mod csv_row;
 pub mod flows_csv;
+pub mod messages_csv;
 pub mod spool;
 pub mod summary;
 pub mod top;

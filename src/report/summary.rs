@@ -117,6 +117,29 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
             );
         }
     }
+    if let Some(d) = &stats.dissect {
+        let services: Vec<String> = d
+            .flows_by_service
+            .iter()
+            .map(|(name, flows)| {
+                let msgs = d.messages_by_service.get(name).copied().unwrap_or(0);
+                format!(
+                    "{name} {} flows / {} msgs",
+                    thousands(*flows),
+                    thousands(msgs)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "services     {}",
+            if services.is_empty() {
+                "none recognised".to_string()
+            } else {
+                services.join(", ")
+            }
+        );
+    }
     let t = &stats.table;
     let _ = writeln!(
         s,
@@ -151,6 +174,17 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .collect();
+    if let Some(d) = &stats.dissect {
+        if d.parse_errors > 0 {
+            anomalies.push(("application messages malformed".into(), d.parse_errors));
+        }
+        if d.flows_abandoned > 0 {
+            anomalies.push((
+                "flows no longer dissected after errors".into(),
+                d.flows_abandoned,
+            ));
+        }
+    }
     if t.ts_backwards > 0 {
         anomalies.push(("timestamps going backwards".into(), t.ts_backwards));
     }

@@ -78,3 +78,71 @@ pub fn have_tool(name: &str) -> bool {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_p2ptrace"))
 }
+
+/// Builds a classic pcap (µs, Ethernet) from frames `(ts_us, bytes)`.
+pub fn pcap(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    // The version is two u16 (2, 4): fix the bytes written as one u32 above.
+    out[4..8].copy_from_slice(&[2, 0, 4, 0]);
+    for (ts, data) in frames {
+        for v in [
+            (ts / 1_000_000) as u32,
+            (ts % 1_000_000) as u32,
+            data.len() as u32,
+            data.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// An Ethernet/IPv4/UDP frame.
+pub fn udp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1)
+        .write(&mut out, payload)
+        .expect("build udp frame");
+    out
+}
+
+/// TCP flags for [`tcp_frame`].
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const PSH: u8 = 0x08;
+pub const FIN: u8 = 0x01;
+
+/// An Ethernet/IPv4/TCP frame.
+pub fn tcp_frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, seq, 65535);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(ack);
+    }
+    if flags & PSH != 0 {
+        b = b.psh();
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build tcp frame");
+    out
+}

@@ -1,0 +1,189 @@
+//! Application-layer dissection through the whole pipeline: Skylark recognised by content on
+//! random ports over UDP and over reassembled TCP (out-of-order segments, frames split and
+//! coalesced); and on the real public captures no flow is claimed by Skylark while STUN,
+//! DNS, HTTP and TLS are found.
+
+mod common;
+
+use common::{ACK, FIN, PSH, SYN, external_captures, index, pcap, tcp_frame, udp_frame};
+use dissectors::registry::Message;
+use p2ptrace::dissect::DissectConfig;
+use p2ptrace::flow::{Dir, FlowRecord, IdleTimeouts, Uid};
+use p2ptrace::pipeline::{self, FlowConsumer, PipelineConfig};
+use p2ptrace::time::Ts;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `(name, bytes)` of every ```hex vector=NAME block in PROTOCOL.md.
+fn vectors() -> Vec<(String, Vec<u8>)> {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dissectors/PROTOCOL.md"
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    let mut lines = spec.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("```hex vector=") else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        for l in lines.by_ref().take_while(|l| !l.starts_with("```")) {
+            bytes.extend(
+                l.split_whitespace()
+                    .map(|h| u8::from_str_radix(h, 16).unwrap()),
+            );
+        }
+        out.push((name.trim().to_string(), bytes));
+    }
+    assert!(out.len() >= 40, "found {} vectors", out.len());
+    out
+}
+
+/// Message type of each vector parsed on its own as a datagram by the Skylark dissector:
+/// what the pipeline must find in the same bytes, however they were carried.
+fn standalone_names(vectors: &[(String, Vec<u8>)]) -> Vec<String> {
+    use dissectors::registry::{Side, Transport};
+    vectors
+        .iter()
+        .map(|(name, bytes)| {
+            let mut parser = (dissectors::skylark::DESCRIPTOR.new_flow)(Transport::Udp);
+            let mut out = Vec::new();
+            parser.parse(Side::Orig, 0, bytes, &mut out);
+            assert_eq!(out.len(), 1, "vector {name}");
+            out[0].msg_type.to_string()
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Collect {
+    flows: Vec<FlowRecord>,
+    messages: Vec<(Uid, Dir, Message)>,
+}
+
+impl FlowConsumer for Collect {
+    fn flow(&mut self, record: &FlowRecord, _digits: u8) {
+        self.flows.push(record.clone());
+    }
+    fn message(&mut self, uid: Uid, dir: Dir, _ts: Ts, msg: &Message, _digits: u8) {
+        self.messages.push((uid, dir, msg.clone()));
+    }
+}
+
+fn dissect(paths: &[PathBuf]) -> Collect {
+    let config = PipelineConfig {
+        dissect: Some(DissectConfig::default()),
+        flow: p2ptrace::flow::FlowConfig {
+            idle: IdleTimeouts::NONE,
+            ..Default::default()
+        },
+        ..PipelineConfig::default()
+    };
+    let mut c = Collect::default();
+    pipeline::run(paths, &config, &mut c, &mut |_, _, _| {});
+    c
+}
+
+#[test]
+fn skylark_is_recognised_on_random_ports_over_udp_and_tcp() {
+    let vectors = vectors();
+    let a = ([10, 1, 0, 7], 51_734);
+    let b = ([10, 1, 0, 9], 40_211);
+    let mut frames = Vec::new();
+    let mut ts = 1_700_000_000_000_000u64;
+    // UDP: every vector as its own datagram, alternating directions.
+    for (i, (_, bytes)) in vectors.iter().enumerate() {
+        let (s, d) = if i % 2 == 0 { (a, b) } else { (b, a) };
+        frames.push((ts, udp_frame(s, d, bytes)));
+        ts += 1000;
+    }
+    // TCP from a to b on other random ports: all vectors as one stream, cut into 7-byte
+    // segments (frames split), plus one 3-vector segment (frames coalesced), with two
+    // segments swapped (out of order).
+    let (c, s) = (([10, 1, 0, 7], 61_002), ([10, 1, 0, 9], 33_999));
+    let stream: Vec<u8> = vectors.iter().flat_map(|(_, b)| b.clone()).collect();
+    frames.push((ts, tcp_frame(c, s, 1000, 0, SYN, &[])));
+    frames.push((ts + 1, tcp_frame(s, c, 5000, 1001, SYN | ACK, &[])));
+    frames.push((ts + 2, tcp_frame(c, s, 1001, 5001, ACK, &[])));
+    let mut segs: Vec<(u32, &[u8])> = Vec::new();
+    let first3: usize = vectors.iter().take(3).map(|(_, b)| b.len()).sum();
+    segs.push((1001, &stream[..first3]));
+    let mut off = first3;
+    while off < stream.len() {
+        let end = (off + 7).min(stream.len());
+        segs.push((1001 + off as u32, &stream[off..end]));
+        off = end;
+    }
+    segs.swap(5, 6);
+    ts += 10;
+    for (seq, data) in &segs {
+        frames.push((ts, tcp_frame(c, s, *seq, 5001, ACK | PSH, data)));
+        ts += 10;
+    }
+    let fin_seq = 1001 + stream.len() as u32;
+    frames.push((ts, tcp_frame(c, s, fin_seq, 5001, FIN | ACK, &[])));
+    frames.push((ts + 1, tcp_frame(s, c, 5001, fin_seq + 1, FIN | ACK, &[])));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skylark.pcap");
+    std::fs::write(&path, pcap(&frames)).unwrap();
+    let got = dissect(&[path]);
+
+    assert_eq!(got.flows.len(), 2);
+    for flow in &got.flows {
+        assert_eq!(flow.service, Some("skylark"), "flow {:?}", flow.orig);
+        let msgs: Vec<&Message> = got
+            .messages
+            .iter()
+            .filter(|(uid, _, _)| *uid == flow.uid)
+            .map(|(_, _, m)| m)
+            .collect();
+        let names: Vec<&str> = msgs.iter().map(|m| m.msg_type.as_ref()).collect();
+        assert_eq!(
+            names,
+            standalone_names(&vectors),
+            "{} flow",
+            flow.proto_name()
+        );
+        assert!(msgs.iter().all(|m| m.protocol == "skylark"));
+    }
+}
+
+#[test]
+fn real_captures_no_skylark_and_the_other_dissectors_find_their_protocols() {
+    let Some(dir) = external_captures() else {
+        return;
+    };
+    let paths: Vec<PathBuf> = index(&dir).iter().map(|r| dir.join(&r.file)).collect();
+    let mut services: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut protocols: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for path in &paths {
+        let got = dissect(std::slice::from_ref(path));
+        for f in &got.flows {
+            assert_ne!(
+                f.service,
+                Some("skylark"),
+                "{}: {:?}",
+                path.display(),
+                f.orig
+            );
+            if let Some(s) = f.service {
+                *services.entry(s).or_default() += 1;
+            }
+        }
+        for (_, _, m) in &got.messages {
+            assert_ne!(m.protocol, "skylark", "{}", path.display());
+            *protocols.entry(m.protocol).or_default() += 1;
+        }
+    }
+    for p in ["stun", "dns", "http", "tls"] {
+        assert!(
+            services.get(p).copied().unwrap_or(0) > 0,
+            "no {p} flow: {services:?}"
+        );
+        assert!(protocols.get(p).copied().unwrap_or(0) > 0, "no {p} message");
+    }
+    eprintln!("services over the external captures: {services:?}");
+    let _ = Path::new("");
+}
