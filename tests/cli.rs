@@ -230,3 +230,41 @@ fn idle_timeout_none_and_defaults_differ_on_long_gaps() {
     ]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("flows        120"));
 }
+
+#[test]
+fn absurd_record_length_and_bad_pcapng_block_exit_3_with_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid pcap whose third record claims a 3 GB capture length.
+    let mut data = std::fs::read(bundled()).unwrap();
+    let third = {
+        let mut off = 24;
+        for _ in 0..2 {
+            let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap());
+            off += 16 + caplen as usize;
+        }
+        off
+    };
+    data[third + 8..third + 12].copy_from_slice(&3_000_000_000u32.to_le_bytes());
+    let absurd = dir.path().join("absurd.pcap");
+    std::fs::write(&absurd, &data).unwrap();
+    let o = run(&["analyze", absurd.to_str().unwrap()]);
+    assert_clean_error(&o, 3, &format!("damaged at byte offset {third}"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 frames"));
+
+    // A pcapng: section header, then a block whose length is not a multiple of 4.
+    let mut ng = Vec::new();
+    ng.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
+    ng.extend_from_slice(&28u32.to_le_bytes());
+    ng.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+    ng.extend_from_slice(&1u16.to_le_bytes());
+    ng.extend_from_slice(&0u16.to_le_bytes());
+    ng.extend_from_slice(&u64::MAX.to_le_bytes());
+    ng.extend_from_slice(&28u32.to_le_bytes());
+    ng.extend_from_slice(&1u32.to_le_bytes()); // an IDB…
+    ng.extend_from_slice(&30u32.to_le_bytes()); // …with a bad length
+    ng.extend_from_slice(&[0u8; 22]);
+    let bad = dir.path().join("bad-block.pcapng");
+    std::fs::write(&bad, &ng).unwrap();
+    let o = run(&["analyze", bad.to_str().unwrap()]);
+    assert_clean_error(&o, 3, "damaged at byte offset 28");
+}
