@@ -209,3 +209,15 @@ vector_tests! {
     error_overloaded => "error-overloaded",
     unknown_type => "unknown-type",
 }
+
+#[test]
+fn owned_and_view_call_ids_agree_on_every_vector() {
+    let mut with_call = 0;
+    for v in spec_vectors() {
+        let view = dissectors::skylark::MessageView::parse(&v.bytes).unwrap();
+        let owned = dissectors::skylark::Message::parse(&v.bytes).unwrap();
+        assert_eq!(owned.call_id(), view.call_id(), "{}", v.name);
+        with_call += usize::from(owned.call_id().is_some());
+    }
+    assert!(with_call >= 10, "{with_call} vectors carry a call id");
+}

@@ -624,6 +624,18 @@ impl Message {
         Ok(())
     }
 
+    /// The call a message belongs to: the header's id for media, `call-id` otherwise
+    /// (PROTOCOL.md §7.1), as [`MessageView::call_id`] says for the same bytes.
+    pub fn call_id(&self) -> Option<u32> {
+        match &self.body {
+            Body::Media(_) => Some(self.txn_id),
+            Body::Objects(_) => match self.get(FieldId::CallId) {
+                Some(Value::U32(v)) => Some(*v),
+                _ => None,
+            },
+        }
+    }
+
     /// Convenience: `emit` into a fresh vector.
     pub fn to_bytes(&self) -> Result<Vec<u8>, DissectError> {
         let mut buf = Vec::with_capacity(self.buffer_len());
