@@ -8,10 +8,13 @@
 //! comes from a seeded RNG in their configuration. Every message a node sends carries its
 //! ground-truth [`Label`], written by what the node *meant* to send, never re-parsed.
 
+pub mod auth;
+pub mod error;
 pub mod io;
 pub mod outbox;
 pub mod stream;
 pub mod truth;
 
+pub use error::PeerError;
 pub use io::{ConnId, Datagram, Input, Listen, Node, Output, TcpEvent, TcpOut};
 pub use truth::{Event, EventKind, Label, MediaPath, Role};
