@@ -10,7 +10,7 @@
 //! allocate while walking.
 
 use crate::DissectError;
-use crate::http::DetailBuf;
+use crate::detail::DetailBuf;
 use crate::registry::{
     DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Status, Transport,
 };

@@ -17,6 +17,7 @@
     )
 )]
 
+mod detail;
 pub mod dns;
 pub mod error;
 pub mod http;

@@ -11,7 +11,7 @@
 //! attribute while dissecting.
 
 use crate::DissectError;
-use crate::http::DetailBuf;
+use crate::detail::DetailBuf;
 use crate::registry::{
     DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Status, Transport,
 };

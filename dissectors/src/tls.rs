@@ -10,7 +10,7 @@
 //! Must not: decrypt, validate certificates, or emit a row per record.
 
 use crate::DissectError;
-use crate::http::DetailBuf;
+use crate::detail::DetailBuf;
 use crate::registry::{
     DissectorDesc, FlowDissector, Message, Probe, Progress, Side, Status, Transport,
 };

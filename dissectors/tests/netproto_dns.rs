@@ -2,21 +2,14 @@
 //! compression and its loop protection, truncation sweeps, TCP streaming and never-panic
 //! properties.
 
+mod netproto_common;
+
 use dissectors::DissectError;
 use dissectors::dns::{self, DnsView, Entry, RData, Section};
-use dissectors::registry::{FlowDissector, Message, Probe, Progress, Side, Status, Transport};
+use dissectors::registry::{Message, Probe, Progress, Side, Status, Transport};
+use netproto_common::{feed_tcp, hex};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-#[track_caller]
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| char::from(c).to_digit(16).unwrap() as u8)
-        .collect();
-    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
-}
 
 /// peafowl/viber.pcap frame 2: `graph.facebook.com A?`, id 0xe183.
 fn query() -> Vec<u8> {
@@ -55,22 +48,6 @@ fn udp_row(b: &[u8]) -> Message {
         }
     );
     out.pop().unwrap()
-}
-
-fn feed_tcp(flow: &mut dyn FlowDissector, chunks: &[&[u8]]) -> Vec<Message> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut out = Vec::new();
-    for c in chunks {
-        pending.extend_from_slice(c);
-        match flow.parse(Side::Orig, 0, &pending, &mut out) {
-            Progress::Parsed { consumed, .. } => {
-                pending.drain(..consumed);
-            }
-            Progress::Error { error, .. } => panic!("stream error {error}"),
-        }
-    }
-    assert!(pending.is_empty());
-    out
 }
 
 fn tcp_framed(msgs: &[Vec<u8>]) -> Vec<u8> {

@@ -2,9 +2,12 @@
 //! chunked, HEAD, 1xx, until-close) walked incrementally, bounds, truncation sweeps, and
 //! chunking-invariance / never-panic properties.
 
+mod netproto_common;
+
 use dissectors::DissectError;
 use dissectors::http::{self, BodyFraming, StartLine, parse_head};
-use dissectors::registry::{FlowDissector, Message, Probe, Progress, Side, Status, Transport};
+use dissectors::registry::{FlowDissector, Probe, Progress, Side, Status, Transport};
+use netproto_common::feed;
 use proptest::prelude::*;
 
 /// ndpi/http_on_sip_port.pcap frame 3 (an HTTP request on TCP port 5060).
@@ -18,23 +21,6 @@ fn response_403(body: &[u8]) -> Vec<u8> {
     .into_bytes();
     r.extend_from_slice(body);
     r
-}
-
-/// Feeds chunks per side as the analyzer does (keeping unconsumed bytes).
-fn feed(flow: &mut dyn FlowDissector, chunks: &[(Side, &[u8])]) -> Vec<Message> {
-    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut out = Vec::new();
-    for (side, c) in chunks {
-        let buf = &mut pending[*side as usize];
-        buf.extend_from_slice(c);
-        match flow.parse(*side, 0, buf, &mut out) {
-            Progress::Parsed { consumed, .. } => {
-                buf.drain(..consumed);
-            }
-            Progress::Error { error, .. } => panic!("stream error {error}"),
-        }
-    }
-    out
 }
 
 fn new_flow() -> Box<dyn FlowDissector> {

@@ -1,24 +1,16 @@
 //! STUN dissector: RFC 5769 test vectors, classic RFC 3489, emit/parse round trips,
 //! truncation sweeps, TCP streaming (plain and RFC 4571 framing) and never-panic properties.
 
-use dissectors::registry::{FlowDissector, Message, Probe, Progress, Side, Status, Transport};
+mod netproto_common;
+
+use dissectors::registry::{Message, Probe, Progress, Side, Status, Transport};
 use dissectors::stun::{
     self, Attribute, ChannelDataView, Class, MAGIC_COOKIE, MessageType, Method, StunMessage,
     StunView, attr,
 };
+use netproto_common::{feed_tcp, hex};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
-#[track_caller]
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| char::from(c).to_digit(16).unwrap() as u8)
-        .collect();
-    assert!(digits.len() % 2 == 0, "odd hex");
-    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
-}
 
 /// RFC 5769 §2.1 sample request (SOFTWARE, PRIORITY, ICE-CONTROLLED, USERNAME,
 /// MESSAGE-INTEGRITY, FINGERPRINT).
@@ -70,28 +62,6 @@ fn udp_messages(data: &[u8]) -> (Progress, Vec<Message>) {
     let mut out = Vec::new();
     let p = flow.parse(Side::Orig, 0, data, &mut out);
     (p, out)
-}
-
-/// Feeds `chunks` as a TCP stream the way the analyzer does: unconsumed bytes are kept and
-/// offered again with the next chunk.
-fn feed_tcp(flow: &mut dyn FlowDissector, chunks: &[&[u8]]) -> Vec<Message> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut out = Vec::new();
-    for c in chunks {
-        pending.extend_from_slice(c);
-        match flow.parse(Side::Orig, 0, &pending, &mut out) {
-            Progress::Parsed { consumed, .. } => {
-                pending.drain(..consumed);
-            }
-            Progress::Error { error, .. } => panic!("stream error {error}"),
-        }
-    }
-    assert!(
-        pending.is_empty(),
-        "{} bytes left unconsumed",
-        pending.len()
-    );
-    out
 }
 
 #[test]

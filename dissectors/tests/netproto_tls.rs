@@ -2,19 +2,12 @@
 //! ClientHello from ndpi/dtls.pcap, handshake reassembly across records, record skipping,
 //! truncation sweeps and never-panic / segmentation-invariance properties.
 
-use dissectors::registry::{FlowDissector, Message, Probe, Progress, Side, Status, Transport};
-use dissectors::tls::{self, ClientHello, ServerHello};
-use proptest::prelude::*;
+mod netproto_common;
 
-#[track_caller]
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| char::from(c).to_digit(16).unwrap() as u8)
-        .collect();
-    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
-}
+use dissectors::registry::{FlowDissector, Probe, Progress, Side, Status, Transport};
+use dissectors::tls::{self, ClientHello, ServerHello};
+use netproto_common::{feed, hex};
+use proptest::prelude::*;
 
 /// ndpi/discord.pcap frame 3: one record holding the ClientHello (SNI discord.com, ALPN h2 and
 /// http/1.1, 12 cipher suites; `tshark -r ndpi/discord.pcap -Y tls.handshake.type==1 -T fields
@@ -60,22 +53,6 @@ fn dtls_client_hello() -> Vec<u8> {
 
 fn new_flow(t: Transport) -> Box<dyn FlowDissector> {
     (tls::DESCRIPTOR.new_flow)(t)
-}
-
-fn feed(flow: &mut dyn FlowDissector, chunks: &[(Side, &[u8])]) -> Vec<Message> {
-    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut out = Vec::new();
-    for (side, c) in chunks {
-        let buf = &mut pending[*side as usize];
-        buf.extend_from_slice(c);
-        match flow.parse(*side, 0, buf, &mut out) {
-            Progress::Parsed { consumed, .. } => {
-                buf.drain(..consumed);
-            }
-            Progress::Error { error, .. } => panic!("stream error {error}"),
-        }
-    }
-    out
 }
 
 /// Re-cuts the handshake bytes of `record` into records of at most `max` bytes.
