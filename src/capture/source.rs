@@ -38,6 +38,8 @@ pub(crate) struct Source {
     raw_count: Option<Arc<AtomicU64>>,
     /// Mapped bytes already released from memory by `release_consumed`.
     released: usize,
+    /// Mapped bytes whose pages were populated ahead of the reader.
+    populated: usize,
 }
 
 /// Resident mapped bytes behind the read position before they are released.
@@ -53,6 +55,7 @@ impl Source {
             base: 0,
             raw_count: None,
             released: 0,
+            populated: 0,
         }
     }
 
@@ -71,6 +74,7 @@ impl Source {
             base: 0,
             raw_count,
             released: 0,
+            populated: 0,
         }
     }
 
@@ -181,6 +185,13 @@ impl Source {
         let Backing::Mapped(map) = &self.backing else {
             return;
         };
+        // Map the next window's pages in one call rather than a fault per few pages.
+        #[cfg(target_os = "linux")]
+        if self.pos + RELEASE_STEP > self.populated && self.populated < map.len() {
+            let len = (2 * RELEASE_STEP).min(map.len() - self.populated);
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, self.populated, len);
+            self.populated += len;
+        }
         let upto = self.pos / PAGE * PAGE;
         if upto <= self.released + RELEASE_STEP {
             return;
