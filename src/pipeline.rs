@@ -165,7 +165,9 @@ pub fn run(
             }
             if let Some(pkt) = decoder.decode(&frame) {
                 let at = table.ingest(&pkt, &mut sink);
-                if let Some(d) = &mut sink.dissection {
+                let wanted = sink.dissection.is_some()
+                    && table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt));
+                if let (true, Some(d)) = (wanted, &mut sink.dissection) {
                     let uid = table.uid(at.slot);
                     if let Some(app) = table.app_mut(at.slot) {
                         let (consumer, digits) = (&mut *sink.consumer, sink.digits);

@@ -63,6 +63,20 @@ pub enum FlowApp {
 }
 
 impl FlowApp {
+    /// Whether `pkt` can matter to this flow's dissection (cheap; lets the caller skip the
+    /// per-packet work for flows already settled or not yet carrying payload).
+    pub fn wants(&self, pkt: &Packet<'_>) -> bool {
+        match self {
+            FlowApp::Done(_) => false,
+            FlowApp::Active(_) => true,
+            FlowApp::Unseen => match &pkt.l4 {
+                L4::Tcp(t) => !t.payload.is_empty(),
+                L4::Udp(u) => !u.payload.is_empty(),
+                _ => false,
+            },
+        }
+    }
+
     /// Name of the dissector that claimed the flow.
     pub fn service(&self) -> Option<&'static str> {
         match self {
