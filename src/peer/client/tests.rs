@@ -1,0 +1,1 @@
+//! Scripted state-machine tests of the client.
