@@ -27,14 +27,14 @@
 //!   the mixer it invites only the mixer, which then invites the rest.
 
 use super::login::user_list;
-use super::{ms, secs, Client, ConnId, ConnKind, NatType, FAR};
+use super::{Client, ConnId, ConnKind, FAR, NatType, ms, secs};
 use crate::peer::truth::{EventKind, MediaPath};
 use crate::time::Ts;
+use dissectors::skylark::MAX_REDUNDANCY;
 use dissectors::skylark::codec::{Body, Media, Message};
 use dissectors::skylark::header::Flags;
 use dissectors::skylark::messages::{ErrorCode, FieldId, MsgType};
 use dissectors::skylark::object::{Object, Value};
-use dissectors::skylark::MAX_REDUNDANCY;
 use rand::RngExt;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -495,7 +495,12 @@ impl Client {
         let Some(i) = self.idx(id) else {
             return;
         };
-        let peer = self.calls.calls.get(i).map(|c| c.peer.clone()).unwrap_or_default();
+        let peer = self
+            .calls
+            .calls
+            .get(i)
+            .map(|c| c.peer.clone())
+            .unwrap_or_default();
         let Some(e) = entry.filter(|e| e.status != 0 && e.addr.is_some()) else {
             self.drop_call(id);
             self.call_failed(&peer, "offline (not-found)".into());
@@ -689,7 +694,10 @@ impl Client {
             .map(|c| c.id)
             .collect();
         if ids.is_empty() {
-            self.note(format!("{}: no established call", if hold { "hold" } else { "resume" }));
+            self.note(format!(
+                "{}: no established call",
+                if hold { "hold" } else { "resume" }
+            ));
             return;
         }
         for id in ids {
@@ -804,14 +812,17 @@ impl Client {
         };
         let err = |code: ErrorCode| vec![Object::u32(FieldId::ErrorCode, code.into())];
         if callee != self.cfg.name {
-            let m2 = Message::new(MsgType::Invite, Flags::ERR, m.txn_id, err(ErrorCode::NotFound));
+            let m2 = Message::new(
+                MsgType::Invite,
+                Flags::ERR,
+                m.txn_id,
+                err(ErrorCode::NotFound),
+            );
             self.send_tcp(conn, &m2);
             return;
         }
         let codec_ok = match m.get(FieldId::Codecs) {
-            Some(Value::List(l)) => l
-                .iter()
-                .any(|o| o.value == Value::U32(CODEC_SKY_SIM)),
+            Some(Value::List(l)) => l.iter().any(|o| o.value == Value::U32(CODEC_SKY_SIM)),
             _ => false,
         };
         if !codec_ok || ![20, 30, 60].contains(&frame_ms) {
@@ -1012,10 +1023,7 @@ impl Client {
         }
         match m.msg_type {
             MsgType::Invite if !m.flags.is_response() => self.on_invite(conn, &m),
-            MsgType::Ringing
-            | MsgType::Accept
-            | MsgType::Reject
-            | MsgType::RelayGrant
+            MsgType::Ringing | MsgType::Accept | MsgType::Reject | MsgType::RelayGrant
                 if m.flags.is_response() =>
             {
                 self.on_answer(conn, &m)
@@ -1141,7 +1149,10 @@ impl Client {
             self.stats.malformed += 1;
             return;
         };
-        let Some(state) = self.idx(id).and_then(|i| self.calls.calls.get(i)).map(|c| c.state)
+        let Some(state) = self
+            .idx(id)
+            .and_then(|i| self.calls.calls.get(i))
+            .map(|c| c.state)
         else {
             self.stats.unexpected += 1;
             return;
@@ -1335,7 +1346,10 @@ impl Client {
             let Some(sig) = sig else {
                 continue;
             };
-            let users = members.iter().map(|u| Object::str(FieldId::User, u)).collect();
+            let users = members
+                .iter()
+                .map(|u| Object::str(FieldId::User, u))
+                .collect();
             let txn = self.txn();
             let m = Message::new(
                 MsgType::ConfMixer,
@@ -1354,7 +1368,12 @@ impl Client {
 
     // ---------------------------------------------------------------- media
 
-    pub(super) fn on_media(&mut self, from: Option<SocketAddr>, _conn: Option<ConnId>, m: &Message) {
+    pub(super) fn on_media(
+        &mut self,
+        from: Option<SocketAddr>,
+        _conn: Option<ConnId>,
+        m: &Message,
+    ) {
         let id = m.txn_id;
         let hk_id = if m.msg_type == MsgType::HoldKeepalive {
             call_id_of(m)
@@ -1427,7 +1446,11 @@ impl Client {
                 c.history.push_front(payload);
                 c.history.truncate(MAX_REDUNDANCY);
             }
-            let t = if c.mixing { MsgType::Mix } else { MsgType::Voice };
+            let t = if c.mixing {
+                MsgType::Mix
+            } else {
+                MsgType::Voice
+            };
             msgs.push(Message::media(t, c.id, media));
             c.seq = c.seq.wrapping_add(1);
             c.timestamp = c.timestamp.wrapping_add(8 * c.frame_ms);
@@ -1468,7 +1491,10 @@ impl Client {
             MsgType::HoldKeepalive,
             Flags::REQUEST,
             txn,
-            vec![Object::u32(FieldId::CallId, id), Object::u32(FieldId::Seq, seq)],
+            vec![
+                Object::u32(FieldId::CallId, id),
+                Object::u32(FieldId::Seq, seq),
+            ],
         );
         self.stats.hold_keepalives_sent += 1;
         self.send_media(to, tcp, &m);
@@ -1553,7 +1579,14 @@ impl Client {
                 d = super::min_opt(d, t);
             }
             if c.state == CallState::Established {
-                d = super::min_opt(d, if c.hold { c.next_keepalive } else { c.next_frame });
+                d = super::min_opt(
+                    d,
+                    if c.hold {
+                        c.next_keepalive
+                    } else {
+                        c.next_frame
+                    },
+                );
             }
         }
         d

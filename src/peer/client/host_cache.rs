@@ -153,7 +153,11 @@ impl ClientState {
             s.push_str(&format!("node-id {id:016x}\n"));
         }
         if let Some(c) = &self.credential {
-            s.push_str(&format!("credential {} {}\n", c.expiry, hex_encode(&c.blob)));
+            s.push_str(&format!(
+                "credential {} {}\n",
+                c.expiry,
+                hex_encode(&c.blob)
+            ));
         }
         for a in self.host_cache.entries() {
             s.push_str(&format!("sn {a}\n"));

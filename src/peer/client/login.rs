@@ -4,16 +4,18 @@
 //! Login is one `Phase` at a time:
 //!
 //! ```text
-//! Start ─► ProbeUdp ─(acks)─► [NAT discovery] ─► Auth? ─► Register ─► Online (+ fallback probes)
-//!             │ no ack            ▲                          │ all SNs refuse / time out
-//!             ▼                   │                          ▼
-//!          ProbeTcp ─(ack)────────┘                  Pause 6 s ─► next round; after 5: Failed
-//!             │ nothing answers
-//!             └─► Pause 6 s ─► next round (ProbeUdp, or ProbeTcp once UDP is known blocked)
+//! Start ─► VersionCheck ─► ProbeUdp ─(acks)─► [NAT discovery] ─► Auth? ─► Register ─► Online
+//!                            │ no ack            ▲                         (+ fallback probes)
+//!                            ▼                   │      Register: all SNs refuse / time out
+//!                         ProbeTcp ─(ack)────────┘        └─► Pause 6 s ─► next round
+//!                            │ nothing answers
+//!                            └─► Pause 6 s ─► next round (ProbeUdp, or ProbeTcp once UDP is
+//!                                known blocked); after 5 rounds: Failed (LOGIN_FAILED event)
 //! ```
 //!
-//! - The version check (HTTP GET to the home server) starts with login and runs beside it:
-//!   its failure never stops login (§8.1 step 1).
+//! - VERSION_CHECK (HTTP GET to the home server) waits for the answer, the connection's
+//!   failure or `tcp_connect_timeout_ms`, whichever comes first; its failure never stops
+//!   login (§8.1 step 1).
 //! - PROBE_UDP paces `hc-probe`s at `probe_rate_per_s` and waits `udp_probe_wait_ms` after
 //!   the last; the wait ends early once every target answered, or two did (enough for NAT
 //!   discovery) — so a typical login takes the 3–7 s of §8.1, not always 5 s more.
@@ -28,7 +30,7 @@
 //! - SN lost (missing `sn-refresh-ack` or closed session): REGISTER is retried with the
 //!   fallback table first, then a fresh probe round over the host cache.
 
-use super::{ms, secs, Client, ConnId, ConnKind, NatType, FAR, MAX_BUDDIES, SEC};
+use super::{Client, ConnId, ConnKind, FAR, MAX_BUDDIES, NatType, SEC, ms, secs};
 use crate::peer::auth::{self, HashParams};
 use crate::peer::outbox::Dest;
 use crate::peer::truth::{EventKind, Transport};
@@ -72,6 +74,9 @@ enum AuthStage {
 enum Phase {
     #[default]
     Start,
+    VersionCheck {
+        until: Ts,
+    },
     ProbeUdp {
         targets: Vec<SocketAddr>,
         sent: usize,
@@ -137,7 +142,7 @@ pub(super) struct Login {
     round: u32,
     pub nat: NatType,
     pub reflexive: Option<SocketAddr>,
-    udp_blocked: bool,
+    pub udp_blocked: bool,
     /// SNs that answered hc-probe this round, in answer order, with the reflexive address.
     answered: Vec<(SocketAddr, SocketAddr)>,
     udp_answered: bool,
@@ -171,6 +176,7 @@ impl Login {
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Start => "start",
+            Phase::VersionCheck { .. } => "version-check",
             Phase::ProbeUdp { .. } => "probe-udp",
             Phase::ProbeTcp { .. } => "probe-tcp",
             Phase::Pause { .. } => "pause",
@@ -254,7 +260,16 @@ impl Client {
         if let Some(p) = self.cfg.telemetry_period_s.filter(|p| *p > 0) {
             self.login.telemetry_at = Some(self.now.add_nanos(secs(p)));
         }
-        self.start_round(1);
+        self.login.phase = Phase::VersionCheck {
+            until: self.now.add_nanos(ms(self.cfg.tcp_connect_timeout_ms)),
+        };
+    }
+
+    /// The version check answered, failed or timed out: login goes on either way.
+    pub(super) fn version_check_done(&mut self) {
+        if matches!(self.login.phase, Phase::VersionCheck { .. }) {
+            self.start_round(1);
+        }
     }
 
     fn probe_targets(&self) -> Vec<SocketAddr> {
@@ -619,9 +634,7 @@ impl Client {
             }
             t.sent += 1;
             // RFC 8489 §6.2.1: sends at 0, RTO, 3·RTO, …; give up at (2^n − 1)·RTO.
-            t.next = t
-                .start
-                .add_nanos(rto.saturating_mul((1i64 << t.sent) - 1));
+            t.next = t.start.add_nanos(rto.saturating_mul((1i64 << t.sent) - 1));
             let msg = StunMessage::binding_request(t.tid, Some(&self.software()));
             let mut data = Vec::with_capacity(msg.buffer_len());
             if msg.emit(&mut data).is_err() {
@@ -680,9 +693,14 @@ impl Client {
         let local = self.cfg.addr;
         let (nat, refl) = match results.as_slice() {
             [] => match self.login.answered.first() {
-                Some((_, r)) if self.login.udp_answered => {
-                    (if *r == local { NatType::Public } else { NatType::Cone }, Some(*r))
-                }
+                Some((_, r)) if self.login.udp_answered => (
+                    if *r == local {
+                        NatType::Public
+                    } else {
+                        NatType::Cone
+                    },
+                    Some(*r),
+                ),
                 _ => (NatType::UdpBlocked, None),
             },
             [a, ..] if results.contains(&local) => (NatType::Public, Some(*a)),
@@ -786,7 +804,7 @@ impl Client {
         if m.flags.is_error() {
             let code = ErrorCode::from(get_u32(m, FieldId::ErrorCode).unwrap_or(0));
             self.close_conn(c);
-            self.login_fail(format!("{}", code.name()));
+            self.login_fail(code.name().to_string());
             return;
         }
         let wait = ms(self.cfg.ls_response_wait_ms);
@@ -795,8 +813,7 @@ impl Client {
                 let salt = get_blob(m, FieldId::Salt).and_then(|s| <[u8; 16]>::try_from(s).ok());
                 let nonce = get_blob(m, FieldId::Nonce).map(<[u8]>::to_vec);
                 let alg = get_u32(m, FieldId::HashAlg);
-                let (Some(salt), Some(nonce), Some(HASH_ALG_ARGON2ID)) = (salt, nonce, alg)
-                else {
+                let (Some(salt), Some(nonce), Some(HASH_ALG_ARGON2ID)) = (salt, nonce, alg) else {
                     self.close_conn(c);
                     self.login_fail("bad auth-challenge (salt, nonce or hash-alg)".into());
                     return;
@@ -1138,15 +1155,17 @@ impl Client {
     // ---------------------------------------------------------------- ONLINE
 
     pub(super) fn on_sn_msg(&mut self, c: ConnId, m: Message) {
-        if let Phase::Register { conn, addr, txn, .. } = self.login.phase {
+        if let Phase::Register {
+            conn, addr, txn, ..
+        } = self.login.phase
+        {
             if conn == Some(c) {
-                if m.msg_type == MsgType::SnRegister
-                    || (m.msg_type == MsgType::SnRegisterAck && m.txn_id == txn)
+                if matches!(m.msg_type, MsgType::SnRegister | MsgType::SnRegisterAck)
+                    && m.flags.is_response()
+                    && m.txn_id == txn
                 {
-                    if m.flags.is_response() && m.txn_id == txn {
-                        self.on_register_reply(c, addr, &m);
-                        return;
-                    }
+                    self.on_register_reply(c, addr, &m);
+                    return;
                 }
                 self.stats.unexpected += 1;
                 return;
@@ -1338,8 +1357,7 @@ impl Client {
                     self.send_fallback_probe(*a);
                 }
                 self.login.fb_probed = fresh;
-                self.login.fb_probe_until =
-                    Some(self.now.add_nanos(ms(self.cfg.fallback_wait_ms)));
+                self.login.fb_probe_until = Some(self.now.add_nanos(ms(self.cfg.fallback_wait_ms)));
             }
         }
         self.login.repoll_at = Some(self.now.add_nanos(secs(self.cfg.repoll_period_s)));
@@ -1370,6 +1388,7 @@ impl Client {
         match &self.login.phase {
             Phase::ProbeUdp { .. } => self.probe_udp_tick(),
             Phase::ProbeTcp { deadline, .. } if *deadline <= now => self.probe_tcp_next(true),
+            Phase::VersionCheck { until } if *until <= now => self.version_check_done(),
             Phase::Pause { until } if *until <= now => {
                 let r = self.login.round + 1;
                 self.start_round(r);
@@ -1437,7 +1456,7 @@ impl Client {
             Phase::ProbeTcp { deadline, .. }
             | Phase::Auth { deadline, .. }
             | Phase::Register { deadline, .. } => *deadline,
-            Phase::Pause { until } => *until,
+            Phase::Pause { until } | Phase::VersionCheck { until } => *until,
             _ => FAR,
         };
         if let Some(n) = &l.nat_disc {
@@ -1520,12 +1539,14 @@ impl Client {
             if buf.len() >= super::MAX_HTTP_RESPONSE {
                 self.stats.malformed += 1;
                 self.close_conn(c);
+                self.version_check_done();
             }
             return;
         };
         let dissectors::http::StartLine::Response { code, .. } = head.start else {
             self.stats.malformed += 1;
             self.close_conn(c);
+            self.version_check_done();
             return;
         };
         let body_len = head.content_length().ok().flatten().unwrap_or(0);
@@ -1537,8 +1558,11 @@ impl Client {
             .trim()
             .to_string();
         self.close_conn(c);
-        if kind == ConnKind::HttpVersion && code == 200 && latest != self.cfg.version {
-            self.note(format!("home server: latest version {latest}"));
+        if kind == ConnKind::HttpVersion {
+            if code == 200 && latest != self.cfg.version {
+                self.note(format!("home server: latest version {latest}"));
+            }
+            self.version_check_done();
         }
     }
 }

@@ -20,12 +20,12 @@ mod login;
 #[cfg(test)]
 mod tests;
 
+use super::PeerError;
 use super::auth::HashParams;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::outbox::Outbox;
 use super::stream::FrameReader;
 use super::truth::Role;
-use super::PeerError;
 use crate::time::Ts;
 use dissectors::skylark::codec::Message;
 use dissectors::skylark::messages::MsgType;
@@ -36,8 +36,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use call::{elect_mixer, synth_frame, MixerCandidate};
-pub use host_cache::{HostCache, SavedCredential, MAX_HOST_CACHE};
+pub use call::{MixerCandidate, elect_mixer, synth_frame};
+pub use host_cache::{HostCache, MAX_HOST_CACHE, SavedCredential};
 
 /// TCP connections the client keeps at once (SN session, LS, probes, HTTP, calls, relays,
 /// accepted peers); beyond it new accepted connections are closed at once.
@@ -539,7 +539,8 @@ impl Client {
 
     fn on_conn_lost(&mut self, conn: ConnId, c: Conn) {
         match c.kind {
-            ConnKind::HttpVersion | ConnKind::HttpTelemetry => {}
+            ConnKind::HttpVersion => self.version_check_done(),
+            ConnKind::HttpTelemetry => {}
             ConnKind::Ls => self.auth_conn_lost(conn),
             ConnKind::Probe => self.probe_conn_lost(conn),
             ConnKind::Sn => self.sn_conn_lost(conn),
@@ -552,9 +553,7 @@ impl Client {
             ConnKind::Ls => self.on_ls_msg(conn, &m),
             ConnKind::Probe => self.on_probe_msg(conn, &m),
             ConnKind::Sn => self.on_sn_msg(conn, m),
-            ConnKind::PeerOut | ConnKind::PeerIn | ConnKind::Relay => {
-                self.on_peer_msg(conn, m)
-            }
+            ConnKind::PeerOut | ConnKind::PeerIn | ConnKind::Relay => self.on_peer_msg(conn, m),
             ConnKind::HttpVersion | ConnKind::HttpTelemetry => self.stats.unexpected += 1,
         }
     }
@@ -643,7 +642,9 @@ fn ms(v: u64) -> i64 {
 
 /// Seconds to nanoseconds, saturating.
 fn secs(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX / SEC).saturating_mul(SEC)
+    i64::try_from(v)
+        .unwrap_or(i64::MAX / SEC)
+        .saturating_mul(SEC)
 }
 
 fn min_opt(a: Ts, b: Option<Ts>) -> Ts {
