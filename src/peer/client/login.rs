@@ -24,9 +24,10 @@
 //!   STUN answer but an `hc-probe-ack` over UDP, the hc-probe reflexive address decides
 //!   (public when it equals the local address, else cone); with no UDP answer at all: UDP
 //!   blocked.
-//! - Argon2 parameters: `auth-challenge` carries none in the current field table (§4.4), so
-//!   `ClientConfig::hash_params_fallback` applies; parameters above `HashParams::MAX` are
-//!   refused (LOGIN_FAILED) before any work.
+//! - Argon2 parameters come from the challenge's `argon-m`/`argon-t`/`argon-p` (ids
+//!   0x28–0x2a); when absent, `ClientConfig::hash_params_fallback` applies. Parameters above
+//!   `HashParams::MAX` (or below Argon2's minimums) are refused — LOGIN_FAILED "hash
+//!   parameters refused" — before any work.
 //! - SN lost (missing `sn-refresh-ack` or closed session): REGISTER is retried with the
 //!   fallback table first, then a fresh probe round over the host cache.
 
@@ -246,10 +247,21 @@ pub(super) fn user_list(m: &Message, id: FieldId) -> Vec<String> {
     }
 }
 
-/// The Argon2 parameters of a challenge. The field table has no ids for them yet, so this
-/// is the configured fallback; kept as a function so adding the fields touches one place.
-fn challenge_params(_m: &Message, fallback: HashParams) -> HashParams {
-    fallback
+/// PROTOCOL.md §4.4 (as extended for issue 4): `argon-m` (KiB), `argon-t`, `argon-p`, u32
+/// each, in `auth-challenge` with hash-alg 2. Read by number so this works whether or not the
+/// codec's field table names them yet.
+pub const FIELD_ARGON_M: u8 = 0x28;
+pub const FIELD_ARGON_T: u8 = 0x29;
+pub const FIELD_ARGON_P: u8 = 0x2a;
+
+/// The Argon2 parameters of a challenge: all three fields, else the configured fallback
+/// (a login server that predates the fields). Bounds are checked by `auth::stored_hash`.
+fn challenge_params(m: &Message, fallback: HashParams) -> HashParams {
+    let f = |id: u8| get_u32(m, FieldId::from(id));
+    match (f(FIELD_ARGON_M), f(FIELD_ARGON_T), f(FIELD_ARGON_P)) {
+        (Some(m_kib), Some(t), Some(p)) => HashParams { m_kib, t, p },
+        _ => fallback,
+    }
 }
 
 impl Client {

@@ -6,6 +6,7 @@ use super::*;
 use crate::peer::auth::{self, Credential};
 use crate::peer::io::{Datagram, TcpOut};
 use crate::peer::truth::{EventKind, MediaPath};
+use dissectors::skylark::codec::Body;
 use dissectors::skylark::header::Flags;
 use dissectors::skylark::messages::{ErrorCode, FieldId};
 use dissectors::skylark::object::{Object, Value};
@@ -66,6 +67,10 @@ struct Knobs {
     /// The LS accepts this password for every user (None: the client's own).
     wrong_password: bool,
     relay_ok: bool,
+    /// Argon2 parameters the LS announces (None: the fields are left out).
+    ls_params: Option<HashParams>,
+    /// sn-register answers: errors for the first registrations at sn1.
+    register_errors: Vec<ErrorCode>,
 }
 
 impl Default for Knobs {
@@ -78,6 +83,8 @@ impl Default for Knobs {
             peer_udp: true,
             wrong_password: false,
             relay_ok: true,
+            ls_params: Some(HashParams::FAST),
+            register_errors: Vec::new(),
         }
     }
 }
@@ -449,16 +456,17 @@ impl World {
             MsgType::AuthHello => {
                 let nonce = [0xa0u8 ^ i as u8; 16];
                 self.nonces.insert((i, conn), nonce);
-                let r = Message::new(
-                    MsgType::AuthChallenge,
-                    Flags::RESP,
-                    m.txn_id,
-                    vec![
-                        Object::blob(FieldId::Salt, &salt),
-                        Object::blob(FieldId::Nonce, &nonce),
-                        Object::u32(FieldId::HashAlg, 2),
-                    ],
-                );
+                let mut objs = vec![
+                    Object::blob(FieldId::Salt, &salt),
+                    Object::blob(FieldId::Nonce, &nonce),
+                    Object::u32(FieldId::HashAlg, 2),
+                ];
+                if let Some(p) = self.k.ls_params {
+                    objs.push(Object::u32(FieldId::from(0x28), p.m_kib));
+                    objs.push(Object::u32(FieldId::from(0x29), p.t));
+                    objs.push(Object::u32(FieldId::from(0x2a), p.p));
+                }
+                let r = Message::new(MsgType::AuthChallenge, Flags::RESP, m.txn_id, objs);
                 self.msg_to(i, conn, &r);
             }
             MsgType::AuthProof => {
@@ -573,6 +581,19 @@ impl World {
                     panic!()
                 };
                 let cred = Credential::verify(b, &self.key.verifying_key()).unwrap();
+                if !self.k.register_errors.is_empty() && conn_is(self.conns.get(&(i, conn)), sn1())
+                {
+                    let code = self.k.register_errors.remove(0);
+                    let mut e = err(m, code);
+                    if let Body::Objects(o) = &mut e.body {
+                        o.push(Object::list(
+                            FieldId::SnList,
+                            vec![Object::addr(FieldId::Addr, sn2())],
+                        ));
+                    }
+                    self.msg_to(i, conn, &e);
+                    return;
+                }
                 if cred.expiry <= (self.now.as_nanos() / SEC) as u64 {
                     self.msg_to(i, conn, &err(m, ErrorCode::CredentialExpired));
                     return;
@@ -656,6 +677,10 @@ impl World {
             }
         }
     }
+}
+
+fn conn_is(f: Option<&Far>, sn: SocketAddr) -> bool {
+    f == Some(&Far::Sn(sn))
 }
 
 fn setups(w: &World, i: usize) -> Vec<(u64, String, MediaPath, Option<SocketAddr>)> {
@@ -843,6 +868,96 @@ fn wrong_password_ends_login_with_auth_failed() {
     assert_eq!(logins[0].2, "auth-failed");
     assert_eq!(w.sent(0, "auth-proof"), 1, "not retried");
     assert_eq!(w.sent(0, "sn-register"), 0);
+}
+
+#[test]
+fn challenge_params_above_the_maximum_are_refused_before_hashing() {
+    let k = Knobs {
+        ls_params: Some(HashParams {
+            m_kib: HashParams::MAX.m_kib + 1,
+            t: 1,
+            p: 1,
+        }),
+        ..Knobs::default()
+    };
+    let mut w = World::new(vec![cfg("alice", 1)], k);
+    w.run_for(30.0);
+    let logins = w.logins(0);
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0].2, "hash parameters refused");
+    assert_eq!(w.sent(0, "auth-proof"), 0);
+}
+
+#[test]
+fn challenge_without_argon_fields_uses_the_configured_fallback() {
+    let k = Knobs {
+        ls_params: None,
+        ..Knobs::default()
+    };
+    let mut w = World::new(vec![cfg("alice", 1)], k);
+    w.run_for(10.0);
+    assert!(w.clients[0].is_online());
+}
+
+#[test]
+fn overloaded_sn_sends_the_client_to_the_next_sn() {
+    let k = Knobs {
+        register_errors: vec![ErrorCode::Overloaded],
+        ..Knobs::default()
+    };
+    let mut w = World::new(vec![cfg("alice", 1)], k);
+    w.run_for(10.0);
+    assert_eq!(w.clients[0].super_node(), Some(sn2()));
+    assert_eq!(w.sent(0, "sn-register"), 2);
+}
+
+#[test]
+fn credential_expired_at_register_runs_auth_once_more() {
+    let k = Knobs {
+        register_errors: vec![ErrorCode::CredentialExpired],
+        ..Knobs::default()
+    };
+    let mut w = World::new(vec![cfg("alice", 1)], k);
+    w.run_for(10.0);
+    assert!(w.clients[0].is_online());
+    assert_eq!(w.sent(0, "auth-hello"), 2);
+    // Twice in a row: the second refusal ends login.
+    let k = Knobs {
+        register_errors: vec![ErrorCode::CredentialExpired, ErrorCode::CredentialExpired],
+        ..Knobs::default()
+    };
+    let mut w = World::new(vec![cfg("alice", 1)], k);
+    w.run_for(10.0);
+    let logins = w.logins(0);
+    assert!(!logins[0].0);
+    assert!(
+        logins[0].2.contains("credential-expired"),
+        "{}",
+        logins[0].2
+    );
+}
+
+#[test]
+fn unreachable_home_server_does_not_stop_login_and_telemetry_posts_periodically() {
+    let mut c = cfg("alice", 1);
+    c.home = sa("10.9.9.9:80");
+    let mut w = World::new(vec![c], Knobs::default());
+    w.run_for(10.0);
+    assert!(w.clients[0].is_online());
+    let mut c = cfg("alice", 1);
+    c.telemetry_period_s = Some(60);
+    let mut w = World::new(vec![c], Knobs::default());
+    w.run_for(190.0);
+    assert_eq!(w.sent(0, "http-telemetry"), 3);
+    let post = w.log.iter().find_map(|(_, o)| match o {
+        Output::Tcp(TcpOut::Send { data, label, .. }) if label.msg_type == "http-telemetry" => {
+            Some(String::from_utf8_lossy(data).to_string())
+        }
+        _ => None,
+    });
+    let post = post.unwrap();
+    assert!(post.starts_with("POST /ui/0/1.0.0/en/telemetry HTTP/1.1\r\n"));
+    assert!(post.contains("&nat=1"), "{post}");
 }
 
 #[test]
