@@ -1190,9 +1190,22 @@ impl Client {
             }
             match state {
                 CallState::Established => self.end_call(id, "connection closed"),
+                // A public callee that cannot be reached directly: try through the SN.
+                CallState::Connecting if !relay && self.login.sn.is_some() => {
+                    self.send_invite_via_sn(id)
+                }
                 _ => self.fail_call(id, "callee unreachable"),
             }
         }
+    }
+
+    /// Whether a call uses this connection (accepted connections without one are closed
+    /// after [`super::MAX_IDLE_ACCEPTED_S`]).
+    pub(super) fn conn_in_use(&self, conn: ConnId) -> bool {
+        self.calls
+            .calls
+            .iter()
+            .any(|c| c.sig == Some(conn) || c.relay_conn == Some(conn))
     }
 
     // ---------------------------------------------------------------- conference

@@ -46,6 +46,9 @@ pub const MAX_CONNS: usize = 64;
 pub const MAX_HTTP_RESPONSE: usize = 4096;
 /// Users in the buddy list kept (PROTOCOL.md §6.2: presence-query asks at most 256).
 pub const MAX_BUDDIES: usize = 256;
+/// An accepted connection that carries no call is closed after this long (a peer that
+/// connects and stays silent must not hold one of the [`MAX_CONNS`] slots).
+pub const MAX_IDLE_ACCEPTED_S: u64 = 30;
 /// Words of one command.
 pub const MAX_COMMAND_WORDS: usize = 16;
 
@@ -245,6 +248,8 @@ struct Conn {
     kind: ConnKind,
     remote: SocketAddr,
     up: bool,
+    /// When the connection was opened or accepted.
+    opened: Ts,
     reader: FrameReader,
     http: Vec<u8>,
 }
@@ -363,6 +368,7 @@ impl Client {
                 kind,
                 remote,
                 up: false,
+                opened: self.now,
                 reader: FrameReader::default(),
                 http: Vec::new(),
             },
@@ -412,13 +418,42 @@ impl Client {
         }
         self.login_timers();
         self.call_timers();
+        self.sweep_idle_accepted();
+    }
+
+    fn idle_accepted_deadline(&self, c: &Conn) -> Ts {
+        c.opened.add_nanos(secs(MAX_IDLE_ACCEPTED_S))
+    }
+
+    fn sweep_idle_accepted(&mut self) {
+        let idle: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| {
+                c.kind == ConnKind::PeerIn
+                    && self.idle_accepted_deadline(c) <= self.now
+                    && !self.conn_in_use(**id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.stats.ignored += 1;
+            self.close_conn(id);
+        }
     }
 
     fn next_deadline(&self) -> Ts {
         if self.started.is_none() {
             return Ts(0);
         }
-        self.login_deadline().min(self.calls_deadline())
+        let idle = self
+            .conns
+            .iter()
+            .filter(|(id, c)| c.kind == ConnKind::PeerIn && !self.conn_in_use(**id))
+            .map(|(_, c)| self.idle_accepted_deadline(c))
+            .min()
+            .unwrap_or(FAR);
+        self.login_deadline().min(self.calls_deadline()).min(idle)
     }
 
     fn on_udp(&mut self, from: SocketAddr, data: &[u8]) {
@@ -463,6 +498,7 @@ impl Client {
                         kind: ConnKind::PeerIn,
                         remote,
                         up: true,
+                        opened: self.now,
                         reader: FrameReader::default(),
                         http: Vec::new(),
                     },

@@ -1080,6 +1080,72 @@ fn direct_call_sends_a_frame_every_30_ms_both_ways_for_a_minute() {
 }
 
 #[test]
+fn redundancy_repeats_previous_frames_in_each_voice_message() {
+    let mut a = cfg("alice", 1);
+    a.redundancy = 2;
+    let mut b = cfg("bob", 2);
+    b.redundancy = 1;
+    let mut w = World::new(vec![a, b], Knobs::default());
+    w.run_for(10.0);
+    w.cmd(0, "call bob");
+    w.run_for(1.0);
+    let lens: Vec<usize> = w
+        .log
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Output::Udp(d) if *i == 0 && d.label.msg_type == "voice" => Some(d.data.len()),
+            _ => None,
+        })
+        .collect();
+    // Agreed redundancy is min(offer 2, callee 1) on the callee side; the caller sends 2.
+    assert_eq!(&lens[..3], &[87, 87 + 68, 87 + 2 * 68]);
+    let m = Message::parse(
+        &w.log
+            .iter()
+            .filter_map(|(i, o)| match o {
+                Output::Udp(d) if *i == 0 && d.label.msg_type == "voice" => Some(d.data.clone()),
+                _ => None,
+            })
+            .nth(2)
+            .unwrap(),
+    )
+    .unwrap();
+    let Body::Media(media) = m.body else { panic!() };
+    assert_eq!(media.seq, 2);
+    assert_eq!(media.timestamp, 480);
+    let mut prev = Vec::new();
+    synth_frame(1, m.txn_id, 1, 67, &mut prev);
+    assert_eq!(
+        media.redundancy[0], prev,
+        "newest redundant frame is seq - 1"
+    );
+}
+
+#[test]
+fn silent_accepted_connections_are_closed_after_30_s() {
+    let mut c = Client::new(cfg("alice", 1)).unwrap();
+    let conn = ConnId(ConnId::ACCEPTED_BIT | 5);
+    c.handle_input(Input::Tcp {
+        now: Ts(T0),
+        conn,
+        event: TcpEvent::Accepted {
+            local: c.cfg.addr,
+            remote: sa("192.0.2.7:999"),
+        },
+    });
+    c.handle_input(Input::Timeout(Ts(T0 + 31 * SEC)));
+    let mut closed = false;
+    loop {
+        match c.poll_output() {
+            Output::Timeout(_) => break,
+            Output::Tcp(TcpOut::Close { conn: x }) => closed |= x == conn,
+            _ => {}
+        }
+    }
+    assert!(closed);
+}
+
+#[test]
 fn hold_sends_about_three_keepalives_per_second_then_resume_restarts_voice() {
     let mut w = two(Knobs::default());
     w.cmd(0, "call bob");
