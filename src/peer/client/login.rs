@@ -742,12 +742,24 @@ impl Client {
             .state
             .credential
             .as_ref()
-            .is_none_or(|c| c.expiry <= valid_until);
+            .is_none_or(|c| c.expiry <= valid_until || !self.credential_usable(&c.blob));
         if need_auth {
             self.start_auth();
         } else {
             self.start_register();
         }
+    }
+
+    /// A saved credential is used only when it names this user (and, with a known LS key,
+    /// its signature verifies): a state directory may have been copied or tampered with.
+    fn credential_usable(&self, blob: &[u8]) -> bool {
+        let cred = match self.cfg.ls_key {
+            Some(k) => ed25519_dalek::VerifyingKey::from_bytes(&k)
+                .ok()
+                .and_then(|k| auth::Credential::verify(blob, &k).ok()),
+            None => auth::Credential::read_unverified(blob).ok(),
+        };
+        cred.is_some_and(|c| c.user == self.cfg.name)
     }
 
     fn start_auth(&mut self) {

@@ -71,6 +71,9 @@ pub struct ClientConfig {
     /// Used when the host cache is empty.
     pub bootstrap: Vec<SocketAddr>,
     pub version: String,
+    /// The login server's Ed25519 public key, when known: a saved credential that does not
+    /// verify with it is not used (AUTH runs instead).
+    pub ls_key: Option<[u8; 32]>,
     /// Telemetry POST period (§10.2); `None` disables it.
     pub telemetry_period_s: Option<u64>,
     /// Accept incoming calls at once (lab, simulation).
@@ -125,6 +128,7 @@ impl Default for ClientConfig {
             home: lo(80),
             bootstrap: vec![lo(dissectors::skylark::BOOTSTRAP_PORT)],
             version: "1.0.0".into(),
+            ls_key: None,
             telemetry_period_s: None,
             auto_answer: false,
             seed: 0,

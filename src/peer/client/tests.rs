@@ -972,12 +972,24 @@ fn saved_credential_skips_auth_and_state_round_trips_on_disk() {
     w.clients[0].save().unwrap();
     let node_id = w.clients[0].node_id();
     // Restart from the saved state: same node id, host cache, and no AUTH.
-    let mut w2 = World::new(vec![c], Knobs::default());
+    let mut c2 = c.clone();
+    c2.ls_key = Some(w.key.verifying_key().to_bytes());
+    let mut w2 = World::new(vec![c2.clone()], Knobs::default());
     assert_eq!(w2.clients[0].node_id(), node_id);
     assert!(w2.clients[0].host_cache().entries().contains(&sn1()));
     w2.run_for(10.0);
     assert_eq!(w2.sent(0, "auth-hello"), 0);
     assert!(w2.logins(0)[0].0);
+    // With the LS key configured, a credential signed by another key is not used.
+    c2.ls_key = Some(
+        SigningKey::from_bytes(&[8u8; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let mut w3 = World::new(vec![c2], Knobs::default());
+    w3.run_for(10.0);
+    assert_eq!(w3.sent(0, "auth-hello"), 1);
+    assert!(w3.logins(0)[0].0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
