@@ -1011,6 +1011,19 @@ fn missing_keepalive_ack_loses_the_sn_and_re_registers_via_fallback() {
     assert_eq!(w.sent(0, "sn-register"), 2);
 }
 
+#[test]
+fn closed_sn_session_re_registers() {
+    let mut w = World::new(vec![cfg("alice", 1)], Knobs::default());
+    w.run_for(10.0);
+    let conn = w.clients[0].login.sn.unwrap().conn;
+    w.conns.remove(&(0, conn));
+    w.tcp_to(0, conn, TcpEvent::Closed);
+    w.run_for(5.0);
+    assert_eq!(w.clients[0].stats().sn_lost, 1);
+    assert!(w.clients[0].is_online());
+    assert_eq!(w.logins(0).len(), 2);
+}
+
 // ---------------------------------------------------------------- lookups and calls
 
 fn two(k: Knobs) -> World {
@@ -1261,6 +1274,40 @@ fn unanswered_call_is_rejected_after_60_s_and_caller_sees_declined() {
     w.run_for(61.0);
     assert_eq!(w.sent(1, "ringing"), 1);
     assert_eq!(failures(&w, 0), vec!["declined timeout".to_string()]);
+}
+
+#[test]
+fn caller_hangup_while_ringing_cancels_and_the_callee_ends_the_call() {
+    let mut b = cfg("bob", 2);
+    b.auto_answer = false;
+    let mut w = World::new(vec![cfg("alice", 1), b], Knobs::default());
+    w.run_for(10.0);
+    w.cmd(0, "call bob");
+    w.run_for(2.0);
+    w.cmd(0, "hangup");
+    w.run_for(1.0);
+    assert_eq!(w.sent(0, "cancel"), 1);
+    assert!(w.events(1).iter().any(
+        |e| matches!(e, EventKind::CallEnd { reason, .. } if reason.contains("cancelled by caller"))
+    ));
+    // Then bob answers nothing: no stale call is left to answer.
+    w.cmd(1, "answer");
+    assert!(w.clients[1].calls.summary().starts_with("0 "));
+}
+
+#[test]
+fn manual_answer_sets_the_call_up() {
+    let mut b = cfg("bob", 2);
+    b.auto_answer = false;
+    let mut w = World::new(vec![cfg("alice", 1), b], Knobs::default());
+    w.run_for(10.0);
+    w.cmd(0, "call bob");
+    w.run_for(2.0);
+    assert!(setups(&w, 0).is_empty());
+    w.cmd(1, "answer");
+    w.run_for(1.0);
+    assert_eq!(setups(&w, 0).len(), 1);
+    assert_eq!(setups(&w, 1).len(), 1);
 }
 
 // ---------------------------------------------------------------- conference
