@@ -9,6 +9,7 @@
 //! ground-truth [`Label`], written by what the node *meant* to send, never re-parsed.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod io;
 pub mod outbox;
