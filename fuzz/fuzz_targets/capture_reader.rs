@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
                         );
                     }
                 }
-                assert!(matches!(reader.next_frame(), Ok(None)), "frames after an error");
+                assert!(
+                    matches!(reader.next_frame(), Ok(None)),
+                    "frames after an error"
+                );
                 break;
             }
         }

@@ -10,9 +10,7 @@ use p2ptrace::capture::CaptureReader;
 use p2ptrace::decode::{Decoder, DefragLimits};
 use p2ptrace::dissect::{DissectConfig, Dissection, FlowApp};
 use p2ptrace::flow::reassembly::StreamEnd;
-use p2ptrace::flow::{
-    Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, IdleTimeouts,
-};
+use p2ptrace::flow::{Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, IdleTimeouts};
 use p2ptrace::time::Ts;
 use std::io::Cursor;
 
@@ -22,7 +20,10 @@ const MAX_FRAMES: usize = 4096;
 fn check(msg: &Message) {
     if let Some(d) = &msg.detail {
         assert!(d.len() <= 200, "detail too long: {d:?}");
-        assert!(d.bytes().all(|b| (0x20..0x7f).contains(&b)), "detail: {d:?}");
+        assert!(
+            d.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "detail: {d:?}"
+        );
     }
 }
 
@@ -94,11 +95,15 @@ fuzz_target!(|data: &[u8]| {
             let at = table.ingest(&pkt, &mut sink);
             let messages = &mut sink.messages;
             if let Some(app) = table.app_mut(at.slot) {
-                sink.dissection
-                    .on_packet(app, &pkt, at.dir, &mut |_dir: Dir, _ts: Ts, msg: &Message| {
+                sink.dissection.on_packet(
+                    app,
+                    &pkt,
+                    at.dir,
+                    &mut |_dir: Dir, _ts: Ts, msg: &Message| {
                         check(msg);
                         *messages += 1;
-                    });
+                    },
+                );
             }
         }
     }

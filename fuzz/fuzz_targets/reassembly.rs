@@ -62,7 +62,11 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     let mut t = 0i64;
     while let [ctl, s0, s1, s2, s3, len, tail @ ..] = rest {
-        let dir = if ctl & 0x80 == 0 { Dir::Orig } else { Dir::Resp };
+        let dir = if ctl & 0x80 == 0 {
+            Dir::Orig
+        } else {
+            Dir::Resp
+        };
         let take = usize::from(*len).min(tail.len());
         let (payload, tail) = tail.split_at(take);
         rest = tail;
@@ -82,7 +86,11 @@ fuzz_target!(|data: &[u8]| {
         r.segment(dir, Ts(t), &seg, &mut budget, &mut c);
         assert!(budget.used_bytes() <= budget.max_bytes());
         for d in [Dir::Orig, Dir::Resp] {
-            assert_eq!(c.offset[d.index()], r.next_offset(d), "{d:?}: offsets disagree");
+            assert_eq!(
+                c.offset[d.index()],
+                r.next_offset(d),
+                "{d:?}: offsets disagree"
+            );
             assert_eq!(c.ended[d.index()], u32::from(r.is_ended(d)));
         }
         if was_ended {

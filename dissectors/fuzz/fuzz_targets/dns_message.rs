@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         }
         for (name, addr) in view.name_addresses() {
             let s = name.to_string();
-            assert!(s.len() <= 4 * dns::MAX_NAME_LEN, "name rendering unbounded: {}", s.len());
+            assert!(
+                s.len() <= 4 * dns::MAX_NAME_LEN,
+                "name rendering unbounded: {}",
+                s.len()
+            );
             let _ = addr;
         }
         common::check_row(&view.to_message());

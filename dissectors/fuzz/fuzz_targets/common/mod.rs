@@ -35,7 +35,13 @@ pub struct Feeder {
 
 impl Feeder {
     /// Appends `chunk` to the pending bytes and offers them to `flow`.
-    pub fn push(&mut self, flow: &mut dyn FlowDissector, side: Side, chunk: &[u8], out: &mut Outcome) {
+    pub fn push(
+        &mut self,
+        flow: &mut dyn FlowDissector,
+        side: Side,
+        chunk: &[u8],
+        out: &mut Outcome,
+    ) {
         self.pending.extend_from_slice(chunk);
         let before = out.rows.len();
         let p = flow.parse(side, 0, &self.pending, &mut out.rows);
@@ -46,7 +52,11 @@ impl Feeder {
                 consumed
             }
         };
-        assert!(consumed <= self.pending.len(), "consumed {consumed} > {}", self.pending.len());
+        assert!(
+            consumed <= self.pending.len(),
+            "consumed {consumed} > {}",
+            self.pending.len()
+        );
         self.pending.drain(..consumed);
         for m in &out.rows[before..] {
             check_row(m);
@@ -54,7 +64,13 @@ impl Feeder {
     }
 
     /// A hole of `missing` bytes: the analyzer drops what was pending and tells the parser.
-    pub fn gap(&mut self, flow: &mut dyn FlowDissector, side: Side, missing: u64, out: &mut Outcome) {
+    pub fn gap(
+        &mut self,
+        flow: &mut dyn FlowDissector,
+        side: Side,
+        missing: u64,
+        out: &mut Outcome,
+    ) {
         self.pending.clear();
         flow.on_gap(side, missing);
         out.gaps += 1;
@@ -63,7 +79,12 @@ impl Feeder {
 
 /// Drives one side with a chunked encoding of the input: `[n][n bytes]...`; `n == 0` is a
 /// gap whose size is the next byte. Returns the concatenated stream bytes (gaps excluded).
-pub fn drive_chunked(flow: &mut dyn FlowDissector, side: Side, input: &[u8], out: &mut Outcome) -> Vec<u8> {
+pub fn drive_chunked(
+    flow: &mut dyn FlowDissector,
+    side: Side,
+    input: &[u8],
+    out: &mut Outcome,
+) -> Vec<u8> {
     let mut feeder = Feeder::default();
     let mut stream = Vec::new();
     let mut rest = input;
@@ -87,7 +108,13 @@ pub fn drive_chunked(flow: &mut dyn FlowDissector, side: Side, input: &[u8], out
 }
 
 /// Feeds `data` to one side in fixed `seg`-byte chunks (no gaps).
-pub fn drive_fixed(flow: &mut dyn FlowDissector, side: Side, data: &[u8], seg: usize, out: &mut Outcome) {
+pub fn drive_fixed(
+    flow: &mut dyn FlowDissector,
+    side: Side,
+    data: &[u8],
+    seg: usize,
+    out: &mut Outcome,
+) {
     let mut feeder = Feeder::default();
     for chunk in data.chunks(seg.max(1)) {
         feeder.push(flow, side, chunk, out);
