@@ -24,14 +24,14 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(None) => break,
             Err(e) => {
-                if let CaptureError::Damaged { offset, .. } = &e {
-                    if plain {
-                        assert!(
-                            *offset <= data.len() as u64,
-                            "damage offset {offset} beyond input length {}",
-                            data.len()
-                        );
-                    }
+                if let CaptureError::Damaged { offset, .. } = &e
+                    && plain
+                {
+                    assert!(
+                        *offset <= data.len() as u64,
+                        "damage offset {offset} beyond input length {}",
+                        data.len()
+                    );
                 }
                 assert!(
                     matches!(reader.next_frame(), Ok(None)),
