@@ -9,9 +9,12 @@
 //! ground-truth [`Label`], written by what the node *meant* to send, never re-parsed.
 
 pub mod auth;
+pub mod driver;
 pub mod error;
 pub mod io;
+pub mod lab;
 pub mod outbox;
+pub mod scenario;
 pub mod stream;
 pub mod truth;
 
