@@ -62,7 +62,7 @@ pub enum Command {
         --ls 127.0.0.1:33034 --home 127.0.0.2:8080 --bootstrap 127.0.0.3:33033\n\n\
         Client commands (stdin): lookup USER | call USER | hold | resume | hangup | \
         conference USER USER... | status")]
-    Peer(PeerArgs),
+    Peer(Box<PeerArgs>),
     /// Run a whole overlay on loopback from a scenario and write labels.csv and events.csv.
     #[command(after_help = "Examples:\n  \
         p2ptrace lab basic-call --out out/\n  \

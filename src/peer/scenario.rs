@@ -716,18 +716,21 @@ command = "call bob"
                 &MINIMAL.replace("name = \"sn1\"", "name = \"sn1\"\nport = 80"),
                 "supernode[0].port",
             ),
-            (&with("network = \"10.0.0.0\""), "network"),
-            (&with("network = \"127.255.255.253\""), "network"),
+            (&format!("network = \"10.0.0.0\"\n{MINIMAL}"), "network"),
+            (
+                &format!("network = \"127.255.255.253\"\n{MINIMAL}"),
+                "network",
+            ),
             (&with("[timers]\nkeepalive_s = 0"), "timers.keepalive_s"),
             (&with("[timers]\nframe_ms = 25"), "timers.frame_ms"),
             (
                 &with("[home]\nlatest_version = \"\""),
                 "home.latest_version",
             ),
-            (
-                &with("[login_server]\nname = \"alice\""),
-                "login_server.name",
-            ),
+            // Names are checked login server, home, super nodes, clients: the later one is
+            // named.
+            (&with("[login_server]\nname = \"alice\""), "client[0].name"),
+            (&with("[login_server]\nname = \"\""), "login_server.name"),
         ];
         for (text, field) in cases {
             assert_eq!(err_field(text), *field, "in:\n{text}");

@@ -123,24 +123,6 @@ impl<N: Node> Node for Unsaved<N> {
 
 impl<N: Node> Hosted for Unsaved<N> {}
 
-impl<H: Hosted + ?Sized> Node for Box<H> {
-    fn listen(&self) -> crate::peer::io::Listen {
-        (**self).listen()
-    }
-    fn handle_input(&mut self, input: Input<'_>) {
-        (**self).handle_input(input);
-    }
-    fn poll_output(&mut self) -> Output {
-        (**self).poll_output()
-    }
-}
-
-impl<H: Hosted + ?Sized> Hosted for Box<H> {
-    fn save(&mut self) -> Result<(), PeerError> {
-        (**self).save()
-    }
-}
-
 /// The driver's clock: monotonic, anchored once to Unix time.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
