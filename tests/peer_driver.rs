@@ -689,3 +689,52 @@ fn garbage_from_outside_reaches_the_node_as_data_only() {
         .sum();
     assert_eq!(bytes, 10_000);
 }
+
+#[test]
+fn a_close_sends_pending_data_then_fin() {
+    let mut d = Driver::new(DriverConfig::default(), NullSink).unwrap();
+    let big = vec![0x42u8; 1 << 20];
+    let (server, _) = Probe::new(listen_tcp(addr("127.71.14.1:0")), move |_, s| match s {
+        Seen::Accepted { conn, .. } => vec![
+            send(*conn, &big),
+            Output::Tcp(TcpOut::Close { conn: *conn }),
+        ],
+        _ => vec![],
+    });
+    let s = d.add_node("server", server).unwrap();
+    let to = d.bound(s).1[0];
+    let reader = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(to).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut c, &mut got).map(|_| got.len())
+    });
+    let end = d.now().add_nanos(3_000_000_000);
+    while !reader.is_finished() && d.now() < end {
+        d.run(Some(d.now().add_nanos(20_000_000))).unwrap();
+    }
+    assert_eq!(
+        reader.join().unwrap().unwrap(),
+        1 << 20,
+        "all data, then EOF"
+    );
+}
+
+#[test]
+fn a_reset_from_the_peer_reports_closed() {
+    let mut d = Driver::new(DriverConfig::default(), NullSink).unwrap();
+    let (server, log) = Probe::new(listen_tcp(addr("127.71.15.1:0")), |_, _| vec![]);
+    let s = d.add_node("server", server).unwrap();
+    let to = d.bound(s).1[0];
+    let c = std::net::TcpStream::connect(to).unwrap();
+    run_until(&mut d, Duration::from_secs(3), || {
+        count(&log, |s| matches!(s, Seen::Accepted { .. })) == 1
+    });
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    run_until(&mut d, Duration::from_secs(3), || {
+        count(&log, |s| matches!(s, Seen::Closed(_))) == 1
+    });
+}

@@ -13,7 +13,8 @@
 //! Guarantees: labels are restamped with the driver's clock (a monotonic clock mapped to
 //! Unix time) at the moment the message's first byte is handed to the kernel, and a label
 //! is written only for a message that was handed over (a failed UDP send or a TCP message
-//! still buffered when its connection breaks has no label). Every table and buffer is
+//! still buffered when its connection breaks has no label); a UDP label's `src` is the
+//! sending socket's real address. Every table and buffer is
 //! bounded: [`DriverConfig::max_conns_per_node`] connections per node,
 //! [`DriverConfig::max_buffered_bytes`] unsent bytes per connection (beyond it the
 //! connection is closed and the node told, since a sans-IO node has no back-pressure), at
@@ -456,8 +457,20 @@ impl<S: Sink> Driver<S> {
                 Sock::Listener { sock, .. } => registry.register(sock, token, Interest::READABLE),
                 Sock::Conn(_) => Ok(()),
             };
-            r.map_err(DriverError::Poll)?;
             self.socks.insert(token, sock);
+            if let Err(e) = r {
+                // Leave nothing of a node that was not added.
+                let mine: Vec<Token> = self
+                    .socks
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Sock::Udp { node, .. } | Sock::Listener { node, .. } if *node == idx))
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in mine {
+                    self.drop_sock(t);
+                }
+                return Err(DriverError::Poll(e));
+            }
         }
         self.nodes.push(Slot {
             name: name.to_string(),
@@ -586,7 +599,14 @@ impl<S: Sink> Driver<S> {
                 if token == WAKER {
                     continue;
                 }
-                self.on_ready(token, ev.is_readable(), ev.is_writable() || ev.is_error());
+                // An error or hang-up is reported to whoever reads or writes next, so it
+                // counts as both: the read or write then sees the error or EOF.
+                let broken = ev.is_error() || ev.is_read_closed();
+                self.on_ready(
+                    token,
+                    ev.is_readable() || broken,
+                    ev.is_writable() || broken,
+                );
                 self.process_synthetic();
             }
             self.events = events;
