@@ -131,9 +131,10 @@ pub struct PeerArgs {
     /// Client: the account password.
     #[arg(long, value_name = "P")]
     pub password: Option<String>,
-    /// Client: the version it reports; home server: the latest version it announces.
+    /// Client: the software version it reports; home server: the latest version it
+    /// announces.
     #[arg(long, value_name = "V", default_value = crate::peer::scenario::DEFAULT_VERSION)]
-    pub version: String,
+    pub app_version: String,
     /// Client: do not accept incoming calls automatically.
     #[arg(long)]
     pub no_auto_answer: bool,
@@ -650,20 +651,19 @@ fn peer(args: &PeerArgs) -> u8 {
     }
 }
 
-fn build_peer(args: &PeerArgs) -> Result<u8, String> {
+/// Builds the node `p2ptrace peer` runs: its name, role name and the node.
+fn peer_node(
+    args: &PeerArgs,
+    factory: &dyn crate::peer::lab::factory::NodeFactory,
+) -> Result<(String, &'static str, Box<dyn crate::peer::driver::Hosted>), String> {
     use crate::peer::auth::HashParams;
-    use crate::peer::driver::sink::{CsvSink, PrintSink, Tee};
-    use crate::peer::driver::{Driver, DriverConfig, Hosted};
+    use crate::peer::driver::Hosted;
     use crate::peer::lab::factory::{
         Account, ClientSpec, HomeSpec, LoginServerSpec, SuperNodeSpec,
     };
-    use crate::peer::lab::roles;
     use crate::peer::scenario::{HOME_PORT, LS_PORT, SN_PORT};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-    let Some(factory) = roles::factory() else {
-        return Ok(roles_missing());
-    };
     let role_name = match args.role {
         PeerRole::LoginServer => "ls",
         PeerRole::Home => "home",
@@ -724,7 +724,7 @@ fn build_peer(args: &PeerArgs) -> Result<u8, String> {
         PeerRole::Home => factory.home(&HomeSpec {
             name: name.clone(),
             addr: listen(HOME_PORT),
-            latest_version: args.version.clone(),
+            latest_version: args.app_version.clone(),
             timers,
         }),
         PeerRole::Supernode => factory.supernode(&SuperNodeSpec {
@@ -750,7 +750,7 @@ fn build_peer(args: &PeerArgs) -> Result<u8, String> {
                 home: need(args.home, "--home")?,
                 bootstrap: args.bootstrap.clone(),
                 ls_key,
-                version: args.version.clone(),
+                version: args.app_version.clone(),
                 auto_answer: !args.no_auto_answer,
                 seed,
                 timers,
@@ -758,6 +758,18 @@ fn build_peer(args: &PeerArgs) -> Result<u8, String> {
         }
     };
     let node = built.map_err(|e| format!("{name}: {e}"))?;
+    Ok((name, role_name, node))
+}
+
+fn build_peer(args: &PeerArgs) -> Result<u8, String> {
+    use crate::peer::driver::sink::{CsvSink, PrintSink, Tee};
+    use crate::peer::driver::{Driver, DriverConfig};
+    use crate::peer::lab::roles;
+
+    let Some(factory) = roles::factory() else {
+        return Ok(roles_missing());
+    };
+    let (name, role_name, node) = peer_node(args, factory.as_ref())?;
     let csv = match &args.out {
         Some(dir) => Some(CsvSink::create(dir).map_err(|(p, e)| format!("{}: {e}", p.display()))?),
         None => None,
@@ -838,6 +850,137 @@ mod tests {
         assert!(parse_ls_key("abcd").is_err());
         assert!(parse_ls_key(&"zz".repeat(32)).is_err());
         assert!(parse_ls_key(&"é".repeat(32)).is_err());
+    }
+
+    /// Records the specs `p2ptrace peer` builds.
+    #[derive(Default)]
+    struct SpecLog(std::cell::RefCell<Vec<String>>);
+
+    struct Inert;
+
+    impl crate::peer::io::Node for Inert {
+        fn listen(&self) -> crate::peer::io::Listen {
+            crate::peer::io::Listen::default()
+        }
+        fn handle_input(&mut self, _: crate::peer::io::Input<'_>) {}
+        fn poll_output(&mut self) -> crate::peer::io::Output {
+            crate::peer::io::Output::Timeout(Ts(i64::MAX))
+        }
+    }
+
+    impl crate::peer::driver::Hosted for Inert {}
+
+    impl crate::peer::lab::factory::NodeFactory for SpecLog {
+        fn login_server(
+            &self,
+            spec: &crate::peer::lab::factory::LoginServerSpec,
+        ) -> Result<crate::peer::lab::factory::BuiltLoginServer, crate::peer::PeerError> {
+            self.0.borrow_mut().push(format!("{spec:?}"));
+            Ok(crate::peer::lab::factory::BuiltLoginServer {
+                node: Box::new(Inert),
+                public_key: [1; 32],
+            })
+        }
+        fn home(
+            &self,
+            spec: &crate::peer::lab::factory::HomeSpec,
+        ) -> Result<Box<dyn crate::peer::driver::Hosted>, crate::peer::PeerError> {
+            self.0.borrow_mut().push(format!("{spec:?}"));
+            Ok(Box::new(Inert))
+        }
+        fn supernode(
+            &self,
+            spec: &crate::peer::lab::factory::SuperNodeSpec,
+        ) -> Result<Box<dyn crate::peer::driver::Hosted>, crate::peer::PeerError> {
+            self.0.borrow_mut().push(format!("{spec:?}"));
+            Ok(Box::new(Inert))
+        }
+        fn client(
+            &self,
+            spec: &crate::peer::lab::factory::ClientSpec,
+        ) -> Result<Box<dyn crate::peer::driver::Hosted>, crate::peer::PeerError> {
+            self.0.borrow_mut().push(format!("{spec:?}"));
+            Ok(Box::new(Inert))
+        }
+    }
+
+    #[track_caller]
+    fn peer_err(args: &PeerArgs, f: &SpecLog) -> String {
+        match peer_node(args, f) {
+            Ok(_) => panic!("accepted {args:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn peer_args(args: &[&str]) -> PeerArgs {
+        let cli = Cli::try_parse_from(["p2ptrace", "peer"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Peer(p) => *p,
+            _ => panic!("not peer"),
+        }
+    }
+
+    #[test]
+    fn peer_options_become_node_specs() {
+        let f = SpecLog::default();
+        let args = peer_args(&[
+            "login-server",
+            "--account",
+            "alice:pw:with:colons",
+            "--account",
+            "bob:x",
+            "--buddies",
+            "alice=bob,carol",
+            "--fast-hash",
+        ]);
+        let (name, role, _) = peer_node(&args, &f).unwrap();
+        assert_eq!((name.as_str(), role), ("ls", "ls"));
+        let spec = f.0.borrow().last().cloned().unwrap();
+        assert!(spec.contains("127.0.0.1:33034"), "{spec}");
+        assert!(spec.contains("password: \"pw:with:colons\""), "{spec}");
+        assert!(spec.contains("buddies: [\"bob\", \"carol\"]"), "{spec}");
+        assert!(spec.contains("m_kib: 64"), "fast hash: {spec}");
+
+        let bad = peer_args(&["login-server", "--buddies", "zed=bob"]);
+        assert!(peer_err(&bad, &f).contains("--account zed"));
+        let sn = peer_args(&["supernode"]);
+        assert!(peer_err(&sn, &f).contains("--ls-key"));
+        let key = "01".repeat(32);
+        let sn = peer_args(&[
+            "supernode",
+            "--ls-key",
+            &key,
+            "--bootstrap",
+            "127.0.0.9:33033",
+        ]);
+        peer_node(&sn, &f).unwrap();
+        assert!(
+            f.0.borrow()
+                .last()
+                .unwrap()
+                .contains("peers: [127.0.0.9:33033]")
+        );
+
+        let client = peer_args(&["client", "--name", "alice", "--password", "pw"]);
+        assert!(peer_err(&client, &f).contains("--ls"));
+        let client = peer_args(&[
+            "client",
+            "--name",
+            "alice",
+            "--password",
+            "pw",
+            "--ls",
+            "127.0.0.1:33034",
+            "--home",
+            "127.0.0.2:8080",
+            "--listen",
+            "127.0.0.4:40000",
+            "--no-auto-answer",
+        ]);
+        let (name, _, _) = peer_node(&client, &f).unwrap();
+        assert_eq!(name, "alice");
+        let spec = f.0.borrow().last().cloned().unwrap();
+        assert!(spec.contains("127.0.0.4:40000") && spec.contains("auto_answer: false"));
     }
 
     #[test]

@@ -738,3 +738,35 @@ fn a_reset_from_the_peer_reports_closed() {
         count(&log, |s| matches!(s, Seen::Closed(_))) == 1
     });
 }
+
+#[test]
+fn a_connect_from_the_nodes_own_listening_port_keeps_its_ip() {
+    let mut d = Driver::new(DriverConfig::default(), NullSink).unwrap();
+    let (server, _) = echo_tcp(addr("127.71.16.1:0"));
+    let s = d.add_node("server", server).unwrap();
+    let to = d.bound(s).1[0];
+    // The client listens on TCP and asks to connect from that very address.
+    let own = std::net::TcpListener::bind("127.71.16.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (client, log) = Probe::new(listen_tcp(own), move |_, s| match s {
+        Seen::Start => vec![Output::Tcp(TcpOut::Connect {
+            conn: ConnId(1),
+            from: Some(own),
+            to,
+        })],
+        _ => vec![],
+    });
+    d.add_node("client", client).unwrap();
+    run_until(&mut d, Duration::from_secs(3), || {
+        count(&log, |s| {
+            matches!(s, Seen::Connected { .. } | Seen::ConnectFailed(_))
+        }) == 1
+    });
+    let log = log.borrow();
+    let Some((_, Seen::Connected { local, .. })) = log.get(1) else {
+        panic!("{log:?}")
+    };
+    assert_eq!(local.ip(), own.ip());
+}

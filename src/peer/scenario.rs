@@ -759,6 +759,22 @@ command = "call bob"
         assert!(t.set("keepalive_s").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,400}") {
+            let _ = Scenario::parse(&text);
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn millisecond_durations_round_trip(ms in 0u64..10_000_000) {
+            proptest::prop_assert_eq!(
+                parse_duration(&format!("{ms}ms")),
+                Some(Duration::from_millis(ms))
+            );
+        }
+    }
+
     #[test]
     fn loading_a_missing_file_lists_the_builtins() {
         let e = Scenario::load("/nonexistent/x.toml").unwrap_err();

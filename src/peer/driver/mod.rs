@@ -1244,7 +1244,16 @@ fn start_connect(from: Option<SocketAddr>, to: SocketAddr) -> io::Result<TcpStre
     socket.set_nonblocking(true)?;
     if let Some(from) = from {
         if from.is_ipv4() == to.is_ipv4() {
-            socket.bind(&from.into())?;
+            match socket.bind(&from.into()) {
+                Ok(()) => {}
+                // The node's own listening port is taken by its listener (Linux refuses a
+                // second bind next to a LISTEN socket): keep the IP, let the kernel pick
+                // the port — the IP is what identifies the node on loopback.
+                Err(e) if e.kind() == ErrorKind::AddrInUse && from.port() != 0 => {
+                    socket.bind(&SocketAddr::new(from.ip(), 0).into())?;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     match socket.connect(&to.into()) {
