@@ -10,9 +10,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod driver;
 pub mod error;
 pub mod io;
+pub mod lab;
 pub mod outbox;
+pub mod scenario;
 pub mod stream;
 pub mod truth;
 
