@@ -8,9 +8,11 @@
 //! comes from a seeded RNG in their configuration. Every message a node sends carries its
 //! ground-truth [`Label`], written by what the node *meant* to send, never re-parsed.
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod io;
+pub mod login_server;
 pub mod outbox;
 pub mod stream;
 pub mod truth;

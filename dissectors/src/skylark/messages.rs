@@ -212,7 +212,7 @@ impl MsgType {
         match self {
             HcProbe => &[(F::NodeId, M), (F::Software, O)],
             HcProbeAck => &[(F::NodeId, M), (F::Reflexive, M), (F::SnList, O)],
-            AuthHello => &[(F::User, M), (F::Software, M)],
+            AuthHello => &[(F::User, M), (F::Software, M), (F::NodeId, O)],
             AuthChallenge => &[
                 (F::Salt, M),
                 (F::Nonce, M),
