@@ -668,4 +668,4 @@ pub(crate) fn get_list(m: &Message, id: FieldId) -> Option<&[Object]> {
 
 #[cfg(test)]
 #[path = "login_server_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod home;
 pub mod io;
 pub mod login_server;
 pub mod outbox;
