@@ -342,7 +342,10 @@ mod tests {
         assert_eq!(back.signing_key.to_bytes(), s.signing_key.to_bytes());
         assert_eq!(back.decoy_secret, s.decoy_secret);
         let text = std::fs::read_to_string(AccountStore::path(dir.path())).unwrap();
-        assert!(!text.contains("correct horse"), "password must never be stored");
+        assert!(
+            !text.contains("correct horse"),
+            "password must never be stored"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -358,7 +361,11 @@ mod tests {
     fn missing_file_is_none_and_garbage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         assert!(AccountStore::load(dir.path()).unwrap().is_none());
-        std::fs::write(AccountStore::path(dir.path()), "format = 1\nsigning_key = 3\n").unwrap();
+        std::fs::write(
+            AccountStore::path(dir.path()),
+            "format = 1\nsigning_key = 3\n",
+        )
+        .unwrap();
         assert!(AccountStore::load(dir.path()).is_err());
         std::fs::write(
             AccountStore::path(dir.path()),
@@ -384,9 +391,15 @@ mod tests {
     fn invalid_names_and_buddy_lists_are_refused() {
         let mut s = store();
         for bad in ["", "a\nb", &"x".repeat(65)] {
-            assert!(s.add(bad, "pw", [0; SALT_LEN], HashParams::FAST, &[]).is_err());
+            assert!(
+                s.add(bad, "pw", [0; SALT_LEN], HashParams::FAST, &[])
+                    .is_err()
+            );
         }
         let many: Vec<String> = (0..=MAX_BUDDIES).map(|i| format!("u{i}")).collect();
-        assert!(s.add("bob", "pw", [0; SALT_LEN], HashParams::FAST, &many).is_err());
+        assert!(
+            s.add("bob", "pw", [0; SALT_LEN], HashParams::FAST, &many)
+                .is_err()
+        );
     }
 }

@@ -170,11 +170,7 @@ impl<K: Hash + Eq + Clone> FailureTracker<K> {
         }
         let (window, threshold, penalty) = (self.window, self.threshold, self.penalty);
         let f = self.map.entry(k.clone()).or_default();
-        while f
-            .recent
-            .front()
-            .is_some_and(|t| now.since(*t) >= window)
-        {
+        while f.recent.front().is_some_and(|t| now.since(*t) >= window) {
             f.recent.pop_front();
         }
         f.recent.push_back(now);
@@ -245,16 +241,8 @@ impl LoginServer {
         let mut cfg = cfg;
         cfg.bootstrap.truncate(MAX_BOOTSTRAP);
         Ok(LoginServer {
-            by_user: FailureTracker::new(
-                cfg.max_failures,
-                cfg.failure_window_s,
-                cfg.rate_limit_s,
-            ),
-            by_addr: FailureTracker::new(
-                cfg.max_failures,
-                cfg.failure_window_s,
-                cfg.rate_limit_s,
-            ),
+            by_user: FailureTracker::new(cfg.max_failures, cfg.failure_window_s, cfg.rate_limit_s),
+            by_addr: FailureTracker::new(cfg.max_failures, cfg.failure_window_s, cfg.rate_limit_s),
             out: Outbox::new(cfg.name.clone(), Role::LoginServer),
             cfg,
             store,
@@ -387,9 +375,7 @@ impl LoginServer {
         let remote = c.remote;
         match (&c.phase, msg.msg_type) {
             (Phase::WaitHello, MsgType::AuthHello) => self.on_hello(now, conn, remote, &msg),
-            (Phase::WaitProof { .. }, MsgType::AuthProof) => {
-                self.on_proof(now, conn, remote, &msg)
-            }
+            (Phase::WaitProof { .. }, MsgType::AuthProof) => self.on_proof(now, conn, remote, &msg),
             (_, t) => {
                 if t.dir() == Some(Dir::Request) {
                     self.stats.bad_request += 1;
@@ -426,11 +412,7 @@ impl LoginServer {
         }
         let (salt, params, stored) = match self.store.get(&user) {
             Some(a) => (a.salt, a.params, Some(a.stored)),
-            None => (
-                self.store.decoy_salt(&user),
-                self.cfg.hash_params,
-                None,
-            ),
+            None => (self.store.decoy_salt(&user), self.cfg.hash_params, None),
         };
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
@@ -593,7 +575,9 @@ impl Node for LoginServer {
 // ---- small wire helpers shared by the server roles ----
 
 pub(crate) fn secs(s: u64) -> i64 {
-    i64::try_from(s).unwrap_or(i64::MAX / NANOS).saturating_mul(NANOS)
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / NANOS)
+        .saturating_mul(NANOS)
 }
 
 /// Node time as Unix seconds (the drivers run nodes on a Unix-epoch clock).
@@ -648,13 +632,6 @@ pub(crate) fn get_u64(m: &Message, id: FieldId) -> Option<u64> {
 pub(crate) fn get_blob(m: &Message, id: FieldId) -> Option<&[u8]> {
     match m.get(id) {
         Some(Value::Blob(b)) => Some(b),
-        _ => None,
-    }
-}
-
-pub(crate) fn get_addr(m: &Message, id: FieldId) -> Option<SocketAddr> {
-    match m.get(id) {
-        Some(Value::Addr(a)) => Some(*a),
         _ => None,
     }
 }

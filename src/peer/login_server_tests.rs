@@ -218,7 +218,12 @@ fn right_password_gets_a_signed_credential_buddies_and_bootstrap_sns_then_close(
     let now = t(0.0);
     let conn = accept(&mut ls, now, 1, LS, ALICE);
     let ch = challenge(&mut ls, now, conn, "alice");
-    send_tcp(&mut ls, t(1.0), conn, &answer(&ch, "alice", "correct horse", 3));
+    send_tcp(
+        &mut ls,
+        t(1.0),
+        conn,
+        &answer(&ch, "alice", "correct horse", 3),
+    );
     let (outs, _) = drain(&mut ls);
     let msgs = tcp_msgs(&outs);
     assert_eq!(msgs.len(), 2);
@@ -262,7 +267,10 @@ fn unknown_user_gets_a_stable_decoy_challenge_then_auth_failed() {
     let ch2 = challenge(&mut ls, t(0.0), c2, "mallory");
     // Same salt every time (as for a real account), same field set as a real challenge.
     assert_eq!(get_blob(&ch1, FieldId::Salt), get_blob(&ch2, FieldId::Salt));
-    assert_ne!(get_blob(&ch1, FieldId::Nonce), get_blob(&ch2, FieldId::Nonce));
+    assert_ne!(
+        get_blob(&ch1, FieldId::Nonce),
+        get_blob(&ch2, FieldId::Nonce)
+    );
     let c3 = accept(&mut ls, t(0.0), 3, LS, ALICE);
     let real = challenge(&mut ls, t(0.0), c3, "alice");
     let ids = |m: &Message| m.objects().iter().map(|o| o.id).collect::<Vec<_>>();
@@ -279,7 +287,12 @@ fn five_failures_rate_limit_the_user_for_five_minutes() {
     let mut ls = server();
     for i in 0..5u8 {
         // Different source addresses: the per-user limit alone must trigger.
-        let m = fail_once(&mut ls, t(f64::from(i)), u64::from(i) + 1, &format!("10.0.3.{i}:1"));
+        let m = fail_once(
+            &mut ls,
+            t(f64::from(i)),
+            u64::from(i) + 1,
+            &format!("10.0.3.{i}:1"),
+        );
         assert_eq!(error_code(&m), Some(u32::from(ErrorCode::AuthFailed)));
     }
     // Even the right password is refused now, at the hello.
@@ -295,7 +308,12 @@ fn five_failures_rate_limit_the_user_for_five_minutes() {
     let later = t(4.0 + 300.0 + 1.0);
     let conn = accept(&mut ls, later, 10, LS, ALICE);
     let ch = challenge(&mut ls, later, conn, "alice");
-    send_tcp(&mut ls, later, conn, &answer(&ch, "alice", "correct horse", 3));
+    send_tcp(
+        &mut ls,
+        later,
+        conn,
+        &answer(&ch, "alice", "correct horse", 3),
+    );
     let (outs, _) = drain(&mut ls);
     assert_eq!(tcp_msgs(&outs)[0].1.msg_type, MsgType::Credential);
 }
@@ -347,7 +365,12 @@ fn a_proof_after_the_nonce_expired_fails() {
     let mut ls = server();
     let conn = accept(&mut ls, t(0.0), 1, LS, ALICE);
     let ch = challenge(&mut ls, t(0.0), conn, "alice");
-    send_tcp(&mut ls, t(31.0), conn, &answer(&ch, "alice", "correct horse", 3));
+    send_tcp(
+        &mut ls,
+        t(31.0),
+        conn,
+        &answer(&ch, "alice", "correct horse", 3),
+    );
     let (outs, _) = drain(&mut ls);
     assert_eq!(
         error_code(&tcp_msgs(&outs)[0].1),
@@ -413,7 +436,12 @@ fn garbage_closes_the_connection_and_the_server_keeps_serving() {
     });
     let conn = accept(&mut ls, t(1.0), 2, LS, ALICE);
     let ch = challenge(&mut ls, t(1.0), conn, "alice");
-    send_tcp(&mut ls, t(1.0), conn, &answer(&ch, "alice", "correct horse", 3));
+    send_tcp(
+        &mut ls,
+        t(1.0),
+        conn,
+        &answer(&ch, "alice", "correct horse", 3),
+    );
     let (outs, _) = drain(&mut ls);
     assert_eq!(tcp_msgs(&outs)[0].1.msg_type, MsgType::Credential);
 }

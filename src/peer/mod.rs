@@ -16,6 +16,7 @@ pub mod io;
 pub mod login_server;
 pub mod outbox;
 pub mod stream;
+pub mod supernode;
 pub mod truth;
 
 pub use error::PeerError;
