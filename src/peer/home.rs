@@ -455,4 +455,31 @@ mod tests {
         h.handle_input(Input::Timeout(t(30.0)));
         assert!(closed(&drain(&mut h).0, conn));
     }
+
+    mod garbage {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn mutated_and_random_requests_never_panic(
+                cuts in vec((any::<usize>(), any::<u8>(), 0usize..200), 1..20),
+            ) {
+                let mut h = home();
+                for (n, (at, xor, keep)) in cuts.into_iter().enumerate() {
+                    let conn = accept(&mut h, t(0.0), n as u64 + 1, HOME, CLIENT);
+                    let mut m = VERSION_CHECK.as_bytes().to_vec();
+                    let i = at % m.len();
+                    m[i] ^= xor;
+                    m.truncate(keep.max(1));
+                    send_raw(&mut h, t(0.0), conn, &m);
+                    drain(&mut h);
+                }
+                let conn = accept(&mut h, t(1.0), 999, HOME, CLIENT);
+                send_raw(&mut h, t(1.0), conn, VERSION_CHECK.as_bytes());
+                prop_assert!(sends(&drain(&mut h).0)[0].0.starts_with("HTTP/1.1 200"));
+            }
+        }
+    }
 }

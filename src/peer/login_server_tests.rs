@@ -510,3 +510,38 @@ fn outputs_are_tcp_sends_and_closes_only() {
         ));
     }
 }
+
+mod garbage {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn mutated_and_random_input_never_panics_and_logins_still_work(
+            cuts in vec((0usize..2, any::<usize>(), any::<u8>(), 0usize..100), 1..20),
+        ) {
+            let mut ls = server();
+            let seeds = [
+                // Another user and address: failures here must not lock alice out.
+                hello(2, "mallory").to_bytes().unwrap(),
+                proof_msg(3, "mallory", &[7; 32]).to_bytes().unwrap(),
+            ];
+            for (n, (which, at, xor, keep)) in cuts.into_iter().enumerate() {
+                let conn = accept(&mut ls, t(0.0), n as u64 + 1, LS, "10.0.8.8:1");
+                let mut m = seeds[which].clone();
+                let i = at % m.len();
+                m[i] ^= xor;
+                m.truncate(keep.max(1));
+                send_raw(&mut ls, t(0.0), conn, &seeds[0]);
+                send_raw(&mut ls, t(0.0), conn, &m);
+                drain(&mut ls);
+            }
+            let conn = accept(&mut ls, t(1.0), 999, LS, ALICE);
+            let ch = challenge(&mut ls, t(1.0), conn, "alice");
+            send_tcp(&mut ls, t(1.0), conn, &answer(&ch, "alice", "correct horse", 3));
+            let (outs, _) = drain(&mut ls);
+            prop_assert_eq!(tcp_msgs(&outs)[0].1.msg_type, MsgType::Credential);
+        }
+    }
+}

@@ -1100,3 +1100,55 @@ fn timers_come_back_as_the_next_deadline() {
         "idle close of the client connection"
     );
 }
+
+mod garbage {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Valid messages of every entry point, to mutate.
+    fn seeds() -> Vec<Vec<u8>> {
+        let blob = credential("alice", expiry(), &ls_key());
+        [
+            register_msg("alice", &blob, expiry(), ALICE),
+            search("bob", 0, 1),
+            invite(5, "alice", "bob", 2),
+            relay_request(5, None, 3),
+            req(MsgType::HcProbe, 4, vec![Object::u64(FieldId::NodeId, 1)]),
+        ]
+        .iter()
+        .map(|m| m.to_bytes().unwrap())
+        .chain([voice(5, 1)])
+        .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_and_random_input_never_panics_and_the_node_keeps_serving(
+            cuts in vec((0usize..6, any::<usize>(), any::<u8>(), 0usize..200), 1..30),
+            noise in vec(vec(any::<u8>(), 0..64), 0..5),
+        ) {
+            let mut sn = sn();
+            let seeds = seeds();
+            let conn = accept(&mut sn, t(0.0), 1, SN, EVE);
+            let mut now = 0.0;
+            for (which, at, xor, keep) in cuts {
+                let mut m = seeds[which].clone();
+                let i = at % m.len();
+                m[i] ^= xor;
+                m.truncate(keep.max(1));
+                now += 0.2;
+                send_udp(&mut sn, t(now), SN, EVE, &m);
+                send_raw(&mut sn, t(now), conn, &m);
+                drain(&mut sn);
+            }
+            for n in &noise {
+                send_udp(&mut sn, t(now), SN, ALICE, n);
+            }
+            drain(&mut sn);
+            let probe = req(MsgType::HcProbe, 9, vec![Object::u64(FieldId::NodeId, 1)]);
+            send_udp(&mut sn, t(now + 2.0), SN, BOB, &probe.to_bytes().unwrap());
+            prop_assert_eq!(udp_msgs(&drain(&mut sn).0).len(), 1);
+        }
+    }
+}
