@@ -8,15 +8,19 @@
 //! comes from a seeded RNG in their configuration. Every message a node sends carries its
 //! ground-truth [`Label`], written by what the node *meant* to send, never re-parsed.
 
+pub mod accounts;
 pub mod auth;
 pub mod client;
 pub mod driver;
 pub mod error;
+pub mod home;
 pub mod io;
 pub mod lab;
+pub mod login_server;
 pub mod outbox;
 pub mod scenario;
 pub mod stream;
+pub mod supernode;
 pub mod truth;
 
 pub use error::PeerError;

@@ -212,8 +212,15 @@ impl MsgType {
         match self {
             HcProbe => &[(F::NodeId, M), (F::Software, O)],
             HcProbeAck => &[(F::NodeId, M), (F::Reflexive, M), (F::SnList, O)],
-            AuthHello => &[(F::User, M), (F::Software, M)],
-            AuthChallenge => &[(F::Salt, M), (F::Nonce, M), (F::HashAlg, M)],
+            AuthHello => &[(F::User, M), (F::Software, M), (F::NodeId, O)],
+            AuthChallenge => &[
+                (F::Salt, M),
+                (F::Nonce, M),
+                (F::HashAlg, M),
+                (F::ArgonM, O),
+                (F::ArgonT, O),
+                (F::ArgonP, O),
+            ],
             AuthProof => &[(F::User, M), (F::Proof, M)],
             Credential => &[(F::CredentialBlob, M), (F::Expiry, M), (F::SnList, O)],
             BuddyList => &[(F::Buddies, M)],
@@ -317,11 +324,14 @@ enum_with_unknown! {
         Redundancy = 0x25,
         Users = 0x26,
         Entries = 0x27,
+        ArgonM = 0x28,
+        ArgonT = 0x29,
+        ArgonP = 0x2a,
     }
 }
 
 impl FieldId {
-    pub const ALL: [FieldId; 39] = [
+    pub const ALL: [FieldId; 42] = [
         FieldId::User,
         FieldId::Software,
         FieldId::NodeId,
@@ -361,6 +371,9 @@ impl FieldId {
         FieldId::Redundancy,
         FieldId::Users,
         FieldId::Entries,
+        FieldId::ArgonM,
+        FieldId::ArgonT,
+        FieldId::ArgonP,
     ];
 
     /// The one kind this id carries; `None` for unknown ids (any kind accepted).
@@ -373,7 +386,7 @@ impl FieldId {
             SnList | Buddies | Entry | Codecs | Members | Users | Entries => Kind::List,
             Salt | Nonce | Proof | CredentialBlob | RelayToken => Kind::Blob,
             HashAlg | NatType | Ttl | ErrorCode | Ring | Status | MaxCount | CallId | Codec
-            | FrameMs | Seq | Full | Redundancy => Kind::U32,
+            | FrameMs | Seq | Full | Redundancy | ArgonM | ArgonT | ArgonP => Kind::U32,
             Unknown(_) => return None,
         })
     }
@@ -420,6 +433,9 @@ impl FieldId {
             Redundancy => "redundancy",
             Users => "users",
             Entries => "entries",
+            ArgonM => "argon-m",
+            ArgonT => "argon-t",
+            ArgonP => "argon-p",
             Unknown(_) => "unknown",
         }
     }

@@ -11,15 +11,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub const SOFTWARE: &str = "skylark/1.0.0";
 pub const NODE_ALICE: u64 = 0x0123_4567_89ab_cdef;
 pub const NODE_SN: u64 = 0x5a5a_0000_0000_0001;
-/// PROTOCOL.md §10.3: salt, nonce, proof and credential computed with SHA-256 / HMAC-SHA-256.
+/// PROTOCOL.md §11.4: salt, nonce, Argon2id parameters, proof (HMAC-SHA-256 keyed with the
+/// Argon2id verifier) and the Ed25519-signed credential (format version 2).
 pub const SALT: [u8; 16] = [
     0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 ];
 pub const NONCE: [u8; 16] = [
     0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
 ];
-pub const PROOF_HEX: &str = "ee66d1058f3d7c5b3ce8fd56dc48084275b6854809801bb33a1648cebf69ffba";
-pub const CREDENTIAL_HEX: &str = "01000000006955b9000123456789abcdef05616c69636526bd80937a381d769a96c1a55e1dc4d10caef13ca53215c66d6033dc981bfc6a";
+pub const PROOF_HEX: &str = "edd4d2323d15386fcbc9729bffac8de1b82efd2370a1a898f9a77d3b6757ccd2";
+/// Argon2id cost of the §11.4 example: 64 KiB, 1 pass, 1 lane (test-only cheapness).
+pub const ARGON: (u32, u32, u32) = (64, 1, 1);
+pub const CREDENTIAL_HEX: &str = "02000000006955b9000123456789abcdef05616c696365eb73fc9a43c058de6cb2f55abed225133fffc022ef0a0b25cdf003cd265ae4b5acf5591113d2f16d6044efc2955e1a0d03f1f78372d77f7a58eddc076826bd06";
 pub const EXPIRY: u64 = 1_767_225_600;
 
 pub fn unhex(s: &str) -> Vec<u8> {
@@ -125,7 +128,10 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
                 vec![
                     Object::blob(F::Salt, &SALT),
                     Object::blob(F::Nonce, &NONCE),
-                    Object::u32(F::HashAlg, 1),
+                    Object::u32(F::HashAlg, 2),
+                    Object::u32(F::ArgonM, ARGON.0),
+                    Object::u32(F::ArgonT, ARGON.1),
+                    Object::u32(F::ArgonP, ARGON.2),
                 ],
             ),
         ),
