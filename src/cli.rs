@@ -546,11 +546,6 @@ pub fn render_flow_table(rows: &[FlowRecord], seen: u64, t0: Ts) -> String {
     s
 }
 
-fn roles_missing() -> u8 {
-    eprintln!("p2ptrace: error: this build has no Skylark roles (peer::lab::roles)");
-    1
-}
-
 /// Installs the Ctrl-C handler that stops a driver (once per process).
 fn stop_on_ctrl_c(commander: crate::peer::driver::Commander) {
     if let Err(e) = ctrlc::set_handler(move || commander.stop()) {
@@ -569,9 +564,7 @@ fn lab(args: &LabArgs) -> u8 {
             return 2;
         }
     };
-    let Some(factory) = roles::factory() else {
-        return roles_missing();
-    };
+    let factory = roles::factory();
     let lab = match Lab::new(
         &scenario,
         factory.as_ref(),
@@ -766,9 +759,7 @@ fn build_peer(args: &PeerArgs) -> Result<u8, String> {
     use crate::peer::driver::{Driver, DriverConfig};
     use crate::peer::lab::roles;
 
-    let Some(factory) = roles::factory() else {
-        return Ok(roles_missing());
-    };
+    let factory = roles::factory();
     let (name, role_name, node) = peer_node(args, factory.as_ref())?;
     let csv = match &args.out {
         Some(dir) => Some(CsvSink::create(dir).map_err(|(p, e)| format!("{}: {e}", p.display()))?),

@@ -187,3 +187,29 @@ fn real_captures_no_skylark_and_the_other_dissectors_find_their_protocols() {
     eprintln!("services over the external captures: {services:?}");
     let _ = Path::new("");
 }
+
+#[test]
+fn stun_sharing_a_skylark_udp_port_is_dissected_as_stun() {
+    // PROTOCOL.md §2.4: SNs answer STUN on their Skylark port; the first byte tells them
+    // apart. The flow is Skylark; its STUN datagrams still become STUN rows.
+    let vectors = vectors();
+    let (client, sn) = (([10, 2, 0, 5], 40_916), ([10, 2, 0, 3], 33_033));
+    let stun = dissectors::stun::StunMessage::binding_request([7; 12], Some("skylark/1.0.0"));
+    let mut stun_bytes = Vec::new();
+    stun.emit(&mut stun_bytes).unwrap();
+    let frames = vec![
+        (1_000_000, udp_frame(client, sn, &vectors[0].1)),
+        (1_000_100, udp_frame(sn, client, &vectors[1].1)),
+        (1_000_200, udp_frame(client, sn, &stun_bytes)),
+        (1_000_300, udp_frame(client, sn, &vectors[0].1)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mux.pcap");
+    std::fs::write(&path, pcap(&frames)).unwrap();
+    let got = dissect(&[path]);
+    assert_eq!(got.flows.len(), 1);
+    assert_eq!(got.flows[0].service, Some("skylark"));
+    let protocols: Vec<&str> = got.messages.iter().map(|(_, _, m)| m.protocol).collect();
+    assert_eq!(protocols, ["skylark", "skylark", "stun", "skylark"]);
+    assert_eq!(got.messages[2].2.msg_type, "binding-request");
+}

@@ -2,9 +2,6 @@
 //! class per action), and the end-to-end runs of the built-in scenarios with the real
 //! Skylark roles.
 //!
-//! REAL ROLES: `basic_call_end_to_end` and `conference_end_to_end` need the real roles
-//! (`peer::lab::roles::REAL_ROLES`); on a build without them they print a message and
-//! return. Everything else runs on any build.
 
 use dissectors::registry::TrafficClass;
 use p2ptrace::peer::PeerError;
@@ -13,7 +10,7 @@ use p2ptrace::peer::io::{ConnId, Datagram, Input, Listen, Node, Output, TcpEvent
 use p2ptrace::peer::lab::factory::{
     BuiltLoginServer, ClientSpec, HomeSpec, LoginServerSpec, NodeFactory, SuperNodeSpec,
 };
-use p2ptrace::peer::lab::{Lab, Plan, roles};
+use p2ptrace::peer::lab::{Lab, Plan};
 use p2ptrace::peer::scenario::Scenario;
 use p2ptrace::peer::truth::{Event, EventKind, Label, MediaPath, Role, Transport};
 use p2ptrace::time::Ts;
@@ -506,19 +503,8 @@ fn lab_command_refuses_bad_scenarios() {
 // ---------------------------------------------------------------------------------------
 // REAL ROLES from here on: the built-in scenarios through the real CLI.
 
-/// Runs `p2ptrace lab NAME --out DIR`; `None` on a build without the real roles.
-fn run_builtin(name: &str, dir: &Path) -> Option<(Rows, Rows)> {
-    if !roles::REAL_ROLES {
-        let out = Command::new(env!("CARGO_BIN_EXE_p2ptrace"))
-            .args(["lab", name, "--out"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no Skylark roles"));
-        eprintln!("skipping the {name} end-to-end run: this build has no Skylark roles");
-        return None;
-    }
+/// Runs `p2ptrace lab NAME --out DIR` and reads back its labels and events.
+fn run_builtin(name: &str, dir: &Path) -> (Rows, Rows) {
     let out = Command::new(env!("CARGO_BIN_EXE_p2ptrace"))
         .args(["lab", name, "--out"])
         .arg(dir)
@@ -534,10 +520,10 @@ fn run_builtin(name: &str, dir: &Path) -> Option<(Rows, Rows)> {
         !stdout.contains("warning: no "),
         "a traffic class is missing:\n{stdout}"
     );
-    Some((
+    (
         read_csv(&dir.join("labels.csv")),
         read_csv(&dir.join("events.csv")),
-    ))
+    )
 }
 
 #[track_caller]
@@ -577,9 +563,7 @@ fn assert_all_classes(labels: &[HashMap<String, String>]) {
 #[test]
 fn basic_call_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((labels, events)) = run_builtin("basic-call", dir.path()) else {
-        return;
-    };
+    let (labels, events) = run_builtin("basic-call", dir.path());
     assert_all_classes(&labels);
     for client in ["alice", "bob"] {
         assert_eq!(
@@ -613,9 +597,7 @@ fn basic_call_end_to_end() {
 #[test]
 fn conference_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((labels, events)) = run_builtin("conference", dir.path()) else {
-        return;
-    };
+    let (labels, events) = run_builtin("conference", dir.path());
     assert_all_classes(&labels);
     for client in ["alice", "bob", "carol"] {
         assert_eq!(

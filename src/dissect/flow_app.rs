@@ -90,6 +90,9 @@ impl FlowApp {
 pub struct Active {
     reassembler: Option<TcpReassembler>,
     claim: Option<Claim>,
+    /// A second protocol multiplexed on the same UDP flow (RFC 7983 style: STUN on
+    /// Skylark's port, PROTOCOL.md §2.4), for datagrams the claiming dissector refuses.
+    alt: Option<Claim>,
     /// Stream heads per direction while probing TCP.
     heads: [Vec<u8>; 2],
     /// UDP datagrams probed so far.
@@ -215,6 +218,7 @@ fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>) -> &'f mut FlowApp {
         *app = FlowApp::Active(Box::new(Active {
             reassembler: None,
             claim: None,
+            alt: None,
             heads: [Vec::new(), Vec::new()],
             probed: 0,
             given_up: false,
@@ -287,8 +291,33 @@ impl Ctx {
                 }
             }
         }
-        if let Some(claim) = &mut active.claim {
-            self.parse(claim, dir, ts, payload, sink);
+        let Some(claim) = &mut active.claim else {
+            return;
+        };
+        // A datagram the claiming protocol refuses outright may be another protocol sharing
+        // the port; a `Yes` from another dissector routes it there.
+        if (claim.desc.probe)(Transport::Udp, side(dir), payload) == Probe::No {
+            if let Some(desc) = self.probe(Transport::Udp, dir, ports, payload) {
+                let alt = match &mut active.alt {
+                    Some(alt) if std::ptr::eq(alt.desc, desc) => alt,
+                    slot => slot.insert(self.multiplexed(desc)),
+                };
+                self.parse(alt, dir, ts, payload, sink);
+                return;
+            }
+        }
+        self.parse(claim, dir, ts, payload, sink);
+    }
+
+    /// Per-flow state for a protocol multiplexed on an already claimed flow (counted as a
+    /// service of its own only through its messages).
+    fn multiplexed(&mut self, desc: &'static DissectorDesc) -> Claim {
+        Claim {
+            desc,
+            parser: (desc.new_flow)(Transport::Udp),
+            pending: [Vec::new(), Vec::new()],
+            errors: 0,
+            abandoned: false,
         }
     }
 
