@@ -64,6 +64,29 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // Full parses per second per traffic class (PROTOCOL.md §5).
+    let mut g = c.benchmark_group("skylark_class");
+    for class in ["login", "lookup", "signalling", "keepalive", "media"] {
+        let of_class: Vec<&Vec<u8>> = vectors
+            .iter()
+            .filter(|v| {
+                MessageView::parse(v)
+                    .ok()
+                    .and_then(|m| m.msg_type().class())
+                    .is_some_and(|c| c.as_str() == class)
+            })
+            .collect();
+        g.throughput(Throughput::Elements(of_class.len() as u64));
+        g.bench_function(class, |b| {
+            b.iter(|| {
+                for v in &of_class {
+                    let _ = black_box(MessageView::parse(black_box(v)));
+                }
+            })
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("skylark_voice");
     g.throughput(Throughput::Elements(1));
     g.bench_function("probe", |b| {

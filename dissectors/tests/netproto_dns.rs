@@ -7,25 +7,10 @@ mod netproto_common;
 use dissectors::DissectError;
 use dissectors::dns::{self, DnsView, Entry, RData, Section};
 use dissectors::registry::{Message, Probe, Progress, Side, Status, Transport};
+use netproto_common::samples::{query, response};
 use netproto_common::{feed_tcp, hex};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// peafowl/viber.pcap frame 2: `graph.facebook.com A?`, id 0xe183.
-fn query() -> Vec<u8> {
-    hex("e183010000010000000000000567726170680866616365626f6f6b03636f6d0000010001")
-}
-
-/// Frame 3: CNAME api.facebook.com, CNAME star.c10r.facebook.com, A 31.13.86.8; two NS in
-/// authority and their two A glue records in additional, all compressed.
-fn response() -> Vec<u8> {
-    hex(
-        "e183818000010003000200020567726170680866616365626f6f6b03636f6d0000010001c00c000500
-         0100000afd000603617069c012c0300005000100000370000c04737461720463313072c012c0420001
-         00010000002200041f0d5608c0470002000100000a1500070162026e73c047c0470002000100000a15
-         000401 61c06cc07d0001000100000a15000445abef0bc06a0001000100000a15000445abff0b",
-    )
-}
 
 /// ndpi/zoom.pcap frame 29: `local SOA?` answered NXDOMAIN with an SOA in authority.
 fn nxdomain() -> Vec<u8> {

@@ -6,21 +6,9 @@ mod netproto_common;
 
 use dissectors::registry::{FlowDissector, Probe, Progress, Side, Status, Transport};
 use dissectors::tls::{self, ClientHello, ServerHello};
+use netproto_common::samples::client_hello_record;
 use netproto_common::{feed, hex};
 use proptest::prelude::*;
-
-/// ndpi/discord.pcap frame 3: one record holding the ClientHello (SNI discord.com, ALPN h2 and
-/// http/1.1, 12 cipher suites; `tshark -r ndpi/discord.pcap -Y tls.handshake.type==1 -T fields
-/// -e tls.handshake.extensions_server_name -e tls.handshake.extensions_alpn_str`).
-fn client_hello_record() -> Vec<u8> {
-    hex(
-        "16030100ab010000a70303f1f318c3e72492ca306f3789eaff28710f00dcc8987c96a6ad43679b79151b
-         0a000018c02bc02ccca9c02fc030cca8c013c014009c009d002f003501000066ff010001000000001000
-         0e00000b646973636f72642e636f6d0017000000230000000d0014001204030804040105030805050108
-         06060102010005000501000000000010000e000c02683208687474702f312e31000b00020100000a0008
-         0006001d00170018",
-    )
-}
 
 /// Frame 4: the ServerHello record (cipher 0xc02b, ALPN h2), then the start of the
 /// Certificate record.

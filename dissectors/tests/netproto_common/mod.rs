@@ -2,6 +2,8 @@
 //! stream the way the analyzer does (unconsumed bytes kept and offered again).
 #![allow(dead_code)]
 
+pub mod samples;
+
 use dissectors::registry::{FlowDissector, Message, Progress, Side};
 
 /// Bytes from hex digits, ignoring everything else (spaces, newlines).
