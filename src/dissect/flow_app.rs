@@ -87,14 +87,16 @@ impl FlowApp {
     }
 }
 
+/// State of a flow still being probed or parsed. Everything but the counters is boxed and
+/// allocated on demand: a million short flows each hold a few dozen bytes here.
 pub struct Active {
-    reassembler: Option<TcpReassembler>,
-    claim: Option<Claim>,
+    reassembler: Option<Box<TcpReassembler>>,
+    claim: Option<Box<Claim>>,
     /// A second protocol multiplexed on the same UDP flow (RFC 7983 style: STUN on
     /// Skylark's port, PROTOCOL.md §2.4), for datagrams the claiming dissector refuses.
-    alt: Option<Claim>,
+    alt: Option<Box<Claim>>,
     /// Stream heads per direction while probing TCP.
-    heads: [Vec<u8>; 2],
+    heads: Option<Box<[Vec<u8>; 2]>>,
     /// UDP datagrams probed so far.
     probed: u16,
     given_up: bool,
@@ -106,6 +108,16 @@ struct Claim {
     pending: [Vec<u8>; 2],
     errors: u16,
     abandoned: bool,
+}
+
+/// A stream consumer that drops everything: used to return a settled flow's reassembly
+/// buffers to the budget.
+struct Discard;
+
+impl StreamConsumer for Discard {
+    fn on_data(&mut self, _dir: Dir, _ts: Ts, _data: &[u8]) {}
+    fn on_gap(&mut self, _dir: Dir, _ts: Ts, _missing: u64) {}
+    fn on_end(&mut self, _dir: Dir, _ts: Ts, _how: StreamEnd) {}
 }
 
 /// Receives each decoded message with its direction and the capture time of its bytes.
@@ -176,17 +188,29 @@ impl Dissection {
                 .on_datagram(active, dir, pkt.ts, ports, u.payload, sink),
             L4::Tcp(seg) => {
                 let (reassembler, mut feed) = active.split(&mut self.ctx, ports, sink);
-                reassembler.get_or_insert_with(TcpReassembler::new).segment(
-                    dir,
-                    pkt.ts,
-                    seg,
-                    &mut self.budget,
-                    &mut feed,
-                );
+                reassembler
+                    .get_or_insert_with(|| Box::new(TcpReassembler::new()))
+                    .segment(dir, pkt.ts, seg, &mut self.budget, &mut feed);
             }
             _ => {}
         }
-        settle(app);
+        self.settle(app, pkt.ts);
+    }
+
+    /// Shrinks a flow that has nothing more to parse to its service name, returning its
+    /// reassembly buffers to the budget first.
+    fn settle(&mut self, app: &mut FlowApp, now: Ts) {
+        let FlowApp::Active(a) = app else {
+            return;
+        };
+        let done = a.given_up || a.claim.as_ref().is_some_and(|c| c.abandoned);
+        if !done {
+            return;
+        }
+        if let Some(r) = &mut a.reassembler {
+            r.finish(now, StreamEnd::Timeout, &mut self.budget, &mut Discard);
+        }
+        *app = FlowApp::Done(app.service());
     }
 
     /// The flow ended: flushes its streams, hands out the last messages, frees its state.
@@ -219,23 +243,12 @@ fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>) -> &'f mut FlowApp {
             reassembler: None,
             claim: None,
             alt: None,
-            heads: [Vec::new(), Vec::new()],
+            heads: None,
             probed: 0,
             given_up: false,
         }));
     }
     app
-}
-
-/// Shrinks a flow that has nothing more to parse to its service name. A TCP flow keeps its
-/// reassembler until it ends, so reassembly budgets are returned by `finish`.
-fn settle(app: &mut FlowApp) {
-    if let FlowApp::Active(a) = app {
-        let done = a.given_up || a.claim.as_ref().is_some_and(|c| c.abandoned);
-        if done && a.reassembler.is_none() {
-            *app = FlowApp::Done(app.service());
-        }
-    }
 }
 
 impl Active {
@@ -244,7 +257,7 @@ impl Active {
         ctx: &'a mut Ctx,
         ports: (u16, u16),
         sink: &'a mut S,
-    ) -> (&'a mut Option<TcpReassembler>, Feed<'a, S>) {
+    ) -> (&'a mut Option<Box<TcpReassembler>>, Feed<'a, S>) {
         let Active {
             reassembler,
             claim,
@@ -281,7 +294,7 @@ impl Ctx {
         }
         if active.claim.is_none() {
             match self.probe(Transport::Udp, dir, ports, payload) {
-                Some(desc) => active.claim = Some(self.claim(desc, Transport::Udp)),
+                Some(desc) => active.claim = Some(Box::new(self.claim(desc, Transport::Udp))),
                 None => {
                     active.probed += 1;
                     if active.probed >= self.config.max_probe_datagrams {
@@ -300,7 +313,7 @@ impl Ctx {
             if let Some(desc) = self.probe(Transport::Udp, dir, ports, payload) {
                 let alt = match &mut active.alt {
                     Some(alt) if std::ptr::eq(alt.desc, desc) => alt,
-                    slot => slot.insert(self.multiplexed(desc)),
+                    slot => slot.insert(Box::new(self.multiplexed(desc))),
                 };
                 self.parse(alt, dir, ts, payload, sink);
                 return;
@@ -412,8 +425,8 @@ impl Ctx {
 /// Feeds in-order TCP bytes of one flow to probing or to the claimed dissector.
 struct Feed<'a, S> {
     ctx: &'a mut Ctx,
-    claim: &'a mut Option<Claim>,
-    heads: &'a mut [Vec<u8>; 2],
+    claim: &'a mut Option<Box<Claim>>,
+    heads: &'a mut Option<Box<[Vec<u8>; 2]>>,
     given_up: &'a mut bool,
     ports: (u16, u16),
     sink: &'a mut S,
@@ -424,20 +437,19 @@ impl<S: MessageSink> Feed<'_, S> {
     /// everything seen so far (both directions' heads).
     fn probe(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         let max = self.ctx.config.max_probe_bytes;
-        let head = &mut self.heads[dir.index()];
+        let heads = self.heads.get_or_insert_with(Box::default);
+        let head = &mut heads[dir.index()];
         let room = max.saturating_sub(head.len());
-        head.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let taken = room.min(data.len());
+        head.extend_from_slice(data.get(..taken).unwrap_or_default());
         let head_full = head.len() >= max;
         match self.ctx.probe(Transport::Tcp, dir, self.ports, head) {
             Some(desc) => {
-                *self.claim = Some(self.ctx.claim(desc, Transport::Tcp));
+                *self.claim = Some(Box::new(self.ctx.claim(desc, Transport::Tcp)));
                 // The bytes beyond the probe window were never buffered: the stream
                 // continues from them, so they go in after the head.
-                let beyond = data
-                    .get(room.min(data.len())..)
-                    .unwrap_or_default()
-                    .to_vec();
-                let heads = std::mem::take(self.heads);
+                let beyond = data.get(taken..).unwrap_or_default();
+                let heads = self.heads.take().unwrap_or_default();
                 for d in [dir.flip(), dir] {
                     let bytes = &heads[d.index()];
                     if !bytes.is_empty() {
@@ -445,13 +457,13 @@ impl<S: MessageSink> Feed<'_, S> {
                     }
                 }
                 if !beyond.is_empty() {
-                    self.feed(dir, ts, &beyond);
+                    self.feed(dir, ts, beyond);
                 }
             }
             None => {
                 if head_full || self.ctx.all_refuse(Transport::Tcp, dir, head) {
                     *self.given_up = true;
-                    *self.heads = [Vec::new(), Vec::new()];
+                    *self.heads = None;
                 }
             }
         }
@@ -506,7 +518,11 @@ impl<S: MessageSink> StreamConsumer for Feed<'_, S> {
                 claim.parser.on_gap(side(dir), missing);
             }
             // A stream whose start is lost cannot be probed from its first bytes.
-            None => self.heads[dir.index()].clear(),
+            None => {
+                if let Some(h) = self.heads.as_mut() {
+                    h[dir.index()].clear();
+                }
+            }
         }
     }
 
