@@ -745,6 +745,7 @@ fn peer_node(
                 ls_key,
                 version: args.app_version.clone(),
                 auto_answer: !args.no_auto_answer,
+                uplink_kbps: None,
                 seed,
                 timers,
             })

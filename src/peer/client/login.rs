@@ -170,6 +170,11 @@ pub(super) struct Login {
 }
 
 impl Login {
+    /// An sn-refresh is waiting for its ack.
+    pub fn awaiting_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
     pub fn is_online(&self) -> bool {
         matches!(self.phase, Phase::Online) && self.sn.is_some()
     }
@@ -1300,7 +1305,7 @@ impl Client {
         self.login.presence_at = Some(self.now.add_nanos(secs(self.cfg.presence_period_s)));
     }
 
-    fn send_refresh(&mut self, full: bool) {
+    pub(super) fn send_refresh(&mut self, full: bool) {
         let Some(sn) = self.login.sn else {
             return;
         };
@@ -1313,6 +1318,10 @@ impl Client {
         if full {
             objs.push(Object::u32(FieldId::Full, 1));
             objs.push(Object::u32(FieldId::Status, 1));
+        }
+        if self.is_promoted() {
+            // PROTOCOL.md §8.10: a promoted node announces its SN role to its own SN.
+            objs.push(Object::addr(FieldId::SnAddr, self.cfg.addr));
         }
         let txn = self.txn();
         let m = Message::new(MsgType::SnRefresh, Flags::REQUEST, txn, objs);
