@@ -1,6 +1,6 @@
 //! Lab scenarios: a TOML description of an overlay on loopback (login server, home server,
 //! super nodes, clients), timer overrides, and a timeline of user commands
-//! (format: `docs/lab.md`). Built-in scenarios (`basic-call`, `conference`) are embedded from
+//! (format: `docs/lab.md`). Built-in scenarios (`basic-call`, `conference`, `promotion`) are embedded from
 //! `scenarios/*.toml`.
 //!
 //! Guarantees: [`Scenario::parse`] either returns a scenario that the lab can run as is —

@@ -1531,8 +1531,9 @@ impl Client {
         } else {
             let uptime = self.started.map_or(0, |s| self.now.since(s) / SEC);
             let body = format!(
-                "node={:016x}&uptime={uptime}&sn=0&calls={}&nat={}",
+                "node={:016x}&uptime={uptime}&sn={}&calls={}&nat={}",
                 self.node_id,
+                u8::from(self.is_promoted()),
                 self.stats.calls_set_up,
                 self.login.nat.code()
             );

@@ -42,7 +42,7 @@ pub const MAX_SN_ACCEPTED: usize = crate::peer::supernode::MAX_CONNS;
 
 /// An accepted connection whose first header has not arrived yet.
 #[derive(Debug)]
-struct Undecided {
+pub(super) struct Undecided {
     local: SocketAddr,
     remote: SocketAddr,
     opened: Ts,
@@ -57,7 +57,7 @@ pub(super) struct Promotion {
     /// The embedded SN's next deadline, as its last `poll_output` said.
     sn_deadline: Option<Ts>,
     sn_accepted: HashSet<ConnId>,
-    undecided: HashMap<ConnId, Undecided>,
+    pub(super) undecided: HashMap<ConnId, Undecided>,
     /// Building the SN failed: not retried.
     failed: bool,
 }
