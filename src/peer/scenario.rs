@@ -741,6 +741,14 @@ command = "call bob"
             (&with("[timers]\nkeepalive_s = 0"), "timers.keepalive_s"),
             (&with("[timers]\nframe_ms = 25"), "timers.frame_ms"),
             (
+                &with("[timers]\npromotion_uptime_s = 0"),
+                "timers.promotion_uptime_s",
+            ),
+            (
+                &with("[[client]]\nname = \"carol\"\npassword = \"c\"\nuplink_kbps = 0"),
+                "client[2].uplink_kbps",
+            ),
+            (
                 &with("[home]\nlatest_version = \"\""),
                 "home.latest_version",
             ),
@@ -771,6 +779,8 @@ command = "call bob"
         let mut t = Timers::default();
         t.set("keepalive_s=5").unwrap();
         assert_eq!(t.keepalive_s, Some(5));
+        t.set("promotion_uptime_s=30").unwrap();
+        assert_eq!(t.promotion_uptime_s, Some(30));
         assert!(t.set("frame_ms=7").is_err());
         assert!(t.set("nope=1").is_err());
         assert!(t.set("keepalive_s").is_err());

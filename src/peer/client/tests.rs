@@ -1555,7 +1555,8 @@ fn public_client_with_uptime_and_uplink_is_promoted_once() {
 
 #[test]
 fn promotion_needs_public_address_bandwidth_key_and_enabled() {
-    let cases: Vec<(&str, Knobs, fn(&mut ClientConfig))> = vec![
+    type Tweak = fn(&mut ClientConfig);
+    let cases: Vec<(&str, Knobs, Tweak)> = vec![
         (
             "behind a NAT",
             Knobs {
