@@ -24,7 +24,7 @@ const SCENARIO: &str = r#"
 name = "garbage"
 seed = 7
 stop_after = "20s"
-network = "127.63.0.0"
+network = "127.65.0.0"
 
 [timers]
 keepalive_s = 5

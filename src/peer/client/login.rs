@@ -412,7 +412,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         if m.flags.is_error() {
             // An overloaded SN is alive: UDP works, but it is no candidate.
@@ -572,7 +572,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         let refl = get_addr(m, FieldId::Reflexive);
         let remote = self.conns.get(&c).map(|x| x.remote);
@@ -882,7 +882,7 @@ impl Client {
                     blob: blob.to_vec(),
                 });
                 for a in sn_list(m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
                 self.set_auth_stage(AuthStage::BuddyList, wait);
             }
@@ -1012,7 +1012,7 @@ impl Client {
             match code {
                 ErrorCode::Overloaded => {
                     for a in sn_list(m).into_iter().rev() {
-                        self.state.host_cache.add(a);
+                        self.learn_sn(a);
                         if self.login.candidates.len() < MAX_CANDIDATES
                             && !self.login.candidates.contains(&a)
                         {
@@ -1036,7 +1036,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         self.go_online(c, addr);
     }
@@ -1213,12 +1213,12 @@ impl Client {
                     self.stats.unexpected += 1;
                 }
                 for a in sn_list(&m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
             }
             MsgType::HcExchange if m.flags.is_response() => {
                 for a in sn_list(&m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
             }
             MsgType::PresenceReport if m.flags.is_response() => {

@@ -78,6 +78,14 @@ fn sn_tcp_request(t: MsgType) -> bool {
 }
 
 impl Client {
+    /// Adds an SN learned from an sn-list to the host cache, never the node itself (once
+    /// promoted it appears in the sn-lists of its own SN, §8.10).
+    pub(super) fn learn_sn(&mut self, a: SocketAddr) {
+        if a != self.cfg.addr {
+            self.state.host_cache.add(a);
+        }
+    }
+
     /// Whether this client has been promoted to super node.
     pub fn is_promoted(&self) -> bool {
         self.promo.sn.is_some()

@@ -1758,3 +1758,13 @@ fn garbage_on_a_promoted_node_is_dropped_without_panic() {
         "silent connections swept"
     );
 }
+
+#[test]
+fn a_node_never_adds_itself_to_its_host_cache() {
+    let mut c = Client::new(cfg("alice", 1)).unwrap();
+    let own = c.cfg.addr;
+    c.learn_sn(own);
+    c.learn_sn(sn2());
+    assert!(!c.host_cache().entries().contains(&own));
+    assert!(c.host_cache().entries().contains(&sn2()));
+}
