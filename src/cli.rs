@@ -142,7 +142,7 @@ pub struct PeerArgs {
 
 #[derive(Args, Debug)]
 pub struct LabArgs {
-    /// A built-in scenario (basic-call, conference) or a scenario TOML file.
+    /// A built-in scenario (basic-call, conference, promotion) or a scenario TOML file.
     #[arg(value_name = "SCENARIO")]
     pub scenario: String,
     /// Directory for labels.csv and events.csv (created if missing).
@@ -745,6 +745,7 @@ fn peer_node(
                 ls_key,
                 version: args.app_version.clone(),
                 auto_answer: !args.no_auto_answer,
+                uplink_kbps: None,
                 seed,
                 timers,
             })

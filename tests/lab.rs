@@ -621,3 +621,60 @@ fn conference_end_to_end() {
     }
     event(&events, "alice", "call-end");
 }
+
+#[test]
+fn promotion_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (labels, events) = run_builtin("promotion", dir.path());
+    assert_all_classes(&labels);
+    for client in ["alice", "bob", "carol"] {
+        let login = event(&events, client, "login");
+        assert_eq!(login["ok"], "true", "{client} logged in");
+    }
+    let promoted: Vec<&HashMap<String, String>> = events
+        .iter()
+        .filter(|e| e["event"] == "note" && e["detail"] == "promoted to super node")
+        .collect();
+    assert_eq!(promoted.len(), 1, "only alice has the uplink");
+    assert_eq!(promoted[0]["node"], "alice");
+    let t_promoted = secs(promoted[0]);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["node"] == "sn1" && e["detail"].starts_with("learned super node alice")),
+        "sn1 learned alice from her sn-refresh"
+    );
+    // alice's super-node role answers probes from the other clients (same node name,
+    // role supernode, after the promotion).
+    let answers: Vec<&HashMap<String, String>> = labels
+        .iter()
+        .filter(|l| l["node"] == "alice" && l["role"] == "supernode")
+        .collect();
+    assert!(!answers.is_empty(), "alice never answered as a super node");
+    for l in &answers {
+        assert!(secs(l) >= t_promoted);
+    }
+    let others: Vec<&str> = labels
+        .iter()
+        .filter(|l| l["node"] == "bob" || l["node"] == "carol")
+        .map(|l| l["src_addr"].as_str())
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .any(|l| l["msg_type"] == "stun-binding-success"
+                && others.contains(&l["dst_addr"].as_str())),
+        "alice answered a STUN probe of bob or carol: {answers:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .all(|l| l["role"] != "supernode" || ["sn1", "alice"].contains(&l["node"].as_str())),
+        "bob and carol stay clients"
+    );
+    // Carol's call to bob still works.
+    let setup = event(&events, "carol", "call-setup");
+    assert_eq!(setup["peer"], "bob");
+    let t = secs(setup);
+    assert!(media_from(&labels, "bob", t + 0.5, t + 3.5) >= 80);
+}

@@ -1,6 +1,6 @@
 //! Lab scenarios: a TOML description of an overlay on loopback (login server, home server,
 //! super nodes, clients), timer overrides, and a timeline of user commands
-//! (format: `docs/lab.md`). Built-in scenarios (`basic-call`, `conference`) are embedded from
+//! (format: `docs/lab.md`). Built-in scenarios (`basic-call`, `conference`, `promotion`) are embedded from
 //! `scenarios/*.toml`.
 //!
 //! Guarantees: [`Scenario::parse`] either returns a scenario that the lab can run as is —
@@ -40,6 +40,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "conference",
         include_str!("../../scenarios/conference.toml"),
     ),
+    ("promotion", include_str!("../../scenarios/promotion.toml")),
 ];
 
 /// Why a scenario was refused.
@@ -82,6 +83,8 @@ pub struct Timers {
     pub frame_ms: Option<u64>,
     /// Credential lifetime issued by the login server (§8.3, default 7 days).
     pub credential_lifetime_s: Option<u64>,
+    /// Client uptime before super-node promotion (§8.10, default 3600 s).
+    pub promotion_uptime_s: Option<u64>,
 }
 
 impl Timers {
@@ -94,6 +97,7 @@ impl Timers {
             ("presence_query_s", self.presence_query_s),
             ("telemetry_period_s", self.telemetry_period_s),
             ("credential_lifetime_s", self.credential_lifetime_s),
+            ("promotion_uptime_s", self.promotion_uptime_s),
         ];
         for (name, v) in secs {
             if let Some(v) = v {
@@ -133,6 +137,7 @@ impl Timers {
             "telemetry_period_s" => &mut self.telemetry_period_s,
             "frame_ms" => &mut self.frame_ms,
             "credential_lifetime_s" => &mut self.credential_lifetime_s,
+            "promotion_uptime_s" => &mut self.promotion_uptime_s,
             k => return Err(format!("'{k}': unknown timer")),
         };
         *slot = Some(v);
@@ -182,6 +187,8 @@ pub struct ClientDef {
     pub port: Option<u16>,
     pub auto_answer: bool,
     pub version: String,
+    /// Declared uplink (conference mixer election, promotion §8.10); `None`: the default.
+    pub uplink_kbps: Option<u32>,
 }
 
 /// One timeline entry: at `at` after the start, `command` goes to `node`.
@@ -274,6 +281,7 @@ struct RawClient {
     port: Option<u16>,
     auto_answer: Option<bool>,
     version: Option<String>,
+    uplink_kbps: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +411,15 @@ impl Scenario {
                     &format!("client[{i}].version"),
                     c.version.as_deref().unwrap_or(DEFAULT_VERSION),
                 )?,
+                uplink_kbps: match c.uplink_kbps {
+                    Some(0) => {
+                        return Err(field_err(
+                            format!("client[{i}].uplink_kbps"),
+                            "must be at least 1",
+                        ));
+                    }
+                    v => v,
+                },
             });
         }
         if !clients.is_empty() && supernodes.is_empty() {
@@ -724,6 +741,14 @@ command = "call bob"
             (&with("[timers]\nkeepalive_s = 0"), "timers.keepalive_s"),
             (&with("[timers]\nframe_ms = 25"), "timers.frame_ms"),
             (
+                &with("[timers]\npromotion_uptime_s = 0"),
+                "timers.promotion_uptime_s",
+            ),
+            (
+                &with("[[client]]\nname = \"carol\"\npassword = \"c\"\nuplink_kbps = 0"),
+                "client[2].uplink_kbps",
+            ),
+            (
                 &with("[home]\nlatest_version = \"\""),
                 "home.latest_version",
             ),
@@ -754,6 +779,8 @@ command = "call bob"
         let mut t = Timers::default();
         t.set("keepalive_s=5").unwrap();
         assert_eq!(t.keepalive_s, Some(5));
+        t.set("promotion_uptime_s=30").unwrap();
+        assert_eq!(t.promotion_uptime_s, Some(30));
         assert!(t.set("frame_ms=7").is_err());
         assert!(t.set("nope=1").is_err());
         assert!(t.set("keepalive_s").is_err());

@@ -170,6 +170,11 @@ pub(super) struct Login {
 }
 
 impl Login {
+    /// An sn-refresh is waiting for its ack.
+    pub fn awaiting_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
     pub fn is_online(&self) -> bool {
         matches!(self.phase, Phase::Online) && self.sn.is_some()
     }
@@ -407,7 +412,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         if m.flags.is_error() {
             // An overloaded SN is alive: UDP works, but it is no candidate.
@@ -567,7 +572,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         let refl = get_addr(m, FieldId::Reflexive);
         let remote = self.conns.get(&c).map(|x| x.remote);
@@ -877,7 +882,7 @@ impl Client {
                     blob: blob.to_vec(),
                 });
                 for a in sn_list(m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
                 self.set_auth_stage(AuthStage::BuddyList, wait);
             }
@@ -1007,7 +1012,7 @@ impl Client {
             match code {
                 ErrorCode::Overloaded => {
                     for a in sn_list(m).into_iter().rev() {
-                        self.state.host_cache.add(a);
+                        self.learn_sn(a);
                         if self.login.candidates.len() < MAX_CANDIDATES
                             && !self.login.candidates.contains(&a)
                         {
@@ -1031,7 +1036,7 @@ impl Client {
             return;
         }
         for a in sn_list(m) {
-            self.state.host_cache.add(a);
+            self.learn_sn(a);
         }
         self.go_online(c, addr);
     }
@@ -1208,12 +1213,12 @@ impl Client {
                     self.stats.unexpected += 1;
                 }
                 for a in sn_list(&m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
             }
             MsgType::HcExchange if m.flags.is_response() => {
                 for a in sn_list(&m) {
-                    self.state.host_cache.add(a);
+                    self.learn_sn(a);
                 }
             }
             MsgType::PresenceReport if m.flags.is_response() => {
@@ -1300,7 +1305,7 @@ impl Client {
         self.login.presence_at = Some(self.now.add_nanos(secs(self.cfg.presence_period_s)));
     }
 
-    fn send_refresh(&mut self, full: bool) {
+    pub(super) fn send_refresh(&mut self, full: bool) {
         let Some(sn) = self.login.sn else {
             return;
         };
@@ -1313,6 +1318,10 @@ impl Client {
         if full {
             objs.push(Object::u32(FieldId::Full, 1));
             objs.push(Object::u32(FieldId::Status, 1));
+        }
+        if self.is_promoted() {
+            // PROTOCOL.md §8.10: a promoted node announces its SN role to its own SN.
+            objs.push(Object::addr(FieldId::SnAddr, self.cfg.addr));
         }
         let txn = self.txn();
         let m = Message::new(MsgType::SnRefresh, Flags::REQUEST, txn, objs);
@@ -1522,8 +1531,9 @@ impl Client {
         } else {
             let uptime = self.started.map_or(0, |s| self.now.since(s) / SEC);
             let body = format!(
-                "node={:016x}&uptime={uptime}&sn=0&calls={}&nat={}",
+                "node={:016x}&uptime={uptime}&sn={}&calls={}&nat={}",
                 self.node_id,
+                u8::from(self.is_promoted()),
                 self.stats.calls_set_up,
                 self.login.nat.code()
             );

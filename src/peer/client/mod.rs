@@ -17,6 +17,7 @@
 mod call;
 pub mod host_cache;
 mod login;
+mod promote;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use std::path::PathBuf;
 
 pub use call::{MixerCandidate, elect_mixer, synth_frame};
 pub use host_cache::{HostCache, MAX_HOST_CACHE, SavedCredential};
+pub use promote::{MAX_UNDECIDED, SN_CONN_BIT};
 
 /// TCP connections the client keeps at once (SN session, LS, probes, HTTP, calls, relays,
 /// accepted peers); beyond it new accepted connections are closed at once.
@@ -112,8 +114,16 @@ pub struct ClientConfig {
     pub redundancy: u32,
     pub hold_keepalive_ms: u64,
     pub no_media_fallback_ms: u64,
-    /// Declared uplink, for the conference mixer election.
+    /// Declared uplink, for the conference mixer election and promotion.
     pub uplink_kbps: u32,
+    /// Super-node promotion (PROTOCOL.md §8.10) allowed at all.
+    pub promotion: bool,
+    /// Uptime before a client may be promoted (§8.10).
+    pub promotion_uptime_s: u64,
+    /// Declared uplink a client needs to be promoted (§8.10).
+    pub promotion_min_uplink_kbps: u32,
+    /// Registered clients the promoted node's SN role accepts (§8.10).
+    pub promoted_capacity: usize,
 }
 
 impl Default for ClientConfig {
@@ -163,6 +173,10 @@ impl Default for ClientConfig {
             hold_keepalive_ms: 333,
             no_media_fallback_ms: 3000,
             uplink_kbps: 512,
+            promotion: true,
+            promotion_uptime_s: 3600,
+            promotion_min_uplink_kbps: 256,
+            promoted_capacity: 100,
         }
     }
 }
@@ -273,6 +287,7 @@ pub struct Client {
     started: Option<Ts>,
     login: login::Login,
     calls: call::Calls,
+    promo: promote::Promotion,
 }
 
 impl Client {
@@ -299,6 +314,7 @@ impl Client {
             out: Outbox::new(cfg.name.clone(), Role::Client),
             login: login::Login::default(),
             calls: call::Calls::default(),
+            promo: promote::Promotion::default(),
             cfg,
             rng,
             stats: ClientStats::default(),
@@ -423,6 +439,7 @@ impl Client {
         self.login_timers();
         self.call_timers();
         self.sweep_idle_accepted();
+        self.promotion_timers();
     }
 
     fn idle_accepted_deadline(&self, c: &Conn) -> Ts {
@@ -457,7 +474,10 @@ impl Client {
             .map(|(_, c)| self.idle_accepted_deadline(c))
             .min()
             .unwrap_or(FAR);
-        self.login_deadline().min(self.calls_deadline()).min(idle)
+        self.login_deadline()
+            .min(self.calls_deadline())
+            .min(idle)
+            .min(self.promotion_deadline())
     }
 
     fn on_udp(&mut self, from: SocketAddr, data: &[u8]) {
@@ -663,13 +683,30 @@ impl Node for Client {
         self.on_time(now);
         match input {
             Input::Timeout(_) => {}
-            Input::Udp { from, data, .. } => self.on_udp(from, data),
-            Input::Tcp { conn, event, .. } => self.on_tcp(conn, event),
+            Input::Udp {
+                now,
+                local,
+                from,
+                data,
+            } => {
+                if !self.route_udp(now, local, from, data) {
+                    self.on_udp(from, data)
+                }
+            }
+            Input::Tcp { now, conn, event } => {
+                if !self.route_tcp(now, conn, &event) {
+                    self.on_tcp(conn, event)
+                }
+            }
             Input::Command { words, .. } => self.on_command(&words),
         }
     }
 
     fn poll_output(&mut self) -> Output {
+        // The SN role first: its deadline must be known before the client's is computed.
+        if let Some(o) = self.poll_sn() {
+            return o;
+        }
         let next = self.next_deadline();
         self.out.poll(next)
     }

@@ -71,6 +71,8 @@ struct Knobs {
     ls_params: Option<HashParams>,
     /// sn-register answers: errors for the first registrations at sn1.
     register_errors: Vec<ErrorCode>,
+    /// The reflexive address SNs report over UDP (None: the true source, a public node).
+    reflexive: Option<SocketAddr>,
 }
 
 impl Default for Knobs {
@@ -85,6 +87,7 @@ impl Default for Knobs {
             relay_ok: true,
             ls_params: Some(HashParams::FAST),
             register_errors: Vec::new(),
+            reflexive: None,
         }
     }
 }
@@ -304,8 +307,9 @@ impl World {
                     return;
                 }
                 let req = StunMessage::parse(&d.data).unwrap();
+                let refl = self.k.reflexive.unwrap_or(from);
                 let resp =
-                    StunMessage::binding_success(req.transaction_id, from, Some("skylark-sn/1"));
+                    StunMessage::binding_success(req.transaction_id, refl, Some("skylark-sn/1"));
                 let mut b = Vec::new();
                 resp.emit(&mut b).unwrap();
                 self.udp_to(i, d.to, &b);
@@ -319,7 +323,7 @@ impl World {
                     m.txn_id,
                     vec![
                         Object::u64(FieldId::NodeId, 1),
-                        Object::addr(FieldId::Reflexive, from),
+                        Object::addr(FieldId::Reflexive, self.k.reflexive.unwrap_or(from)),
                     ],
                 ),
                 MsgType::FallbackProbe => Message::new(
@@ -1480,4 +1484,287 @@ proptest! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Super-node promotion (PROTOCOL.md §8.10).
+
+fn promotable(w: &World, name: &str, i: u8) -> ClientConfig {
+    ClientConfig {
+        ls_key: Some(w.key.verifying_key().to_bytes()),
+        promotion_uptime_s: 60,
+        ..cfg(name, i)
+    }
+}
+
+fn promotion_world(k: Knobs, tweak: impl Fn(&mut ClientConfig)) -> World {
+    let mut w = World::new(vec![], k);
+    let mut c = promotable(&w, "alice", 1);
+    tweak(&mut c);
+    w.clients.push(Client::new(c).unwrap());
+    w.deadlines.push(Ts(0));
+    w
+}
+
+fn promoted_notes(w: &World, i: usize) -> usize {
+    w.events(i)
+        .iter()
+        .filter(|e| matches!(e, EventKind::Note { what } if what == "promoted to super node"))
+        .count()
+}
+
+/// Outputs of client `i` from log position `from` on, sent with `role`.
+fn sent_as(w: &World, i: usize, from: usize, role: Role) -> Vec<(&'static str, SocketAddr)> {
+    w.log
+        .iter()
+        .skip(from)
+        .filter(|(j, _)| *j == i)
+        .filter_map(|(_, o)| match o {
+            Output::Udp(d) => Some(&d.label),
+            Output::Tcp(TcpOut::Send { label, .. }) => Some(label),
+            _ => None,
+        })
+        .filter(|l| l.role == role)
+        .map(|l| (l.msg_type, l.dst))
+        .collect()
+}
+
+#[test]
+fn public_client_with_uptime_and_uplink_is_promoted_once() {
+    let mut w = promotion_world(Knobs::default(), |_| {});
+    w.run_for(59.0);
+    assert!(w.clients[0].is_online());
+    assert!(!w.clients[0].is_promoted(), "not before the uptime");
+    w.run_for(2.0);
+    assert!(w.clients[0].is_promoted());
+    assert_eq!(promoted_notes(&w, 0), 1);
+    let sn = w.clients[0].super_node_role().unwrap();
+    assert_eq!(sn.node_id(), w.clients[0].node_id(), "one node, one id");
+    assert!(
+        sn.host_cache().contains(&sn2()),
+        "the client's host cache seeds the SN's"
+    );
+    w.run_for(600.0);
+    assert_eq!(
+        promoted_notes(&w, 0),
+        1,
+        "promotion is one-way and happens once"
+    );
+    assert!(w.clients[0].is_online());
+}
+
+#[test]
+fn promotion_needs_public_address_bandwidth_key_and_enabled() {
+    type Tweak = fn(&mut ClientConfig);
+    let cases: Vec<(&str, Knobs, Tweak)> = vec![
+        (
+            "behind a NAT",
+            Knobs {
+                reflexive: Some(sa("198.51.100.7:4444")),
+                ..Knobs::default()
+            },
+            |_| {},
+        ),
+        ("low uplink", Knobs::default(), |c| c.uplink_kbps = 128),
+        ("no LS key", Knobs::default(), |c| c.ls_key = None),
+        ("disabled", Knobs::default(), |c| c.promotion = false),
+    ];
+    for (why, k, tweak) in cases {
+        let mut w = promotion_world(k, tweak);
+        w.run_for(300.0);
+        assert!(w.clients[0].is_online(), "{why}: online");
+        assert!(!w.clients[0].is_promoted(), "{why}: not promoted");
+        assert_eq!(promoted_notes(&w, 0), 0, "{why}");
+    }
+}
+
+#[test]
+fn promoted_node_announces_sn_addr_in_every_sn_refresh() {
+    let mut w = promotion_world(Knobs::default(), |_| {});
+    w.run_for(30.0);
+    let sn_addr_refreshes = |w: &World| {
+        w.log
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Tcp(TcpOut::Send { data, label, .. }) if label.msg_type == "sn-refresh" => {
+                    Message::parse(data).ok()
+                }
+                _ => None,
+            })
+            .filter(|m| m.get(FieldId::SnAddr) == Some(&Value::Addr(sa("10.0.1.1:40001"))))
+            .count()
+    };
+    assert_eq!(sn_addr_refreshes(&w), 0, "no sn-addr before promotion");
+    w.run_for(30.5);
+    assert!(w.clients[0].is_promoted());
+    assert!(sn_addr_refreshes(&w) >= 1, "announced at promotion");
+    w.run_for(120.0);
+    assert!(sn_addr_refreshes(&w) >= 3, "and in every refresh after");
+}
+
+#[test]
+fn promoted_node_serves_probes_and_registrations_while_its_client_side_keeps_alive() {
+    let mut w = promotion_world(Knobs::default(), |_| {});
+    // Before promotion an hc-probe from a stranger is not the client's business.
+    let stranger = sa("192.0.2.50:5000");
+    let probe = Message::new(
+        MsgType::HcProbe,
+        Flags::REQUEST,
+        77,
+        vec![Object::u64(FieldId::NodeId, 9)],
+    )
+    .to_bytes()
+    .unwrap();
+    w.run_for(10.0);
+    let mark = w.log.len();
+    w.udp_to(0, stranger, &probe);
+    w.pump();
+    assert!(sent_as(&w, 0, mark, Role::SuperNode).is_empty());
+    assert!(
+        !sent_as(&w, 0, mark, Role::Client)
+            .iter()
+            .any(|(t, _)| *t == "hc-probe-ack")
+    );
+
+    w.run_for(55.0);
+    assert!(w.clients[0].is_promoted());
+    // UDP hc-probe from another address: hc-probe-ack from the SN role.
+    let mark = w.log.len();
+    w.udp_to(0, stranger, &probe);
+    w.pump();
+    assert_eq!(
+        sent_as(&w, 0, mark, Role::SuperNode),
+        vec![("hc-probe-ack", stranger)]
+    );
+    // STUN Binding request: answered by the SN role too.
+    let stun = StunMessage::binding_request([3; 12], Some("skylark/1.0.0"));
+    let mut b = Vec::new();
+    stun.emit(&mut b).unwrap();
+    let mark = w.log.len();
+    w.udp_to(0, stranger, &b);
+    w.pump();
+    assert_eq!(
+        sent_as(&w, 0, mark, Role::SuperNode),
+        vec![("stun-binding-success", stranger)]
+    );
+
+    // A client registers over TCP with a credential from the same login server.
+    let dave = sa("192.0.2.51:6000");
+    let conn = ConnId(ConnId::ACCEPTED_BIT | 900);
+    let local = w.clients[0].cfg.addr;
+    w.tcp_to(
+        0,
+        conn,
+        TcpEvent::Accepted {
+            local,
+            remote: dave,
+        },
+    );
+    let expiry = (w.now.as_nanos() / SEC) as u64 + 86400;
+    let blob = Credential {
+        expiry,
+        node_id: 42,
+        user: "dave".into(),
+    }
+    .sign(&w.key)
+    .unwrap();
+    let reg = Message::new(
+        MsgType::SnRegister,
+        Flags::REQUEST,
+        5,
+        vec![
+            Object::str(FieldId::User, "dave"),
+            Object::blob(FieldId::CredentialBlob, &blob),
+            Object::u64(FieldId::Expiry, expiry),
+            Object::addr(FieldId::Addr, dave),
+            Object::u32(FieldId::NatType, 1),
+        ],
+    )
+    .to_bytes()
+    .unwrap();
+    let mark = w.log.len();
+    // In two pieces: the routing decision waits for a whole header.
+    w.tcp_to(0, conn, TcpEvent::Data(&reg[..5]));
+    w.tcp_to(0, conn, TcpEvent::Data(&reg[5..]));
+    w.pump();
+    assert_eq!(
+        sent_as(&w, 0, mark, Role::SuperNode)
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>(),
+        vec!["sn-register-ack"]
+    );
+    let sn = w.clients[0].super_node_role().unwrap();
+    assert_eq!(sn.online(), 1);
+    assert!(sn.entry("dave", w.now).is_some());
+
+    // The client side stays a client of sn1: keepalives go on, acked.
+    let refreshes = w.sent(0, "sn-refresh");
+    w.run_for(180.0);
+    assert!(w.sent(0, "sn-refresh") >= refreshes + 3);
+    assert!(w.clients[0].is_online());
+    assert_eq!(w.clients[0].super_node(), Some(sn1()));
+}
+
+#[test]
+fn promoted_node_still_takes_direct_calls_on_accepted_connections() {
+    let mut w = World::new(vec![], Knobs::default());
+    let a = promotable(&w, "alice", 1);
+    let b = cfg("bob", 2);
+    w.clients.push(Client::new(a).unwrap());
+    w.clients.push(Client::new(b).unwrap());
+    w.deadlines = vec![Ts(0); 2];
+    w.run_for(65.0);
+    assert!(w.clients[0].is_promoted());
+    // bob calls alice directly (alice is public): the invite reaches her client role.
+    w.cmd(1, "call alice");
+    w.run_for(5.0);
+    let s = setups(&w, 1);
+    assert_eq!(s.len(), 1, "{:?}", failures(&w, 1));
+    assert!(w.clients[0].stats().voice_received > 50);
+}
+
+#[test]
+fn garbage_on_a_promoted_node_is_dropped_without_panic() {
+    let mut w = promotion_world(Knobs::default(), |_| {});
+    w.run_for(65.0);
+    assert!(w.clients[0].is_promoted());
+    let junk: [&[u8]; 5] = [
+        b"",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0x53; 40],
+        &[0x00, 0x01, 0x00, 0x00],
+        &[0xff; 3],
+    ];
+    for (n, j) in junk.iter().enumerate() {
+        w.udp_to(0, sa("192.0.2.60:1"), j);
+        let conn = ConnId(ConnId::ACCEPTED_BIT | (1000 + n as u64));
+        let local = w.clients[0].cfg.addr;
+        w.tcp_to(
+            0,
+            conn,
+            TcpEvent::Accepted {
+                local,
+                remote: sa("192.0.2.61:2"),
+            },
+        );
+        w.tcp_to(0, conn, TcpEvent::Data(j));
+        w.pump();
+    }
+    w.run_for(120.0);
+    assert!(w.clients[0].is_online());
+    assert!(
+        w.clients[0].promo.undecided.is_empty(),
+        "silent connections swept"
+    );
+}
+
+#[test]
+fn a_node_never_adds_itself_to_its_host_cache() {
+    let mut c = Client::new(cfg("alice", 1)).unwrap();
+    let own = c.cfg.addr;
+    c.learn_sn(own);
+    c.learn_sn(sn2());
+    assert!(!c.host_cache().entries().contains(&own));
+    assert!(c.host_cache().entries().contains(&sn2()));
 }

@@ -76,6 +76,8 @@ pub struct ClientSpec {
     pub ls_key: Option<[u8; 32]>,
     pub version: String,
     pub auto_answer: bool,
+    /// Declared uplink; `None`: the role's default.
+    pub uplink_kbps: Option<u32>,
     pub seed: u64,
     pub timers: Timers,
 }

@@ -141,6 +141,7 @@ impl Plan {
                 ls_key: None,
                 version: c.version.clone(),
                 auto_answer: c.auto_answer,
+                uplink_kbps: c.uplink_kbps,
                 seed: seed(first_client + i),
                 timers: s.timers.clone(),
             })

@@ -104,6 +104,8 @@ impl NodeFactory for Roles {
                 .frame_ms
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(d.frame_ms),
+            uplink_kbps: s.uplink_kbps.unwrap_or(d.uplink_kbps),
+            promotion_uptime_s: t.promotion_uptime_s.unwrap_or(d.promotion_uptime_s),
             ..d
         })?))
     }

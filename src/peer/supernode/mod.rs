@@ -151,6 +151,8 @@ pub struct SnStats {
     pub idle_closed: u64,
     pub refused_conns: u64,
     pub unknown_conn: u64,
+    /// Promoted clients learned from `sn-refresh` sn-addr (§8.10).
+    pub sns_learned: u64,
 }
 
 #[derive(Debug)]
@@ -274,6 +276,36 @@ impl SuperNode {
 
     pub fn host_cache(&self) -> &[SocketAddr] {
         &self.host_cache
+    }
+
+    /// Whether this node relays media of `call` (a grant is live).
+    pub fn relays_call(&self, call: u32) -> bool {
+        self.relays.get(call).is_some()
+    }
+
+    /// PROTOCOL.md §8.10: a registered client announces that it was promoted; only its
+    /// own registered address is accepted (a client cannot inject other SNs).
+    fn learn_promoted(&mut self, now: Ts, user: &str, msg: &Message) {
+        let Some(Value::Addr(sn)) = msg.get(FieldId::SnAddr) else {
+            return;
+        };
+        let sn = *sn;
+        let registered = self.directory.get(user, now).and_then(|e| e.addr);
+        if registered != Some(sn) || sn == self.cfg.addr {
+            self.stats.unexpected += 1;
+            return;
+        }
+        if self.host_cache.contains(&sn) || self.host_cache.len() >= MAX_HOST_CACHE {
+            return;
+        }
+        self.host_cache.push(sn);
+        self.stats.sns_learned += 1;
+        self.out.event(
+            now,
+            EventKind::Note {
+                what: format!("learned super node {user} at {sn}"),
+            },
+        );
     }
 
     fn txn(&mut self) -> u32 {
@@ -1089,6 +1121,7 @@ impl SuperNode {
                 let full = get_u32(&msg, FieldId::Full) == Some(1);
                 let status = get_u32(&msg, FieldId::Status).filter(|s| *s <= STATUS_MAX);
                 let ttl = secs(self.cfg.ttl_s);
+                self.learn_promoted(now, user, &msg);
                 if let Some(e) = self.directory.get_mut(user) {
                     if full {
                         e.expires = now.add_nanos(ttl);

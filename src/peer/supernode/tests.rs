@@ -1152,3 +1152,43 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn sn_refresh_with_own_sn_addr_adds_a_promoted_client_to_the_host_cache() {
+    let mut sn = sn_with(0, |_| {});
+    let alice = registered(&mut sn, 1, "alice", ALICE);
+    let refresh = |txn: u32, sn_addr: &str| {
+        req(
+            MsgType::SnRefresh,
+            txn,
+            vec![
+                Object::str(FieldId::User, "alice"),
+                Object::u32(FieldId::Seq, txn),
+                Object::addr(FieldId::SnAddr, a(sn_addr)),
+            ],
+        )
+    };
+    // Another node's address: a client cannot inject SNs.
+    send_tcp(&mut sn, t(10.0), alice, &refresh(1, EVE));
+    let (outs, _) = drain(&mut sn);
+    assert_eq!(tcp_msgs(&outs)[0].1.msg_type, MsgType::SnRefreshAck);
+    assert!(sn.host_cache().is_empty());
+    // Its own registered address: learned once, then in the sn-lists it hands out.
+    send_tcp(&mut sn, t(11.0), alice, &refresh(2, ALICE));
+    send_tcp(&mut sn, t(12.0), alice, &refresh(3, ALICE));
+    let (outs, _) = drain(&mut sn);
+    assert_eq!(tcp_msgs(&outs).len(), 2, "both refreshes acked");
+    assert_eq!(sn.host_cache(), &[a(ALICE)]);
+    assert_eq!(sn.stats().sns_learned, 1);
+    let hcx = req(
+        MsgType::HcExchangeRequest,
+        4,
+        vec![Object::u32(FieldId::MaxCount, 200)],
+    );
+    send_tcp(&mut sn, t(13.0), alice, &hcx);
+    let (outs, _) = drain(&mut sn);
+    let list = get_list(&tcp_msgs(&outs)[0].1, FieldId::SnList)
+        .unwrap()
+        .to_vec();
+    assert_eq!(list, vec![Object::addr(FieldId::Addr, a(ALICE))]);
+}
