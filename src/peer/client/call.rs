@@ -942,20 +942,7 @@ impl Client {
                 }
                 self.send_conf_mixer_all();
             }
-            Some(_) => {
-                let txn = self.txn();
-                let m = Message::new(
-                    MsgType::ConfJoin,
-                    Flags::REQUEST,
-                    txn,
-                    vec![
-                        Object::u32(FieldId::CallId, id),
-                        Object::str(FieldId::User, &self.cfg.name),
-                        Object::addr(FieldId::MediaAddr, media),
-                    ],
-                );
-                self.send_tcp(sig, &m);
-            }
+            Some(_) => self.send_conf_join(sig, id, media),
             None => {}
         }
     }
@@ -1090,19 +1077,8 @@ impl Client {
                         self.send_conf_mixer_all();
                     } else {
                         // The creator's leg to the elected mixer: join it.
-                        let txn = self.txn();
                         let me = self.my_media_addr();
-                        let j = Message::new(
-                            MsgType::ConfJoin,
-                            Flags::REQUEST,
-                            txn,
-                            vec![
-                                Object::u32(FieldId::CallId, id),
-                                Object::str(FieldId::User, &self.cfg.name),
-                                Object::addr(FieldId::MediaAddr, me),
-                            ],
-                        );
-                        self.send_tcp(conn, &j);
+                        self.send_conf_join(conn, id, me);
                     }
                 }
             }
@@ -1335,6 +1311,23 @@ impl Client {
         if self.calls.calls.iter().any(|c| c.mixing) {
             self.send_conf_mixer_all();
         }
+    }
+
+    /// `conf-join` on the signalling connection `conn`: this member's media address for
+    /// the conference's mixer (PROTOCOL.md §6.3).
+    fn send_conf_join(&mut self, conn: ConnId, id: u32, media: SocketAddr) {
+        let txn = self.txn();
+        let m = Message::new(
+            MsgType::ConfJoin,
+            Flags::REQUEST,
+            txn,
+            vec![
+                Object::u32(FieldId::CallId, id),
+                Object::str(FieldId::User, &self.cfg.name),
+                Object::addr(FieldId::MediaAddr, media),
+            ],
+        );
+        self.send_tcp(conn, &m);
     }
 
     /// Mixer: tells every established leg who is in the conference.
