@@ -1,0 +1,119 @@
+//! `p2ptrace analyze`: the summary, flows.csv and messages.csv.
+
+use super::*;
+
+struct AnalyzeConsumer {
+    totals: FlowTotals,
+    csv: Option<FlowsCsv>,
+    messages: Option<MessagesCsv>,
+    csv_error: Option<std::io::Error>,
+}
+
+impl FlowConsumer for AnalyzeConsumer {
+    fn flow(&mut self, record: &FlowRecord, digits: u8) {
+        self.totals.add(record);
+        if let Some(csv) = &mut self.csv {
+            if let Err(e) = csv.push(record, digits) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn watermark(&mut self, watermark: (i64, u64)) {
+        if let Some(csv) = &mut self.csv {
+            if let Err(e) = csv.release_below(watermark) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn message(&mut self, uid: Uid, dir: Dir, ts: Ts, msg: &Message, digits: u8) {
+        if let Some(w) = &mut self.messages {
+            if let Err(e) = w.write(uid, dir, ts, msg, digits) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Creates `dir` and a CSV writer in it, or says on stderr why not.
+fn create_report<W>(
+    dir: &Path,
+    name: &str,
+    create: impl FnOnce(&Path) -> std::io::Result<W>,
+) -> Result<W, u8> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| create(&path))
+        .map_err(|e| {
+            eprintln!("p2ptrace: error: cannot write {}: {e}", path.display());
+            1
+        })
+}
+
+pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
+    let dissect = !args.no_dissect;
+    let mut consumer = AnalyzeConsumer {
+        totals: FlowTotals::default(),
+        csv: None,
+        messages: None,
+        csv_error: None,
+    };
+    if let Some(dir) = &args.csv {
+        match create_report(dir, "flows.csv", FlowsCsv::create) {
+            Ok(w) => consumer.csv = Some(w),
+            Err(code) => return code,
+        }
+        if dissect {
+            match create_report(dir, "messages.csv", MessagesCsv::create) {
+                Ok(w) => consumer.messages = Some(w),
+                Err(code) => return code,
+            }
+        }
+    }
+    let mut config = args.flow.pipeline_config();
+    if dissect {
+        config.dissect = Some(DissectConfig::default());
+    }
+    let stats = run_with_progress(&args.inputs, &config, &mut consumer, args.quiet);
+    report_input_errors(&stats);
+    let mut code = stats.exit_code();
+    // Close the reports whatever happened: partial results are kept.
+    let mut written = Vec::new();
+    let mut failed = consumer.csv_error.take();
+    if let Some(csv) = consumer.csv.take() {
+        written.push((csv.rows(), "flows", "flows.csv"));
+        if let Err(e) = csv.finish() {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(m) = consumer.messages.take() {
+        written.push((m.rows(), "messages", "messages.csv"));
+        if let Err(e) = m.finish() {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(dir) = &args.csv {
+        match failed {
+            Some(e) => {
+                eprintln!("p2ptrace: error: writing reports in {}: {e}", dir.display());
+                code = 1;
+            }
+            None => {
+                for (rows, what, file) in written {
+                    eprintln!(
+                        "p2ptrace: wrote {} {what} to {}",
+                        thousands(rows),
+                        dir.join(file).display()
+                    );
+                }
+            }
+        }
+    }
+    let text = summary::render(&stats, &consumer.totals);
+    let mut out = std::io::stdout().lock();
+    if out.write_all(text.as_bytes()).is_err() {
+        // stdout closed (e.g. piped into `head`): not an analysis failure.
+    }
+    code
+}

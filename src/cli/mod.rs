@@ -1,0 +1,353 @@
+//! Command-line interface: argument parsing and wiring only. Each subcommand builds a
+//! pipeline configuration, runs it with its consumers, and maps the outcome to the exit codes
+//! documented in the README (0 ok, 1 input unreadable, 2 usage, 3 input damaged part-way).
+
+use crate::dissect::DissectConfig;
+use crate::flow::{Dir, Uid};
+use crate::flow::{FlowConfig, FlowRecord, IdleTimeouts};
+use crate::pipeline::{self, FlowConsumer, PipelineConfig, RunStats};
+use crate::report::flows_csv::FlowsCsv;
+use crate::report::messages_csv::MessagesCsv;
+use crate::report::summary::{self, FlowTotals, thousands};
+use crate::report::top::{SortBy, TopFlows};
+use crate::time::{SecsDisplay, Ts};
+use clap::{Args, Parser, Subcommand};
+use dissectors::registry::Message;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod analyze;
+mod flows;
+mod peer;
+
+use analyze::analyze;
+use flows::flows;
+use peer::{lab, peer};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "p2ptrace",
+    version,
+    about = "Packet-trace analyzer for peer-to-peer voice overlays",
+    long_about = "Packet-trace analyzer for peer-to-peer voice overlays: reads pcap and pcapng \
+                  captures (also gzip-compressed, or '-' for stdin), tracks bidirectional flows \
+                  and exports flow statistics.",
+    after_help = "Exit codes: 0 success; 1 an input cannot be read at all; 2 usage error; \
+                  3 an input is damaged part-way (everything before the damage is analysed and \
+                  all reports are written)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Summarise captures and dissect their messages; with --csv, write flows.csv and
+    /// messages.csv.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace analyze captures/skylark-call.pcap\n  \
+        p2ptrace analyze day1.pcapng day2.pcapng.gz --csv out/\n  \
+        tcpdump -i eth0 -w - | p2ptrace analyze - --csv out/\n  \
+        p2ptrace analyze trace.pcap --idle-timeout none --csv out/\n  \
+        p2ptrace analyze huge.pcap --no-dissect --csv out/   (flow statistics only)")]
+    Analyze(AnalyzeArgs),
+    /// Print the top flows as an aligned table (like `tshark -z conv`).
+    #[command(after_help = "Examples:\n  \
+        p2ptrace flows capture.pcap\n  \
+        p2ptrace flows capture.pcap --sort pkts --limit 50\n  \
+        p2ptrace flows capture.pcap --sort start --limit 0   (all flows)")]
+    Flows(FlowsArgs),
+    /// Run one Skylark node (login server, home server, super node or client) on real
+    /// sockets until Ctrl-C; a client reads commands from stdin.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace peer login-server --listen 127.0.0.1:33034 --state ls/ --account alice:pw1 --account bob:pw2\n  \
+        p2ptrace peer home --listen 127.0.0.2:8080\n  \
+        p2ptrace peer supernode --listen 127.0.0.3:33033 --ls-key <HEX printed by the login server>\n  \
+        p2ptrace peer client --name alice --password pw1 --listen 127.0.0.4:40000 \\\n      \
+        --ls 127.0.0.1:33034 --home 127.0.0.2:8080 --bootstrap 127.0.0.3:33033\n\n\
+        Client commands (stdin): lookup USER | call USER | hold | resume | hangup | \
+        conference USER USER... | status")]
+    Peer(Box<PeerArgs>),
+    /// Run a whole overlay on loopback from a scenario and write labels.csv and events.csv.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace lab basic-call --out out/\n  \
+        p2ptrace lab conference --out out/\n  \
+        p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)")]
+    Lab(LabArgs),
+}
+
+/// The role `p2ptrace peer` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    LoginServer,
+    Home,
+    Supernode,
+    Client,
+}
+
+#[derive(Args, Debug)]
+pub struct PeerArgs {
+    /// Which node to run.
+    #[arg(value_enum)]
+    pub role: PeerRole,
+    /// Listening address (UDP and TCP for super nodes and clients). Defaults:
+    /// 127.0.0.1 with port 33034 (login server), 8080 (home), 33033 (super node), or a
+    /// port derived from the seed (client).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// State directory (account store and key, host cache and credential), loaded at start
+    /// and saved at exit.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Node name (a client's user name). Default: the role name.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// RNG seed. Default: derived from the name.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Also write labels.csv and events.csv into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Timer override, e.g. keepalive_s=5 (repeatable; the keys of docs/lab.md [timers]).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub timer: Vec<String>,
+    /// Login server: an account to create, USER:PASSWORD (repeatable).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub account: Vec<String>,
+    /// Login server: a buddy list, USER=BUDDY,BUDDY (repeatable).
+    #[arg(long, value_name = "USER=BUDDIES")]
+    pub buddies: Vec<String>,
+    /// Login server: cheap password hashing (tests and labs only).
+    #[arg(long)]
+    pub fast_hash: bool,
+    /// Super node, client: the login server's public key (64 hex digits, printed by
+    /// `p2ptrace peer login-server`).
+    #[arg(long, value_name = "HEX")]
+    pub ls_key: Option<String>,
+    /// Client: the login server's address.
+    #[arg(long, value_name = "ADDR")]
+    pub ls: Option<std::net::SocketAddr>,
+    /// Client: the home server's address.
+    #[arg(long, value_name = "ADDR")]
+    pub home: Option<std::net::SocketAddr>,
+    /// Login server, client: bootstrap super nodes; super node: other super nodes.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub bootstrap: Vec<std::net::SocketAddr>,
+    /// Client: the account password.
+    #[arg(long, value_name = "P")]
+    pub password: Option<String>,
+    /// Client: the software version it reports; home server: the latest version it
+    /// announces.
+    #[arg(long, value_name = "V", default_value = crate::peer::scenario::DEFAULT_VERSION)]
+    pub app_version: String,
+    /// Client: do not accept incoming calls automatically.
+    #[arg(long)]
+    pub no_auto_answer: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// A built-in scenario (basic-call, conference, promotion) or a scenario TOML file.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: String,
+    /// Directory for labels.csv and events.csv (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FlowOptions {
+    /// Idle timeouts in seconds per protocol (tcp, udp, other), e.g. `udp=300,tcp=3600`, or
+    /// `none` to disable them. Defaults: tcp=3600, udp=300, other=60.
+    #[arg(long, value_name = "SPEC", value_parser = parse_idle_timeouts)]
+    pub idle_timeout: Option<IdleTimeouts>,
+    /// Live flows at most; beyond it the least recently active flow is evicted (and still
+    /// reported, with end_reason=evicted).
+    #[arg(long, value_name = "N", default_value_t = FlowConfig::default().max_flows)]
+    pub max_flows: usize,
+}
+
+impl FlowOptions {
+    fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            flow: FlowConfig {
+                idle: self.idle_timeout.unwrap_or_default(),
+                max_flows: self.max_flows.max(1),
+            },
+            ..PipelineConfig::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap, pcapng, optionally gzip-compressed), read in order as one trace;
+    /// `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Write CSV reports (flows.csv, messages.csv) into this directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
+    /// Flow statistics only: no application-layer dissection (no messages.csv, no service
+    /// column), for speed.
+    #[arg(long)]
+    pub no_dissect: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub flow: FlowOptions,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// Capture files, read in order as one trace; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Sort order.
+    #[arg(long, value_enum, default_value_t = SortBy::Bytes)]
+    pub sort: SortBy,
+    /// Rows to print (0: all flows).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub flow: FlowOptions,
+}
+
+/// Parses `none` or `proto=secs[,proto=secs…]` (proto: tcp, udp, other/icmp; secs: a number
+/// or `none`). Unnamed protocols keep their defaults.
+pub fn parse_idle_timeouts(spec: &str) -> Result<IdleTimeouts, String> {
+    let spec = spec.trim();
+    if spec.eq_ignore_ascii_case("none") {
+        return Ok(IdleTimeouts::NONE);
+    }
+    let mut t = IdleTimeouts::DEFAULT;
+    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (proto, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}': expected proto=seconds (e.g. udp=300) or none"))?;
+        let value = value.trim();
+        let nanos = if value.eq_ignore_ascii_case("none") {
+            None
+        } else {
+            let secs: f64 = value
+                .trim_end_matches('s')
+                .parse()
+                .map_err(|_| format!("'{value}': not a number of seconds"))?;
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                return Err(format!("'{value}': must be a positive number of seconds"));
+            }
+            Some((secs * 1e9) as i64)
+        };
+        match proto.trim().to_ascii_lowercase().as_str() {
+            "tcp" => t.tcp = nanos,
+            "udp" => t.udp = nanos,
+            "other" | "icmp" => t.other = nanos,
+            p => return Err(format!("'{p}': unknown protocol (use tcp, udp or other)")),
+        }
+    }
+    Ok(t)
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Analyze(args) => analyze(&args),
+        Command::Flows(args) => flows(&args),
+        Command::Peer(args) => peer(&args),
+        Command::Lab(args) => lab(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// A progress bar on stderr when it is a terminal and not `--quiet`.
+fn progress_bar(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+fn run_with_progress(
+    inputs: &[PathBuf],
+    config: &PipelineConfig,
+    consumer: &mut dyn FlowConsumer,
+    quiet: bool,
+) -> RunStats {
+    let bar = progress_bar(quiet);
+    let mut current: Option<PathBuf> = None;
+    let mut on_progress = |path: &Path, done: u64, total: Option<u64>| {
+        if let Some(bar) = &bar {
+            if current.as_deref() != Some(path) {
+                current = Some(path.to_path_buf());
+                bar.set_message(path.display().to_string());
+                bar.set_length(total.unwrap_or(0));
+            }
+            bar.set_position(done);
+        }
+    };
+    let stats = pipeline::run(inputs, config, consumer, &mut on_progress);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    stats
+}
+
+/// Prints each input error as one line on stderr.
+fn report_input_errors(stats: &RunStats) {
+    for input in &stats.inputs {
+        if let Some(e) = &input.error {
+            if e.is_fatal_at_start() {
+                eprintln!("p2ptrace: error: {e}");
+            } else {
+                eprintln!(
+                    "p2ptrace: warning: {e} (the {} frames before it were analysed)",
+                    input.frames
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_timeout_spec_parses() {
+        assert_eq!(parse_idle_timeouts("none"), Ok(IdleTimeouts::NONE));
+        let t = parse_idle_timeouts("udp=200,tcp=none").unwrap();
+        assert_eq!(t.udp, Some(200 * Ts::NANOS_PER_SEC));
+        assert_eq!(t.tcp, None);
+        assert_eq!(t.other, IdleTimeouts::DEFAULT.other);
+        assert_eq!(
+            parse_idle_timeouts("icmp=0.5").unwrap().other,
+            Some(500_000_000)
+        );
+        assert!(parse_idle_timeouts("udp").is_err());
+        assert!(parse_idle_timeouts("udp=-1").is_err());
+        assert!(parse_idle_timeouts("sctp=5").is_err());
+        assert!(parse_idle_timeouts("udp=abc").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
