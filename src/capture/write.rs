@@ -73,7 +73,7 @@ fn check_option(what: &str, s: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Snap length and link type of one interface, to check packets against.
+/// What is needed of one interface to check packets against it.
 #[derive(Clone, Copy, Debug)]
 struct IfaceInfo {
     snaplen: u32,
@@ -977,5 +977,8 @@ mod tests {
         let path = dir.path().join("bad.pcapng");
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(tshark_flagged(&path).trim(), "8");
+        let expert = tshark(&path, &["-z", "expert,warn", "-q"]);
+        assert!(expert.contains("Errors (1)"), "expert infos:\n{expert}");
+        assert!(expert.contains("Bad checksum"), "expert infos:\n{expert}");
     }
 }
