@@ -13,6 +13,7 @@ mod source;
 mod tests;
 #[cfg(test)]
 mod testutil;
+pub mod write;
 
 pub use error::CaptureError;
 pub use reader::{
