@@ -385,16 +385,7 @@ impl Client {
         }
         let expired = wait_until.is_some_and(|w| w <= self.now);
         for t in to_send {
-            let txn = self.txn();
-            let m = Message::new(
-                MsgType::HcProbe,
-                Flags::REQUEST,
-                txn,
-                vec![
-                    Object::u64(FieldId::NodeId, self.node_id),
-                    Object::str(FieldId::Software, &self.software()),
-                ],
-            );
+            let m = self.hc_probe();
             self.send_udp(t, &m);
         }
         if expired {
@@ -532,8 +523,14 @@ impl Client {
                 return;
             }
         }
+        let m = self.hc_probe();
+        self.send_tcp(c, &m);
+    }
+
+    /// An `hc-probe` (PROTOCOL.md §8.1), the same over UDP and as the first TCP frame.
+    fn hc_probe(&mut self) -> Message {
         let txn = self.txn();
-        let m = Message::new(
+        Message::new(
             MsgType::HcProbe,
             Flags::REQUEST,
             txn,
@@ -541,8 +538,7 @@ impl Client {
                 Object::u64(FieldId::NodeId, self.node_id),
                 Object::str(FieldId::Software, &self.software()),
             ],
-        );
-        self.send_tcp(c, &m);
+        )
     }
 
     pub(super) fn probe_conn_lost(&mut self, c: ConnId) {
