@@ -14,4 +14,5 @@ pub mod flow;
 pub mod peer;
 pub mod pipeline;
 pub mod report;
+pub mod sim;
 pub mod time;

@@ -1,0 +1,1 @@
+//! NAT boxes (helper fills in).

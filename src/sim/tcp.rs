@@ -1,0 +1,1 @@
+//! TCP over smoltcp (helper fills in).
