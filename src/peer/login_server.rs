@@ -25,7 +25,8 @@ use dissectors::skylark::object::{Object, Value};
 use dissectors::skylark::{Dir, ErrorCode, FieldId, Flags, MsgType};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -142,7 +143,7 @@ struct Failures {
 impl<K: Hash + Eq + Clone> FailureTracker<K> {
     pub fn new(threshold: usize, window_s: u64, penalty_s: u64) -> Self {
         FailureTracker {
-            map: HashMap::new(),
+            map: HashMap::default(),
             threshold: threshold.max(1),
             window: secs(window_s),
             penalty: secs(penalty_s),
@@ -247,7 +248,7 @@ impl LoginServer {
             cfg,
             store,
             rng,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             stats: LsStats::default(),
         })
     }

@@ -7,7 +7,8 @@ use crate::time::Ts;
 use dissectors::DissectError;
 use dissectors::registry::TrafficClass;
 use dissectors::skylark::codec::Message;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// What a label needs beyond the message itself.
@@ -36,7 +37,7 @@ impl Outbox {
             node: node.into(),
             role,
             queue: VecDeque::new(),
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             encode_errors: 0,
         }
     }

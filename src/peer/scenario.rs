@@ -30,6 +30,26 @@ pub const MAX_NAME_LEN: usize = crate::peer::auth::MAX_USER_LEN;
 /// Longest timeline command.
 pub const MAX_COMMAND_LEN: usize = 256;
 
+/// What a scenario may ask for: the lab's limits (real sockets on loopback, a few minutes,
+/// no root) or the simulator's (virtual time and hosts, any port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_nodes: usize,
+    pub max_stop_after: Duration,
+    pub max_steps: usize,
+    /// Lowest port a node may listen on (the lab runs unprivileged).
+    pub min_port: u16,
+}
+
+impl Limits {
+    pub const LAB: Limits = Limits {
+        max_nodes: MAX_NODES,
+        max_stop_after: MAX_STOP_AFTER,
+        max_steps: MAX_STEPS,
+        min_port: 1024,
+    };
+}
+
 /// Built-in scenarios: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
     (
@@ -317,16 +337,27 @@ impl Scenario {
         Scenario::parse(&text)
     }
 
-    /// Parses and validates a scenario.
+    /// Parses and validates a lab scenario.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        Scenario::from_table(table, &Limits::LAB)
+    }
+
+    /// Validates an already parsed TOML table under `limits` (the simulator removes its own
+    /// keys first, see `crate::sim::scenario`).
+    pub fn from_table(table: toml::Table, limits: &Limits) -> Result<Scenario, ScenarioError> {
+        let raw: Raw = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ScenarioError::Toml(e.to_string()))?;
+        let port = |field: &str, p: u16| port(field, p, limits.min_port);
         let stop_after = duration("stop_after", &raw.stop_after)?;
-        if stop_after.is_zero() || stop_after > MAX_STOP_AFTER {
+        if stop_after.is_zero() || stop_after > limits.max_stop_after {
             return Err(field_err(
                 "stop_after",
                 format!(
                     "must be more than 0 and at most {} s",
-                    MAX_STOP_AFTER.as_secs()
+                    limits.max_stop_after.as_secs()
                 ),
             ));
         }
@@ -375,10 +406,10 @@ impl Scenario {
             )?,
         };
         let total = 2 + raw.supernode.len() + raw.client.len();
-        if total > MAX_NODES {
+        if total > limits.max_nodes {
             return Err(field_err(
                 "client",
-                format!("{total} nodes: at most {MAX_NODES}"),
+                format!("{total} nodes: at most {}", limits.max_nodes),
             ));
         }
         let mut supernodes = Vec::new();
@@ -438,8 +469,11 @@ impl Scenario {
                 }
             }
         }
-        if raw.step.len() > MAX_STEPS {
-            return Err(field_err("step", format!("at most {MAX_STEPS} steps")));
+        if raw.step.len() > limits.max_steps {
+            return Err(field_err(
+                "step",
+                format!("at most {} steps", limits.max_steps),
+            ));
         }
         let mut steps = Vec::new();
         for (i, s) in raw.step.iter().enumerate() {
@@ -542,12 +576,14 @@ fn valid_name(field: &str, name: &str) -> Result<(), ScenarioError> {
     }
 }
 
-fn port(field: &str, p: u16) -> Result<u16, ScenarioError> {
-    if p < 1024 {
-        return Err(field_err(
-            field,
-            format!("{p}: ports below 1024 need root; the lab runs unprivileged"),
-        ));
+fn port(field: &str, p: u16, min: u16) -> Result<u16, ScenarioError> {
+    if p < min.max(1) {
+        let why = if min >= 1024 {
+            "ports below 1024 need root; the lab runs unprivileged".to_string()
+        } else {
+            format!("ports start at {}", min.max(1))
+        };
+        return Err(field_err(field, format!("{p}: {why}")));
     }
     Ok(p)
 }
@@ -564,20 +600,42 @@ fn version(field: &str, v: &str) -> Result<String, ScenarioError> {
     }
 }
 
-/// Parses `"2s"`, `"500ms"`, `"1.5s"`, `"2m"`, or a number of seconds.
+/// Parses `"2s"`, `"500ms"`, `"1.5s"`, `"2m"`, `"6h"`, compounds such as `"1h10m"` or
+/// `"2m30s"`, or a number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    let secs = v * scale;
+    if t.is_empty() {
+        return None;
+    }
+    if let Ok(v) = t.parse::<f64>() {
+        return secs_to_duration(v);
+    }
+    let mut total = 0.0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let v: f64 = rest.get(..num_len)?.parse().ok()?;
+        rest = rest.get(num_len..)?;
+        let (scale, unit_len) = if rest.starts_with("ms") {
+            (1e-3, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return None;
+        };
+        total += v * scale;
+        rest = rest.get(unit_len..)?;
+    }
+    secs_to_duration(total)
+}
+
+fn secs_to_duration(secs: f64) -> Option<Duration> {
     (secs.is_finite() && (0.0..=1e7).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
@@ -680,6 +738,11 @@ command = "call bob"
 
     #[test]
     fn durations_accept_units_and_numbers() {
+        assert_eq!(parse_duration("6h"), Some(Duration::from_secs(21600)));
+        assert_eq!(parse_duration("1h10m"), Some(Duration::from_secs(4200)));
+        assert_eq!(parse_duration("2m30s"), Some(Duration::from_secs(150)));
+        assert_eq!(parse_duration("1h 10m"), None);
+        assert_eq!(parse_duration("h"), None);
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));

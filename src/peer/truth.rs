@@ -147,6 +147,7 @@ pub const LABEL_COLUMNS: &[&str] = &[
     "call_id",
     "node",
     "role",
+    "capture",
 ];
 
 pub const EVENT_COLUMNS: &[&str] = &[
@@ -169,22 +170,36 @@ impl<W: Write> LabelWriter<W> {
     }
 
     pub fn write(&mut self, l: &Label) -> io::Result<()> {
+        self.write_seen(l, l.ts, l.src, l.dst, "")
+    }
+
+    /// Writes `l` as a capture point saw it: at `ts`, between `src` and `dst` (NAT-translated
+    /// there), in the capture point named `capture` (the simulator's pcapng interface).
+    pub fn write_seen(
+        &mut self,
+        l: &Label,
+        ts: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        capture: &str,
+    ) -> io::Result<()> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let row = &mut self.row;
         row.clear();
-        row.field(l.ts.display(9))
+        row.field(ts.display(9))
             .field(l.transport.as_str())
-            .field(l.src.ip())
-            .field(l.src.port())
-            .field(l.dst.ip())
-            .field(l.dst.port())
+            .field(src.ip())
+            .field(src.port())
+            .field(dst.ip())
+            .field(dst.port())
             .field(l.msg_type)
             .field(l.class.as_str())
             .field(l.home)
             .field(opt(l.txn_id))
             .field(opt(l.call_id))
             .field(&l.node)
-            .field(l.role.as_str());
+            .field(l.role.as_str())
+            .field(capture);
         self.out.write_all(row.finish())
     }
 

@@ -6,3 +6,7 @@
 pub mod nat;
 pub mod packet;
 pub mod tcp;
+pub mod link;
+pub mod run;
+pub mod scenario;
+pub mod world;

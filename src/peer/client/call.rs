@@ -507,13 +507,12 @@ impl Client {
             return;
         };
         let me = self.login.nat;
-        let relay_needed = me == NatType::UdpBlocked
-            || e.nat == NatType::UdpBlocked
-            || me == NatType::Symmetric
-            || e.nat == NatType::Symmetric
-            || !(me == NatType::Public
-                || e.nat == NatType::Public
-                || (me == NatType::Cone && e.nat == NatType::Cone));
+        // §7.3: direct between two public parties, or two cone NATs (latching opens both
+        // bindings); a NATed party calling a public one is relayed, as Skype was measured
+        // to do (Baset & Schulzrinne §4.4).
+        let direct = (me == NatType::Public && e.nat == NatType::Public)
+            || (me == NatType::Cone && e.nat == NatType::Cone);
+        let relay_needed = !direct;
         let Some(c) = self.calls.calls.get_mut(i) else {
             return;
         };

@@ -70,9 +70,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Addresses, accounts, seeds and timers for every node of `s`.
+    /// Addresses, accounts, seeds and timers for every node of `s`, each node on its own
+    /// loopback address.
     pub fn new(s: &Scenario) -> Plan {
-        let at = |i: usize, port: u16| SocketAddr::new(IpAddr::V4(s.address(i)), port);
+        Plan::with_addresses(s, |i| IpAddr::V4(s.address(i)))
+    }
+
+    /// As [`Plan::new`], with node `i`'s IP address (login server 0, home 1, super nodes,
+    /// clients) given by `ip_of` — the simulator's address plan.
+    pub fn with_addresses(s: &Scenario, ip_of: impl Fn(usize) -> IpAddr) -> Plan {
+        let at = |i: usize, port: u16| SocketAddr::new(ip_of(i), port);
         // Distinct per node, reproducible from the scenario seed.
         let seed = |i: usize| s.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         let ls_addr = at(0, s.login_server.port);

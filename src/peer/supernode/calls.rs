@@ -7,7 +7,7 @@
 
 use crate::peer::io::ConnId;
 use crate::time::Ts;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Calls one SN forwards at once.
 pub const MAX_CALLS: usize = 4096;

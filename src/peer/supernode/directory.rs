@@ -11,7 +11,7 @@ use crate::peer::io::ConnId;
 use crate::time::Ts;
 use dissectors::skylark::FieldId;
 use dissectors::skylark::object::{Object, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 
 /// Directory entries (online and offline) one SN keeps.
@@ -94,7 +94,7 @@ pub struct Table {
 impl Table {
     pub fn new(max: usize) -> Table {
         Table {
-            map: HashMap::new(),
+            map: HashMap::default(),
             max,
         }
     }

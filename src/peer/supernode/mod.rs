@@ -45,7 +45,7 @@ use dissectors::stun::{MessageType as StunType, StunMessage, StunView};
 use ed25519_dalek::VerifyingKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// TCP connections (clients, relay legs, SN links) at once; more are closed on accept.
@@ -242,16 +242,16 @@ impl SuperNode {
             host_cache,
             cfg,
             rng,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             directory: Table::new(directory::MAX_DIRECTORY),
             cache: Table::new(directory::MAX_CACHE),
-            searches: HashMap::new(),
+            searches: HashMap::default(),
             next_txn,
             calls: Calls::default(),
             relays: Relays::default(),
-            links: HashMap::new(),
+            links: HashMap::default(),
             next_conn: 1,
-            rate: HashMap::new(),
+            rate: HashMap::default(),
             stats: SnStats::default(),
         })
     }

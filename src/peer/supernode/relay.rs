@@ -9,7 +9,7 @@
 
 use crate::peer::io::ConnId;
 use crate::time::Ts;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 
 /// Calls one SN relays at once.
