@@ -3,10 +3,10 @@
 //! NAT boxes and UDP-blocking firewalls; TCP by smoltcp; capture points writing pcapng with
 //! ground-truth labels. Same scenario and seed → byte-identical outputs.
 
+pub mod link;
 pub mod nat;
 pub mod packet;
-pub mod tcp;
-pub mod link;
 pub mod run;
 pub mod scenario;
+pub mod tcp;
 pub mod world;

@@ -264,17 +264,11 @@ mod tests {
         }
         match &sp.transport {
             Some(TransportSlice::Udp(u)) => {
-                let want = u
-                    .to_header()
-                    .calc_checksum_ipv4(&h, u.payload())
-                    .unwrap();
+                let want = u.to_header().calc_checksum_ipv4(&h, u.payload()).unwrap();
                 want == u.checksum()
             }
             Some(TransportSlice::Tcp(t)) => {
-                let want = t
-                    .to_header()
-                    .calc_checksum_ipv4(&h, t.payload())
-                    .unwrap();
+                let want = t.to_header().calc_checksum_ipv4(&h, t.payload()).unwrap();
                 want == t.checksum()
             }
             _ => false,

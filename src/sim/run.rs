@@ -12,14 +12,14 @@
 //! everything written up to it.
 
 use super::nat::{Nat, NatConfig};
-use super::scenario::{node_name, SimScenario, MAX_CAPTURE_POINTS};
+use super::scenario::{MAX_CAPTURE_POINTS, SimScenario, node_name};
 use super::world::{Action, Builder, HostConf, Outputs, SimStats, World};
 use crate::capture::write::PcapNgWriter;
-use crate::peer::driver::sink::Tally;
 use crate::peer::driver::Hosted;
+use crate::peer::driver::sink::Tally;
 use crate::peer::error::PeerError;
 use crate::peer::lab::factory::NodeFactory;
-use crate::peer::lab::{roles, Plan};
+use crate::peer::lab::{Plan, roles};
 use crate::peer::truth::{EventWriter, LabelWriter};
 use crate::time::Ts;
 use std::cell::RefCell;
@@ -110,7 +110,12 @@ fn plan_addresses(s: &SimScenario) -> Addresses {
         next_public += 1;
         // 100.64.0.0/10, skipping .0 and .255 host bytes.
         let third = j / 250;
-        Ipv4Addr::new(100, 64 + (third / 256) as u8, (third % 256) as u8, (1 + j % 250) as u8)
+        Ipv4Addr::new(
+            100,
+            64 + (third / 256) as u8,
+            (third % 256) as u8,
+            (1 + j % 250) as u8,
+        )
     };
     for (i, net) in s.net.iter().enumerate() {
         let (ip, nat) = if s.ipv6 {
@@ -208,7 +213,7 @@ pub fn run(
     {
         let f = factory.clone();
         let spec = plan.login_server.clone();
-        builders.push(Box::new(move |inc| match first_ls.borrow_mut().take() {
+        builders.push(Box::new(move |_inc| match first_ls.borrow_mut().take() {
             Some(n) => Ok(n),
             None => f.login_server(&spec).map(|b| b.node),
         }) as Builder);
@@ -241,7 +246,11 @@ pub fn run(
     let mut nats = 0;
     for (i, (build, net)) in builders.into_iter().zip(&s.net).enumerate() {
         let seed = net_seed(s.base.seed, i);
-        let ip = addrs.ips.get(i).copied().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = addrs
+            .ips
+            .get(i)
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let nat = match (net.nat, addrs.nat_public.get(i).copied().flatten()) {
             (Some(kind), Some(public)) => {
                 nats += 1;
@@ -292,9 +301,7 @@ pub fn run(
         o.labels.into_inner().flush()?;
         o.events.into_inner().flush()
     };
-    result
-        .and_then(flush)
-        .map_err(out_err(out.to_path_buf()))?;
+    result.and_then(flush).map_err(out_err(out.to_path_buf()))?;
     Ok(SimReport {
         scenario: s.base.name.clone(),
         out: out.to_path_buf(),
@@ -358,7 +365,9 @@ fn add_capture<W: Write>(
             };
             if nat {
                 let Some(n) = world.nat_of(h) else {
-                    return Err(CaptureErr::Unknown(format!("{name}: {host} is not behind a NAT")));
+                    return Err(CaptureErr::Unknown(format!(
+                        "{name}: {host} is not behind a NAT"
+                    )));
                 };
                 world.capture_nat(n).map_err(io)?;
             } else {

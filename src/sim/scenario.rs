@@ -12,7 +12,7 @@
 //! Must not: build or run anything.
 
 use super::nat::NatKind;
-use crate::peer::scenario::{parse_duration, Limits, Scenario, ScenarioError};
+use crate::peer::scenario::{Limits, Scenario, ScenarioError, parse_duration};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -156,7 +156,10 @@ fn number(field: &str, v: &Value, lo: f64, hi: f64) -> Result<f64, ScenarioError
 
 fn link_def(field: &str, v: &Value, base: LinkDef) -> Result<LinkDef, ScenarioError> {
     let Value::Table(t) = v else {
-        return Err(err(field, "must be a table like { latency_ms = 20, loss = 0.01 }"));
+        return Err(err(
+            field,
+            "must be a table like { latency_ms = 20, loss = 0.01 }",
+        ));
     };
     let mut l = base;
     for (k, v) in t {
@@ -172,7 +175,7 @@ fn link_def(field: &str, v: &Value, base: LinkDef) -> Result<LinkDef, ScenarioEr
                 return Err(err(
                     f,
                     "unknown key (latency_ms, jitter_ms, loss, kbps, queue_ms, mtu)",
-                ))
+                ));
             }
         }
     }
@@ -205,7 +208,7 @@ fn take_net(field: &str, t: &mut Table, default_link: LinkDef) -> Result<NetDef,
                 return Err(err(
                     format!("{field}.firewall"),
                     format!("{v}: must be \"udp-blocked\" or \"none\""),
-                ))
+                ));
             }
         };
     }
@@ -219,7 +222,10 @@ fn str_of<'a>(t: &'a Table, key: &str, field: &str) -> Result<Option<&'a str>, S
     match t.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(err(format!("{field}.{key}"), format!("{v}: must be a string"))),
+        Some(v) => Err(err(
+            format!("{field}.{key}"),
+            format!("{v}: must be a string"),
+        )),
     }
 }
 
@@ -339,7 +345,7 @@ fn expand_crowd(
                 return Err(err(
                     format!("{field}.role"),
                     format!("'{other}': must be \"client\" or \"supernode\""),
-                ))
+                ));
             }
         }
     }
@@ -356,7 +362,10 @@ fn expand_crowd(
             continue;
         };
         let at = earliest + Duration::from_nanos(rng.random_range(0..=room.as_nanos() as u64));
-        for (when, cmd) in [(at, format!("call {}", name(b))), (at + call_length, "hangup".into())] {
+        for (when, cmd) in [
+            (at, format!("call {}", name(b))),
+            (at + call_length, "hangup".into()),
+        ] {
             let mut s = Table::new();
             s.insert("at".into(), Value::Float(when.as_secs_f64()));
             s.insert("node".into(), Value::String(name(a)));
@@ -447,15 +456,12 @@ impl SimScenario {
                         start_time = number(&f, v, 0.0, 4_000_000_000.0)? as u64;
                     }
                     "ipv6" => {
-                        ipv6 = v.as_bool().ok_or_else(|| err(&f, "must be true or false"))?
+                        ipv6 = v
+                            .as_bool()
+                            .ok_or_else(|| err(&f, "must be true or false"))?
                     }
                     "link" => default_link = link_def(&f, v, default_link)?,
-                    _ => {
-                        return Err(err(
-                            f,
-                            "unknown key (capture_at, start_time, ipv6, link)",
-                        ))
-                    }
+                    _ => return Err(err(f, "unknown key (capture_at, start_time, ipv6, link)")),
                 }
             }
         }
@@ -510,8 +516,15 @@ impl SimScenario {
             let Value::Table(c) = c else {
                 return Err(err(format!("crowd[{i}]"), "must be a table"));
             };
-            let crowd = expand_crowd(&format!("crowd[{i}]"), c, default_link, stop_after, &mut rng)?;
-            let total = sn_nets.len() + client_nets.len() + crowd.supernodes.len() + crowd.clients.len();
+            let crowd = expand_crowd(
+                &format!("crowd[{i}]"),
+                c,
+                default_link,
+                stop_after,
+                &mut rng,
+            )?;
+            let total =
+                sn_nets.len() + client_nets.len() + crowd.supernodes.len() + crowd.clients.len();
             if total > MAX_SIM_NODES {
                 return Err(err(
                     format!("crowd[{i}].count"),
@@ -525,9 +538,7 @@ impl SimScenario {
                 if nodes.is_empty() {
                     continue;
                 }
-                let arr = root
-                    .entry(key)
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let arr = root.entry(key).or_insert_with(|| Value::Array(Vec::new()));
                 let Value::Array(arr) = arr else {
                     return Err(err(key, "must be [[...]] tables"));
                 };
@@ -559,7 +570,7 @@ impl SimScenario {
             }
             if i < 2 + base.supernodes.len() && (n.nat.is_some() || !n.start.is_zero()) {
                 return Err(err(
-                    format!("{name}"),
+                    name.to_string(),
                     "servers and super nodes are public and start at once (nat/start are for clients)",
                 ));
             }
@@ -665,15 +676,31 @@ start = "5s"
 
     #[test]
     fn bad_sim_keys_are_named() {
-        let e = |extra: &str| SimScenario::parse(&format!("{BASE}\n{extra}")).unwrap_err().to_string();
+        let e = |extra: &str| {
+            SimScenario::parse(&format!("{BASE}\n{extra}"))
+                .unwrap_err()
+                .to_string()
+        };
         assert!(e("[sim]\nbogus = 1").contains("sim.bogus"));
         assert!(e("[sim]\ncapture_at = []").contains("sim.capture_at"));
         let bad_nat = BASE.replace("symmetric", "weird");
-        assert!(SimScenario::parse(&bad_nat).unwrap_err().to_string().contains("client[0].nat"));
+        assert!(
+            SimScenario::parse(&bad_nat)
+                .unwrap_err()
+                .to_string()
+                .contains("client[0].nat")
+        );
         let bad_loss = BASE.replace("loss = 0.01", "loss = 2");
-        assert!(SimScenario::parse(&bad_loss).unwrap_err().to_string().contains("client[0].link.loss"));
+        assert!(
+            SimScenario::parse(&bad_loss)
+                .unwrap_err()
+                .to_string()
+                .contains("client[0].link.loss")
+        );
         assert!(e("[[crowd]]\nprefix = \"x\"").contains("crowd[0].count"));
-        assert!(e("[[crowd]]\nprefix = \"x\"\ncount = 3\nrole = \"admin\"").contains("crowd[0].role"));
+        assert!(
+            e("[[crowd]]\nprefix = \"x\"\ncount = 3\nrole = \"admin\"").contains("crowd[0].role")
+        );
         let sn_nat = BASE.replace("name = \"sn1\"", "name = \"sn1\"\nnat = \"full-cone\"");
         assert!(SimScenario::parse(&sn_nat).is_err());
         // The lab still refuses the simulator's keys.
@@ -682,7 +709,9 @@ start = "5s"
 
     #[test]
     fn long_runs_and_low_ports_are_fine_in_the_simulator() {
-        let text = BASE.replace("60s", "21600").replace("name = \"sn1\"", "name = \"sn1\"\nport = 443");
+        let text = BASE
+            .replace("60s", "21600")
+            .replace("name = \"sn1\"", "name = \"sn1\"\nport = 443");
         let s = SimScenario::parse(&text).unwrap();
         assert_eq!(s.base.stop_after, Duration::from_secs(21600));
         assert_eq!(s.base.supernodes[0].port, 443);

@@ -1816,7 +1816,9 @@ mod tests {
                 n.hosts[1].send(n.now, cb, &msg, None).unwrap();
             }
             n.run_for(120 * SEC);
-            prop_assert_eq!(n.stream(1, cb), up);
+            let got = n.stream(1, cb);
+            prop_assert_eq!(got.len(), up.len(), "stats {:?} {:?}", n.hosts[0].stats(), n.hosts[1].stats());
+            prop_assert_eq!(got, up);
             prop_assert_eq!(n.stream(0, ca), down);
             // Every tag reached the receiver on some delivered segment.
             let mut tags: Vec<u32> = n

@@ -26,10 +26,10 @@ use super::nat::{Nat, Verdict};
 use super::packet::{self, PROTO_TCP, PROTO_UDP};
 use super::scenario::LinkDef;
 use super::tcp::{Segment, TcpHost, TcpNote};
+use crate::capture::LinkType;
 use crate::capture::write::PcapNgWriter;
-use crate::decode::LinkType;
-use crate::peer::driver::sink::{Sink, Tally};
 use crate::peer::driver::Hosted;
+use crate::peer::driver::sink::{Sink, Tally};
 use crate::peer::error::PeerError;
 use crate::peer::truth::{EventWriter, LabelWriter};
 use crate::peer::{ConnId, Event, Input, Label, Output, TcpEvent, TcpOut};
@@ -323,7 +323,9 @@ impl<W: Write> World<W> {
 
     pub fn capture_nat(&mut self, nat: usize) -> io::Result<()> {
         let inside = self.nats.get(nat).map(|n| n.inside);
-        let name = inside.and_then(|h| self.hosts.get(h)).map(|h| h.conf.name.clone());
+        let name = inside
+            .and_then(|h| self.hosts.get(h))
+            .map(|h| h.conf.name.clone());
         if let Some(name) = name {
             let p = self.add_point(&format!("nat:{name}"))?;
             if let Some(n) = self.nats.get_mut(nat) {
@@ -456,8 +458,7 @@ impl<W: Write> World<W> {
         let Some(host) = self.hosts.get_mut(h) else {
             return;
         };
-        if host.conf.udp_blocked && packet::tuple(&p.bytes).is_some_and(|t| t.proto == PROTO_UDP)
-        {
+        if host.conf.udp_blocked && packet::tuple(&p.bytes).is_some_and(|t| t.proto == PROTO_UDP) {
             self.stats.firewall_drops += 1;
             return;
         }
@@ -534,8 +535,7 @@ impl<W: Write> World<W> {
         let Some(host) = self.hosts.get_mut(h) else {
             return;
         };
-        if host.conf.udp_blocked && packet::tuple(&p.bytes).is_some_and(|t| t.proto == PROTO_UDP)
-        {
+        if host.conf.udp_blocked && packet::tuple(&p.bytes).is_some_and(|t| t.proto == PROTO_UDP) {
             self.stats.firewall_drops += 1;
             return;
         }
@@ -754,7 +754,11 @@ impl<W: Write> World<W> {
                 }
                 Output::Tcp(TcpOut::Connect { conn, from, to }) => {
                     let hc = Self::to_host_conn(inc, conn);
-                    if host.tcp.connect(now, hc, from.map(|a| a.port()), to).is_ok() {
+                    if host
+                        .tcp
+                        .connect(now, hc, from.map(|a| a.port()), to)
+                        .is_ok()
+                    {
                         host.conns.insert(hc);
                     } else {
                         self.stats.send_errors += 1;
