@@ -22,6 +22,9 @@ use crate::peer::lab::factory::NodeFactory;
 use crate::peer::lab::{Plan, roles};
 use crate::peer::truth::{EventWriter, LabelWriter};
 use crate::time::Ts;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -235,7 +238,12 @@ pub fn run(
     }
     for c in &plan.clients {
         let f = factory.clone();
-        let spec = c.clone();
+        let mut spec = c.clone();
+        spec.ls_key = Some(ls_key);
+        // Every installation's host cache lists the bootstrap super nodes in its own order,
+        // so clients spread over them (the lab keeps the scenario's order).
+        spec.bootstrap
+            .shuffle(&mut ChaCha8Rng::seed_from_u64(spec.seed ^ 0xb007));
         builders.push(Box::new(move |inc| -> Result<Box<dyn Hosted>, PeerError> {
             let mut sp = spec.clone();
             sp.seed = reseed(spec.seed, inc);

@@ -256,6 +256,7 @@ fn expand_crowd(
         "buddies",
         "calls",
         "call_length",
+        "uplink_kbps",
     ];
     if let Some(k) = c.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(err(
@@ -305,6 +306,10 @@ fn expand_crowd(
         Some(v) => duration_of(&format!("{field}.call_length"), v)?,
         None => Duration::from_secs(60),
     };
+    let uplink = match c.get("uplink_kbps") {
+        Some(v) => Some(number(&format!("{field}.uplink_kbps"), v, 1.0, 10_000_000.0)? as i64),
+        None => None,
+    };
     let width = count.to_string().len().max(3);
     let name = |i: usize| format!("{prefix}{i:0width$}");
     let mut out = Crowd {
@@ -335,6 +340,9 @@ fn expand_crowd(
                     .map(|k| Value::String(name((i + k) % count)))
                     .collect();
                 t.insert("buddies".into(), Value::Array(b));
+                if let Some(u) = uplink {
+                    t.insert("uplink_kbps".into(), Value::Integer(u));
+                }
                 if nat.is_some() && rng.random_bool(nat_share) {
                     net.nat = nat;
                 }

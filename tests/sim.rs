@@ -1,0 +1,313 @@
+//! End-to-end tests of `p2ptrace sim`: the paper's three setups give the paper's media
+//! paths, runs are byte-identical for a seed, the analyzer decodes exactly the labelled
+//! messages, tshark reads every capture cleanly, and the committed captures in
+//! `captures/sim/` are what the simulator makes today.
+
+use flate2::read::GzDecoder;
+use p2ptrace::sim::run::run;
+use p2ptrace::sim::scenario::{Overrides, SimScenario};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2ptrace");
+
+/// The built-in scenarios committed under `captures/sim/` (all but `large`).
+const COMMITTED: &[&str] = &[
+    "no-nat",
+    "one-nat",
+    "both-nat-udp-blocked",
+    "conference",
+    "phone-home",
+    "churn",
+];
+
+fn sim_cli(scenario: &str, out: &Path, extra: &[&str]) -> String {
+    let o = Command::new(BIN)
+        .args(["sim", scenario, "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "sim {scenario}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Rows of a CSV file as maps from column to value.
+fn rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            head.iter()
+                .cloned()
+                .zip(rec.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn events_of<'a>(
+    ev: &'a [std::collections::HashMap<String, String>],
+    kind: &str,
+) -> Vec<&'a std::collections::HashMap<String, String>> {
+    ev.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+fn the_papers_three_setups_give_the_papers_media_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (scenario, path, nat_login) in [
+        ("no-nat", "direct-udp", "nat=public"),
+        ("one-nat", "relay-udp", "nat=cone"),
+        ("both-nat-udp-blocked", "relay-tcp", "nat=udp-blocked"),
+    ] {
+        let out = tmp.path().join(scenario);
+        let summary = sim_cli(scenario, &out, &["--quiet"]);
+        assert!(summary.contains("labels: login"), "{summary}");
+        let ev = rows(&out.join("events.csv"));
+        let setups = events_of(&ev, "call-setup");
+        assert_eq!(setups.len(), 2, "{scenario}: both parties set the call up");
+        for s in &setups {
+            assert_eq!(s["path"], path, "{scenario}: {s:?}");
+        }
+        assert_eq!(events_of(&ev, "call-end").len(), 2, "{scenario}");
+        let logins = events_of(&ev, "login");
+        assert_eq!(logins.len(), 2, "{scenario}");
+        assert!(logins.iter().all(|l| l["ok"] == "true"));
+        let alice = logins.iter().find(|l| l["node"] == "alice").unwrap();
+        assert!(alice["detail"].contains(nat_login), "{scenario}: {alice:?}");
+        // Every class occurs; a 30 s call of 30 ms frames both ways is ~2,000 voice frames
+        // per direction even when relayed.
+        let labels = rows(&out.join("labels.csv"));
+        for class in ["login", "lookup", "signalling", "media"] {
+            assert!(
+                labels.iter().any(|l| l["class"] == class),
+                "{scenario}: no {class} label"
+            );
+        }
+        let voice = labels.iter().filter(|l| l["msg_type"] == "voice").count();
+        assert!(voice >= 3000, "{scenario}: {voice} voice labels");
+        // Labels at the core carry public addresses only (NATs translated them).
+        assert!(
+            labels
+                .iter()
+                .all(|l| !l["src_addr"].starts_with("192.168.") && l["capture"] == "core"),
+            "{scenario}"
+        );
+    }
+}
+
+#[test]
+fn login_behind_the_udp_blocking_firewall_falls_back_to_tcp_after_the_probes_time_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    sim_cli("both-nat-udp-blocked", &out, &["--quiet", "--capture-at", "alice"]);
+    let labels = rows(&out.join("labels.csv"));
+    let alice: Vec<_> = labels.iter().filter(|l| l["node"] == "alice").collect();
+    let first_udp = alice.iter().position(|l| l["transport"] == "udp").unwrap();
+    let first_register = alice
+        .iter()
+        .position(|l| l["msg_type"] == "sn-register")
+        .unwrap();
+    assert!(first_udp < first_register, "UDP probes come first");
+    assert_eq!(alice[first_register]["transport"], "tcp");
+    let t = |i: usize| alice[i]["ts"].parse::<f64>().unwrap();
+    assert!(
+        t(first_register) - t(first_udp) >= 2.0,
+        "TCP only after the UDP probes timed out"
+    );
+    // At alice's own interface her private address appears.
+    assert!(alice.iter().all(|l| l["src_addr"] == "192.168.1.2"));
+    assert!(alice.iter().all(|l| l["capture"] == "alice"));
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn same_scenario_and_seed_give_byte_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SimScenario::load("conference", &Overrides::default()).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    run(&s, &a, |_| {}).unwrap();
+    run(&s, &b, |_| {}).unwrap();
+    for f in ["capture.pcapng", "labels.csv", "events.csv"] {
+        assert!(read(&a.join(f)) == read(&b.join(f)), "{f} differs");
+    }
+    let other = SimScenario::load(
+        "conference",
+        &Overrides {
+            seed: Some(99),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let c = tmp.path().join("c");
+    run(&other, &c, |_| {}).unwrap();
+    assert!(read(&a.join("capture.pcapng")) != read(&c.join("capture.pcapng")));
+}
+
+#[test]
+fn the_analyzer_decodes_exactly_the_labelled_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    for scenario in ["one-nat", "both-nat-udp-blocked", "conference"] {
+        let out = tmp.path().join(scenario);
+        sim_cli(scenario, &out, &["--quiet"]);
+        let an = out.join("an");
+        let o = Command::new(BIN)
+            .arg("analyze")
+            .arg(out.join("capture.pcapng"))
+            .arg("--csv")
+            .arg(&an)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let labels = rows(&out.join("labels.csv"));
+        let msgs = rows(&an.join("messages.csv"));
+        assert_eq!(msgs.len(), labels.len(), "{scenario}");
+        // The same Skylark messages, type by type and class by class.
+        let key = |t: &str, c: &str| format!("{t}/{c}");
+        let mut a: Vec<String> = labels
+            .iter()
+            .filter(|l| !l["msg_type"].starts_with("http-") && !l["msg_type"].starts_with("stun-"))
+            .map(|l| key(&l["msg_type"], &l["class"]))
+            .collect();
+        let mut b: Vec<String> = msgs
+            .iter()
+            .filter(|m| m["protocol"] == "skylark")
+            .map(|m| key(&m["msg_type"], &m["class"]))
+            .collect();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert!(a == b, "{scenario}: Skylark messages differ from the labels");
+    }
+}
+
+/// tshark with every checksum check on: (malformed, bad checksums, TCP analysis flags by
+/// name).
+fn tshark_check(capture: &Path) -> Option<(usize, usize, Vec<String>)> {
+    let run = |filter: &str, fields: &[&str]| -> Option<String> {
+        let mut c = Command::new("tshark");
+        c.arg("-r").arg(capture).args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+        ]);
+        for f in fields {
+            c.args(["-e", f]);
+        }
+        let o = c.output().ok()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Some(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let malformed = run("_ws.malformed", &["frame.number"])?.lines().count();
+    let bad = run(
+        "ip.checksum.status == 0 || tcp.checksum.status == 0 || udp.checksum.status == 0",
+        &["frame.number"],
+    )?
+    .lines()
+    .count();
+    let flags: Vec<String> = run("tcp.analysis.flags", &["_ws.expert.message"])?
+        .lines()
+        .map(String::from)
+        .collect();
+    Some((malformed, bad, flags))
+}
+
+#[test]
+fn tshark_reads_every_simulated_capture_cleanly() {
+    if Command::new("tshark").arg("-v").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark is required under CI (scripts/setup.sh installs it)"
+        );
+        eprintln!("skipped: tshark not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for scenario in ["no-nat", "one-nat", "both-nat-udp-blocked", "conference", "churn"] {
+        let out = tmp.path().join(scenario);
+        let summary = sim_cli(scenario, &out, &["--quiet", "--capture-at", "all"]);
+        let (malformed, bad, flags) = tshark_check(&out.join("capture.pcapng")).unwrap();
+        assert_eq!(malformed, 0, "{scenario}: malformed packets");
+        assert_eq!(bad, 0, "{scenario}: bad checksums");
+        let lost: u64 = summary
+            .split(", ")
+            .find_map(|p| p.strip_suffix(" lost on links"))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        if lost == 0 {
+            assert!(
+                flags.is_empty(),
+                "{scenario}: TCP analysis flags on a lossless network: {flags:?}"
+            );
+        } else {
+            // Only what loss explains: retransmissions, the gaps before them, the
+            // duplicate ACKs they cause.
+            let explained = [
+                "retransmission",
+                "previous segment",
+                "Duplicate ACK",
+                "ACKed segment that wasn't captured",
+                "out-of-order",
+                "Out-Of-Order",
+            ];
+            for f in &flags {
+                assert!(
+                    explained.iter().any(|e| f.contains(e)),
+                    "{scenario}: unexpected TCP analysis flag {f:?}"
+                );
+            }
+        }
+    }
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    GzDecoder::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+fn committed_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/sim")
+        .join(name)
+}
+
+#[test]
+fn committed_simulator_captures_are_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in COMMITTED {
+        let dir = committed_dir(name);
+        let s = SimScenario::load(name, &Overrides::default()).unwrap();
+        let out = tmp.path().join(name);
+        run(&s, &out, |_| {}).unwrap();
+        for f in ["capture.pcapng", "labels.csv", "events.csv"] {
+            let fresh = read(&out.join(f));
+            let committed = gunzip(&dir.join(format!("{f}.gz")));
+            assert!(
+                fresh == committed,
+                "captures/sim/{name}/{f}.gz is stale: run scripts/regen-sim-captures.sh"
+            );
+        }
+        let expect = std::fs::read_to_string(dir.join("EXPECT.md")).unwrap();
+        let cmd = format!("p2ptrace sim {name} --out captures/sim/{name}");
+        assert!(expect.contains(&cmd), "{name}: EXPECT.md names the command");
+    }
+}
