@@ -78,7 +78,7 @@ impl Fake {
             home: Some(to) == self.ls,
             txn_id: None,
             call_id: None,
-            node: self.name.clone(),
+            node: self.name.as_str().into(),
             role: self.role,
         }
     }
@@ -97,7 +97,7 @@ impl Fake {
     fn event(&mut self, now: Ts, kind: EventKind) {
         self.out.push_back(Output::Event(Event {
             ts: now,
-            node: self.name.clone(),
+            node: self.name.as_str().into(),
             role: self.role,
             kind,
         }));

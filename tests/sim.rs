@@ -342,3 +342,102 @@ fn committed_simulator_captures_are_up_to_date() {
         assert!(expect.contains(&cmd), "{name}: EXPECT.md names the command");
     }
 }
+
+#[test]
+fn tcp_messages_share_and_span_segments_as_on_real_networks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = sim_cli("both-nat-udp-blocked", &tmp.path().join("o"), &["--quiet"]);
+    let line = summary.lines().find(|l| l.starts_with("tcp: ")).unwrap();
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(nums.len() == 2 && nums[0] > 0 && nums[1] > 0, "{line}");
+}
+
+#[test]
+fn an_ipv6_overlay_runs_and_analyzes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/sim/no-nat.toml"),
+    )
+    .unwrap()
+    .replace(
+        "stop_after = \"55s\"",
+        "stop_after = \"55s\"\n[sim]\nipv6 = true",
+    );
+    let file = tmp.path().join("v6.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = tmp.path().join("out");
+    sim_cli(file.to_str().unwrap(), &out, &["--quiet"]);
+    let ev = rows(&out.join("events.csv"));
+    assert!(
+        events_of(&ev, "call-setup")
+            .iter()
+            .all(|e| e["path"] == "direct-udp")
+    );
+    let labels = rows(&out.join("labels.csv"));
+    assert!(labels.len() > 2000);
+    assert!(
+        labels
+            .iter()
+            .all(|l| l["src_addr"].starts_with("2001:db8:"))
+    );
+    let an = out.join("an");
+    let o = Command::new(BIN)
+        .arg("analyze")
+        .arg(out.join("capture.pcapng"))
+        .arg("--csv")
+        .arg(&an)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(rows(&an.join("messages.csv")).len(), labels.len());
+    if let Some((malformed, bad, _)) = tshark_check(&out.join("capture.pcapng")) {
+        assert_eq!((malformed, bad), (0, 0));
+    }
+}
+
+#[test]
+fn bad_scenarios_and_capture_points_get_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["sim", "no-such-scenario", "--out"],
+            2,
+            "built-in scenario",
+        ),
+        (
+            &["sim", "no-nat", "--capture-at", "mars", "--out"],
+            2,
+            "mars",
+        ),
+        (
+            &["sim", "no-nat", "--capture-at", "nat:alice", "--out"],
+            2,
+            "not behind a NAT",
+        ),
+        (&["sim", "no-nat", "--duration", "soon", "--out"], 2, "soon"),
+    ];
+    for (args, code, text) in cases {
+        let o = Command::new(BIN)
+            .args(*args)
+            .arg(tmp.path().join("x"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    // An output directory that cannot be created: exit 1, one line.
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let o = Command::new(BIN)
+        .args(["sim", "no-nat", "--out"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+}

@@ -159,20 +159,33 @@ impl<W: Write> PcapNgWriter<W> {
         data: &[u8],
         orig_len: u32,
     ) -> io::Result<()> {
+        self.write_packet_parts(iface, ts, &[], data, orig_len)
+    }
+
+    /// As [`write_packet`](Self::write_packet) for a packet given in two parts (a link
+    /// header and the rest), so callers need not copy them together first.
+    pub fn write_packet_parts(
+        &mut self,
+        iface: u32,
+        ts: Ts,
+        head_part: &[u8],
+        data_part: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
+        let len = head_part.len() + data_part.len();
         let Some(info) = self.interfaces.get(iface as usize) else {
             return Err(invalid(format!(
                 "unknown interface id {iface} ({} defined)",
                 self.interfaces.len()
             )));
         };
-        if data.len() > MAX_PACKET_LEN {
+        if len > MAX_PACKET_LEN {
             return Err(invalid(format!(
-                "packet of {} bytes is over the limit of {MAX_PACKET_LEN}",
-                data.len()
+                "packet of {len} bytes is over the limit of {MAX_PACKET_LEN}"
             )));
         }
         // MAX_PACKET_LEN < u32::MAX, so this cannot truncate.
-        let caplen = data.len() as u32;
+        let caplen = len as u32;
         if info.snaplen != 0 && caplen > info.snaplen {
             return Err(invalid(format!(
                 "packet of {caplen} bytes is over interface {iface}'s snap length {}",
@@ -190,8 +203,8 @@ impl<W: Write> PcapNgWriter<W> {
                 ts.0
             )));
         };
-        let padding = pad(data.len());
-        let total = (BLOCK_OVERHEAD + EPB_FIXED + data.len() + padding) as u32;
+        let padding = pad(len);
+        let total = (BLOCK_OVERHEAD + EPB_FIXED + len + padding) as u32;
         let mut head = [0u8; 8 + EPB_FIXED];
         let fields = [
             BT_EPB,
@@ -206,7 +219,8 @@ impl<W: Write> PcapNgWriter<W> {
             chunk.copy_from_slice(&v.to_le_bytes());
         }
         self.out.write_all(&head)?;
-        self.out.write_all(data)?;
+        self.out.write_all(head_part)?;
+        self.out.write_all(data_part)?;
         self.out.write_all(&[0u8; 3][..padding])?;
         self.out.write_all(&total.to_le_bytes())
     }

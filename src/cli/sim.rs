@@ -1,7 +1,7 @@
 //! `p2ptrace sim`: runs a simulator scenario and prints what it did.
 
 use super::SimArgs;
-use crate::sim::run::run;
+use crate::sim::run::{SimError, run};
 use crate::sim::scenario::{Overrides, SimScenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -44,7 +44,10 @@ pub fn sim(args: &SimArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("p2ptrace: error: {e}");
-            1
+            match e {
+                SimError::CapturePoint(_) => 2,
+                _ => 1,
+            }
         }
     }
 }

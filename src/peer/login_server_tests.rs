@@ -178,7 +178,7 @@ fn assert_label(l: &Label, msg_type: &str, to: &str) {
     assert_eq!(l.transport, Transport::Tcp);
     assert_eq!(l.src, a(LS));
     assert_eq!(l.dst, a(to));
-    assert_eq!(l.node, "ls");
+    assert_eq!(&*l.node, "ls");
     assert_eq!(l.role, Role::LoginServer);
 }
 

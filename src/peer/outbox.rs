@@ -22,7 +22,7 @@ pub struct Dest {
 /// Outputs waiting to be polled, and the addresses of live TCP connections.
 #[derive(Debug)]
 pub struct Outbox {
-    node: String,
+    node: std::sync::Arc<str>,
     role: Role,
     queue: VecDeque<Output>,
     /// conn → (local, remote), once known (accepted or connected).
@@ -34,7 +34,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(node: impl Into<String>, role: Role) -> Outbox {
         Outbox {
-            node: node.into(),
+            node: std::sync::Arc::from(node.into()),
             role,
             queue: VecDeque::new(),
             conns: HashMap::default(),

@@ -60,7 +60,7 @@ pub struct Label {
     pub txn_id: Option<u64>,
     pub call_id: Option<u64>,
     /// The sending node's name.
-    pub node: String,
+    pub node: std::sync::Arc<str>,
     pub role: Role,
 }
 
@@ -128,7 +128,7 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub ts: Ts,
-    pub node: String,
+    pub node: std::sync::Arc<str>,
     pub role: Role,
     pub kind: EventKind,
 }
@@ -183,23 +183,24 @@ impl<W: Write> LabelWriter<W> {
         dst: SocketAddr,
         capture: &str,
     ) -> io::Result<()> {
-        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let row = &mut self.row;
         row.clear();
-        row.field(ts.display(9))
-            .field(l.transport.as_str())
-            .field(src.ip())
-            .field(src.port())
-            .field(dst.ip())
-            .field(dst.port())
-            .field(l.msg_type)
-            .field(l.class.as_str())
-            .field(l.home)
-            .field(opt(l.txn_id))
-            .field(opt(l.call_id))
-            .field(&l.node)
-            .field(l.role.as_str())
-            .field(capture);
+        row.ts9(ts)
+            .str(l.transport.as_str())
+            .ip(src.ip())
+            .uint(u64::from(src.port()))
+            .ip(dst.ip())
+            .uint(u64::from(dst.port()))
+            .str(l.msg_type)
+            .str(l.class.as_str())
+            .str(if l.home { "true" } else { "false" });
+        for v in [l.txn_id, l.call_id] {
+            match v {
+                Some(v) => row.uint(v),
+                None => row.str(""),
+            };
+        }
+        row.str(&l.node).str(l.role.as_str()).str(capture);
         self.out.write_all(row.finish())
     }
 
@@ -344,8 +345,8 @@ mod tests {
         let text = String::from_utf8(w.into_inner()).unwrap();
         assert_eq!(
             text,
-            "ts,transport,src_addr,src_port,dst_addr,dst_port,msg_type,class,home,txn_id,call_id,node,role\n\
-             1700000000.123456789,udp,127.0.0.2,40000,127.0.0.3,33033,hc-probe,login,false,7,,alice,client\n"
+            "ts,transport,src_addr,src_port,dst_addr,dst_port,msg_type,class,home,txn_id,call_id,node,role,capture\n\
+             1700000000.123456789,udp,127.0.0.2,40000,127.0.0.3,33033,hc-probe,login,false,7,,alice,client,\n"
         );
     }
 

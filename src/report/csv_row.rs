@@ -37,6 +37,73 @@ impl CsvRow {
         self
     }
 
+    /// Appends a string field (quoted if needed) without going through `fmt`.
+    pub fn str(&mut self, value: &str) -> &mut Self {
+        self.separator();
+        if value
+            .bytes()
+            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+        {
+            self.buf.push('"');
+            for c in value.chars() {
+                if c == '"' {
+                    self.buf.push('"');
+                }
+                self.buf.push(c);
+            }
+            self.buf.push('"');
+        } else {
+            self.buf.push_str(value);
+        }
+        self
+    }
+
+    /// Appends an unsigned integer field (the hot path of every report's numeric columns).
+    pub fn uint(&mut self, value: u64) -> &mut Self {
+        self.separator();
+        push_u64(&mut self.buf, value);
+        self
+    }
+
+    /// Appends an IP address; IPv4 without `fmt`.
+    pub fn ip(&mut self, ip: std::net::IpAddr) -> &mut Self {
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                self.separator();
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push('.');
+                    }
+                    push_u64(&mut self.buf, u64::from(o));
+                }
+                self
+            }
+            v6 => self.field(v6),
+        }
+    }
+
+    /// Appends a timestamp as epoch seconds with 9 fractional digits (like
+    /// `Ts::display(9)`), without `fmt` for the usual non-negative case.
+    pub fn ts9(&mut self, ts: crate::time::Ts) -> &mut Self {
+        let n = ts.as_nanos();
+        if n < 0 {
+            return self.field(ts.display(9));
+        }
+        self.separator();
+        let n = n.unsigned_abs();
+        push_u64(&mut self.buf, n / 1_000_000_000);
+        self.buf.push('.');
+        let frac = n % 1_000_000_000;
+        let mut digits = [b'0'; 9];
+        let mut f = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        self.buf.extend(digits.iter().map(|&b| char::from(b)));
+        self
+    }
+
     fn separator(&mut self) {
         if self.fields > 0 {
             self.buf.push(',');
@@ -68,6 +135,22 @@ impl CsvRow {
     }
 }
 
+fn push_u64(buf: &mut String, mut v: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        if let Some(d) = tmp.get_mut(i) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.extend(tmp.iter().skip(i).map(|&b| char::from(b)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +170,32 @@ mod tests {
         row.clear();
         row.field("");
         assert_eq!(row.finish(), b"\n");
+    }
+
+    #[test]
+    fn fast_paths_match_display() {
+        use crate::time::Ts;
+        use std::net::IpAddr;
+        let mut a = CsvRow::default();
+        let mut b = CsvRow::default();
+        for v in [0u64, 7, 10, 65535, u64::MAX] {
+            a.uint(v);
+            b.field(v);
+        }
+        for ip in ["0.0.0.0", "203.0.113.255", "10.1.2.3", "2001:db8::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            a.ip(ip);
+            b.field(ip);
+        }
+        for n in [0i64, 5, 1_767_225_600_123_456_789, -1_500_000_000] {
+            a.ts9(Ts(n));
+            b.field(Ts(n).display(9));
+        }
+        for v in ["plain", "a,b", "q\"uote", ""] {
+            a.str(v);
+            b.field(v);
+        }
+        assert_eq!(a.finish(), b.finish());
     }
 
     #[test]

@@ -227,18 +227,25 @@ pub fn rewrite(pkt: &mut [u8], src: Option<SocketAddr>, dst: Option<SocketAddr>)
     true
 }
 
-/// Replaces `out` with an Ethernet II frame around `pkt` (MACs by the
-/// [`crate::capture::write::FrameBuilder`] rule, so a flow's frames always match).
-pub fn ethernet(pkt: &[u8], out: &mut Vec<u8>) {
-    out.clear();
+/// The Ethernet II header for `pkt` (MACs by the [`crate::capture::write::FrameBuilder`]
+/// rule, so a flow's frames always match).
+pub fn ethernet_header(pkt: &[u8]) -> [u8; 14] {
     let (dst_mac, src_mac, ethertype) = match addrs(pkt) {
         Some((IpAddr::V4(s), IpAddr::V4(d))) => (mac_for_v4(d), mac_for_v4(s), 0x0800u16),
         Some((IpAddr::V6(s), IpAddr::V6(d))) => (mac_for_v6(d), mac_for_v6(s), 0x86dd),
         _ => ([0x02, 0, 0, 0, 0, 0], [0x02, 0, 0, 0, 0, 1], 0x0800),
     };
-    out.extend_from_slice(&dst_mac);
-    out.extend_from_slice(&src_mac);
-    out.extend_from_slice(&ethertype.to_be_bytes());
+    let mut h = [0u8; 14];
+    h[..6].copy_from_slice(&dst_mac);
+    h[6..12].copy_from_slice(&src_mac);
+    h[12..].copy_from_slice(&ethertype.to_be_bytes());
+    h
+}
+
+/// Replaces `out` with an Ethernet II frame around `pkt`.
+pub fn ethernet(pkt: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&ethernet_header(pkt));
     out.extend_from_slice(pkt);
 }
 

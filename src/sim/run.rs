@@ -73,6 +73,7 @@ impl SimReport {
         format!(
             "sim {}: {} hosts ({} behind NAT), {:.0} s simulated in {:.2} s\n\
              packets: {} sent, {} delivered, {} lost on links, {} queue drops, {} dropped by NATs, {} by firewalls, {} undeliverable\n\
+             tcp: {} segments carried several messages, {} messages spanned segments\n\
              throughput: {:.0} simulated packets/s ({} events)\n\
              capture: {} frames at {} → {}\n{}",
             self.scenario,
@@ -87,6 +88,8 @@ impl SimReport {
             s.nat_drops,
             s.firewall_drops,
             s.undeliverable,
+            s.tcp_shared_segments,
+            s.tcp_spanning_messages,
             s.packets_sent as f64 / wall,
             s.events_processed,
             s.frames_captured,

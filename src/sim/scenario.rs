@@ -714,6 +714,14 @@ start = "5s"
         assert!(Scenario::parse(BASE).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(extra in "\\PC{0,200}") {
+            let _ = SimScenario::parse(&extra);
+            let _ = SimScenario::parse(&format!("{BASE}\n{extra}"));
+        }
+    }
+
     #[test]
     fn long_runs_and_low_ports_are_fine_in_the_simulator() {
         let text = BASE

@@ -45,6 +45,8 @@ use std::rc::Rc;
 pub struct LabelCell {
     label: Label,
     seen: Cell<u64>,
+    /// Message length on a TCP stream (0 for datagrams).
+    tcp_len: usize,
 }
 
 pub type Tag = Rc<LabelCell>;
@@ -182,6 +184,10 @@ pub struct SimStats {
     pub send_errors: u64,
     pub commands_to_down_nodes: u64,
     pub events_processed: u64,
+    /// TCP segments that completed two or more messages (first capture point seeing them).
+    pub tcp_shared_segments: u64,
+    /// TCP messages longer than the segment that completed them (they span segments).
+    pub tcp_spanning_messages: u64,
 }
 
 /// Where a run's outputs go.
@@ -204,7 +210,6 @@ pub struct World<W: Write> {
     points: Vec<String>,
     core_point: Option<usize>,
     out: Outputs<W>,
-    frame: Vec<u8>,
     error: Option<io::Error>,
     pub stats: SimStats,
     pub tally: Tally,
@@ -226,7 +231,6 @@ impl<W: Write> World<W> {
             points: Vec::new(),
             core_point: None,
             out,
-            frame: Vec::with_capacity(2048),
             error: None,
             stats: SimStats::default(),
             tally: Tally::default(),
@@ -407,12 +411,12 @@ impl<W: Write> World<W> {
         let Some(pt) = point else {
             return;
         };
-        packet::ethernet(&p.bytes, &mut self.frame);
-        let len = self.frame.len() as u32;
+        let head = packet::ethernet_header(&p.bytes);
+        let len = (head.len() + p.bytes.len()) as u32;
         if let Err(e) = self
             .out
             .pcap
-            .write_packet(pt as u32, self.now, &self.frame, len)
+            .write_packet_parts(pt as u32, self.now, &head, &p.bytes, len)
         {
             self.error.get_or_insert(e);
         }
@@ -424,10 +428,18 @@ impl<W: Write> World<W> {
             return;
         };
         let bit = 1u64 << pt;
+        let tcp_payload = packet::tcp_info(&p.bytes).map(|(_, _, len)| len);
+        let mut first_sightings = 0;
         for cell in &p.labels {
             let seen = cell.seen.get();
             if seen & bit != 0 {
                 continue;
+            }
+            if seen == 0 {
+                first_sightings += 1;
+                if tcp_payload.is_some_and(|len| cell.tcp_len > len) {
+                    self.stats.tcp_spanning_messages += 1;
+                }
             }
             cell.seen.set(seen | bit);
             let name = self.points.get(pt).map_or("", String::as_str);
@@ -440,6 +452,9 @@ impl<W: Write> World<W> {
             }
             self.tally.label(&cell.label);
             self.stats.labels_written += 1;
+        }
+        if tcp_payload.is_some() && first_sightings >= 2 {
+            self.stats.tcp_shared_segments += 1;
         }
     }
 
@@ -627,7 +642,7 @@ impl<W: Write> World<W> {
             Err(e) => {
                 let ev = Event {
                     ts: now,
-                    node: host.conf.name.clone(),
+                    node: host.conf.name.as_str().into(),
                     role: crate::peer::Role::Client,
                     kind: crate::peer::EventKind::Note {
                         what: format!("could not start: {e}"),
@@ -740,6 +755,7 @@ impl<W: Write> World<W> {
                             let tag = Rc::new(LabelCell {
                                 label: d.label,
                                 seen: Cell::new(0),
+                                tcp_len: 0,
                             });
                             let p = Packet {
                                 bytes,
@@ -774,6 +790,7 @@ impl<W: Write> World<W> {
                     let tag = Rc::new(LabelCell {
                         label,
                         seen: Cell::new(0),
+                        tcp_len: data.len(),
                     });
                     if host.tcp.send(now, hc, &data, Some(tag)).is_err() {
                         self.stats.send_errors += 1;

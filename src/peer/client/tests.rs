@@ -753,7 +753,7 @@ fn login_happy_path_runs_every_step_in_order_with_labels() {
         };
         let home_dst = l.dst == ls() || l.dst == home();
         assert_eq!(l.home, home_dst, "{l:?}");
-        assert_eq!(l.node, "alice");
+        assert_eq!(&*l.node, "alice");
     }
     let c = &w.clients[0];
     assert!(c.is_online());

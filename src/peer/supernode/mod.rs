@@ -206,16 +206,8 @@ pub struct SuperNode {
     links: HashMap<SocketAddr, ConnId>,
     next_conn: u64,
     rate: HashMap<IpAddr, RateWindow>,
-    /// When the next housekeeping pass is due (see [`HOUSEKEEPING_NS`]).
-    housekeeping_at: Ts,
     stats: SnStats,
 }
-
-/// Idle connections and directory, cache, call and relay entries expire on a 1 s
-/// housekeeping tick rather than at their exact deadlines: finding the next deadline then
-/// costs O(searches) instead of a scan of every table after every input (a super node with
-/// thousands of clients in the simulator's `large` scenario). Expiries are at most 1 s late.
-pub const HOUSEKEEPING_NS: i64 = 1_000_000_000;
 
 fn is_media(t: MsgType) -> bool {
     matches!(t, MsgType::Voice | MsgType::Mix | MsgType::HoldKeepalive)
@@ -260,7 +252,6 @@ impl SuperNode {
             links: HashMap::default(),
             next_conn: 1,
             rate: HashMap::default(),
-            housekeeping_at: Ts(i64::MIN),
             stats: SnStats::default(),
         })
     }
@@ -342,30 +333,24 @@ impl SuperNode {
     // ---------------------------------------------------------------- timers
 
     fn next_deadline(&self) -> Ts {
-        self.searches
-            .values()
-            .map(|s| s.ring_deadline)
-            .chain([self.housekeeping_at])
-            .min()
-            .unwrap_or(NO_DEADLINE)
+        let idle = secs(self.cfg.idle_close_s);
+        let conns = self.conns.values().map(|c| c.last_activity.add_nanos(idle));
+        let searches = self.searches.values().map(|s| s.ring_deadline);
+        [
+            self.directory.next_expiry(),
+            self.cache.next_expiry(),
+            self.calls.next_expiry(secs(self.cfg.call_linger_s)),
+            self.relays.next_expiry(secs(self.cfg.relay_idle_s)),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(conns)
+        .chain(searches)
+        .min()
+        .unwrap_or(NO_DEADLINE)
     }
 
     fn on_timeout(&mut self, now: Ts) {
-        if now >= self.housekeeping_at {
-            self.housekeep(now);
-        }
-        let due: Vec<u32> = self
-            .searches
-            .iter()
-            .filter(|(_, s)| now >= s.ring_deadline)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.advance_search(now, id);
-        }
-    }
-
-    fn housekeep(&mut self, now: Ts) {
         let idle = secs(self.cfg.idle_close_s);
         let expired: Vec<ConnId> = self
             .conns
@@ -377,13 +362,21 @@ impl SuperNode {
             self.stats.idle_closed += 1;
             self.close(now, id);
         }
+        let due: Vec<u32> = self
+            .searches
+            .iter()
+            .filter(|(_, s)| now >= s.ring_deadline)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.advance_search(now, id);
+        }
         self.directory.expire(now);
         self.cache.expire(now);
         self.calls.expire(now, secs(self.cfg.call_linger_s));
         self.relays.expire(now, secs(self.cfg.relay_idle_s));
         self.rate
             .retain(|_, w| now.since(w.start) < Ts::NANOS_PER_SEC);
-        self.housekeeping_at = now.add_nanos(HOUSEKEEPING_NS);
     }
 
     // ---------------------------------------------------------------- UDP

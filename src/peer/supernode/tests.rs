@@ -108,7 +108,7 @@ fn check_label(l: &Label, msg_type: &str, transport: Transport, to: SocketAddr) 
     assert_eq!(l.src, a(SN));
     assert_eq!(l.dst, to);
     assert!(!l.home, "SN traffic never goes to LS/home");
-    assert_eq!(l.node, "sn1");
+    assert_eq!(&*l.node, "sn1");
     assert_eq!(l.role, Role::SuperNode);
     let t = MsgType::from_name(msg_type);
     if let Some(t) = t {
