@@ -14,6 +14,7 @@ use crate::flow::{
 };
 use crate::time::Ts;
 use dissectors::registry::Message;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
@@ -30,8 +31,24 @@ pub trait FlowConsumer {
     /// `digits` is the capture's timestamp precision (fractional digits of a second).
     fn flow(&mut self, record: &FlowRecord, digits: u8);
     fn watermark(&mut self, _watermark: (i64, u64)) {}
-    /// A message decoded in flow `uid`, sent in direction `dir` at capture time `ts`.
-    fn message(&mut self, _uid: Uid, _dir: Dir, _ts: Ts, _msg: &Message, _digits: u8) {}
+    /// A message decoded in a flow (see [`MsgCtx`] for where and when).
+    fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
+}
+
+/// Where and when a decoded message was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsgCtx {
+    pub uid: Uid,
+    pub dir: Dir,
+    /// Capture time of the packet that completed the message.
+    pub ts: Ts,
+    /// The message's sender and receiver (the flow's endpoints in direction `dir`).
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// IP protocol number of the flow (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// The capture's timestamp precision (fractional digits of a second).
+    pub digits: u8,
 }
 
 /// What happened to one input.
@@ -100,11 +117,29 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 EndReason::Idle | EndReason::Eof | EndReason::Reused => StreamEnd::Timeout,
             };
             let (consumer, digits, uid) = (&mut *self.consumer, self.digits, record.uid);
+            let orig = SocketAddr::new(record.orig.addr.to_ip(), record.orig.port);
+            let resp = SocketAddr::new(record.resp.addr.to_ip(), record.resp.port);
+            let proto = record.proto;
             d.on_flow_end(
                 &mut app,
                 record.ts_end,
                 how,
-                &mut |dir, ts, msg: &Message| consumer.message(uid, dir, ts, msg, digits),
+                &mut |dir, ts, msg: &Message| {
+                    let (src, dst) = match dir {
+                        Dir::Orig => (orig, resp),
+                        Dir::Resp => (resp, orig),
+                    };
+                    let ctx = MsgCtx {
+                        uid,
+                        dir,
+                        ts,
+                        src,
+                        dst,
+                        proto,
+                        digits,
+                    };
+                    consumer.message(&ctx, msg)
+                },
             );
         }
         record.service = app.service();
@@ -171,8 +206,21 @@ pub fn run(
                     let uid = table.uid(at.slot);
                     if let Some(app) = table.app_mut(at.slot) {
                         let (consumer, digits) = (&mut *sink.consumer, sink.digits);
+                        let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+                        let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
+                        let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
                         d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                            consumer.message(uid, dir, ts, msg, digits)
+                            let (src, dst) = if dir == pkt_dir { (a, b) } else { (b, a) };
+                            let ctx = MsgCtx {
+                                uid,
+                                dir,
+                                ts,
+                                src,
+                                dst,
+                                proto,
+                                digits,
+                            };
+                            consumer.message(&ctx, msg)
                         });
                     }
                 }

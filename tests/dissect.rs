@@ -9,9 +9,9 @@ use common::{ACK, FIN, PSH, SYN, external_captures, index, pcap, tcp_frame, udp_
 use dissectors::registry::Message;
 use p2ptrace::dissect::DissectConfig;
 use p2ptrace::flow::{Dir, FlowRecord, IdleTimeouts, Uid};
-use p2ptrace::pipeline::{self, FlowConsumer, PipelineConfig};
-use p2ptrace::time::Ts;
+use p2ptrace::pipeline::{self, FlowConsumer, MsgCtx, PipelineConfig};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// `(name, bytes)` of every ```hex vector=NAME block in PROTOCOL.md.
@@ -60,14 +60,16 @@ fn standalone_names(vectors: &[(String, Vec<u8>)]) -> Vec<String> {
 struct Collect {
     flows: Vec<FlowRecord>,
     messages: Vec<(Uid, Dir, Message)>,
+    contexts: Vec<MsgCtx>,
 }
 
 impl FlowConsumer for Collect {
     fn flow(&mut self, record: &FlowRecord, _digits: u8) {
         self.flows.push(record.clone());
     }
-    fn message(&mut self, uid: Uid, dir: Dir, _ts: Ts, msg: &Message, _digits: u8) {
-        self.messages.push((uid, dir, msg.clone()));
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        self.messages.push((ctx.uid, ctx.dir, msg.clone()));
+        self.contexts.push(*ctx);
     }
 }
 
@@ -82,6 +84,22 @@ fn dissect(paths: &[PathBuf]) -> Collect {
     };
     let mut c = Collect::default();
     pipeline::run(paths, &config, &mut c, &mut |_, _, _| {});
+    // Every message names its flow's endpoints, sender first.
+    for ctx in &c.contexts {
+        let f = c
+            .flows
+            .iter()
+            .find(|f| f.uid == ctx.uid)
+            .expect("message of a known flow");
+        let orig = SocketAddr::new(f.orig.addr.to_ip(), f.orig.port);
+        let resp = SocketAddr::new(f.resp.addr.to_ip(), f.resp.port);
+        let want = match ctx.dir {
+            Dir::Orig => (orig, resp),
+            Dir::Resp => (resp, orig),
+        };
+        assert_eq!((ctx.src, ctx.dst), want, "{ctx:?}");
+        assert_eq!(ctx.proto, f.proto);
+    }
     c
 }
 

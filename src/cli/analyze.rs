@@ -27,9 +27,9 @@ impl FlowConsumer for AnalyzeConsumer {
         }
     }
 
-    fn message(&mut self, uid: Uid, dir: Dir, ts: Ts, msg: &Message, digits: u8) {
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         if let Some(w) = &mut self.messages {
-            if let Err(e) = w.write(uid, dir, ts, msg, digits) {
+            if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, ctx.digits) {
                 self.csv_error.get_or_insert(e);
             }
         }

@@ -3,9 +3,8 @@
 //! documented in the README (0 ok, 1 input unreadable, 2 usage, 3 input damaged part-way).
 
 use crate::dissect::DissectConfig;
-use crate::flow::{Dir, Uid};
 use crate::flow::{FlowConfig, FlowRecord, IdleTimeouts};
-use crate::pipeline::{self, FlowConsumer, PipelineConfig, RunStats};
+use crate::pipeline::{self, FlowConsumer, MsgCtx, PipelineConfig, RunStats};
 use crate::report::flows_csv::FlowsCsv;
 use crate::report::messages_csv::MessagesCsv;
 use crate::report::summary::{self, FlowTotals, thousands};
