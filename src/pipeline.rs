@@ -35,6 +35,31 @@ pub trait FlowConsumer {
     fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
 }
 
+impl MsgCtx {
+    /// `ends` is (sender, receiver, direction) of some packet of the flow; the message's own
+    /// sender and receiver follow from its direction.
+    pub fn new(
+        uid: Uid,
+        dir: Dir,
+        ts: Ts,
+        ends: (SocketAddr, SocketAddr, Dir),
+        proto: u8,
+        digits: u8,
+    ) -> MsgCtx {
+        let (a, b, ends_dir) = ends;
+        let (src, dst) = if dir == ends_dir { (a, b) } else { (b, a) };
+        MsgCtx {
+            uid,
+            dir,
+            ts,
+            src,
+            dst,
+            proto,
+            digits,
+        }
+    }
+}
+
 /// Where and when a decoded message was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgCtx {
@@ -125,19 +150,7 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 record.ts_end,
                 how,
                 &mut |dir, ts, msg: &Message| {
-                    let (src, dst) = match dir {
-                        Dir::Orig => (orig, resp),
-                        Dir::Resp => (resp, orig),
-                    };
-                    let ctx = MsgCtx {
-                        uid,
-                        dir,
-                        ts,
-                        src,
-                        dst,
-                        proto,
-                        digits,
-                    };
+                    let ctx = MsgCtx::new(uid, dir, ts, (orig, resp, Dir::Orig), proto, digits);
                     consumer.message(&ctx, msg)
                 },
             );
@@ -210,16 +223,7 @@ pub fn run(
                         let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
                         let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
                         d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                            let (src, dst) = if dir == pkt_dir { (a, b) } else { (b, a) };
-                            let ctx = MsgCtx {
-                                uid,
-                                dir,
-                                ts,
-                                src,
-                                dst,
-                                proto,
-                                digits,
-                            };
+                            let ctx = MsgCtx::new(uid, dir, ts, (a, b, pkt_dir), proto, digits);
                             consumer.message(&ctx, msg)
                         });
                     }

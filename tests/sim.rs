@@ -37,6 +37,20 @@ fn sim_cli(scenario: &str, out: &Path, extra: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// `p2ptrace analyze DIR/capture.pcapng --csv DIR/an`; returns `DIR/an`.
+fn analyze(dir: &Path) -> PathBuf {
+    let an = dir.join("an");
+    let o = Command::new(BIN)
+        .arg("analyze")
+        .arg(dir.join("capture.pcapng"))
+        .arg("--csv")
+        .arg(&an)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    an
+}
+
 /// Rows of a CSV file as maps from column to value.
 fn rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
@@ -164,15 +178,7 @@ fn the_analyzer_decodes_exactly_the_labelled_messages() {
     for scenario in ["one-nat", "both-nat-udp-blocked", "conference"] {
         let out = tmp.path().join(scenario);
         sim_cli(scenario, &out, &["--quiet"]);
-        let an = out.join("an");
-        let o = Command::new(BIN)
-            .arg("analyze")
-            .arg(out.join("capture.pcapng"))
-            .arg("--csv")
-            .arg(&an)
-            .output()
-            .unwrap();
-        assert!(o.status.success());
+        let an = analyze(&out);
         let labels = rows(&out.join("labels.csv"));
         let msgs = rows(&an.join("messages.csv"));
         assert_eq!(msgs.len(), labels.len(), "{scenario}");
@@ -383,15 +389,7 @@ fn an_ipv6_overlay_runs_and_analyzes() {
             .iter()
             .all(|l| l["src_addr"].starts_with("2001:db8:"))
     );
-    let an = out.join("an");
-    let o = Command::new(BIN)
-        .arg("analyze")
-        .arg(out.join("capture.pcapng"))
-        .arg("--csv")
-        .arg(&an)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let an = analyze(&out);
     assert_eq!(rows(&an.join("messages.csv")).len(), labels.len());
     if let Some((malformed, bad, _)) = tshark_check(&out.join("capture.pcapng")) {
         assert_eq!((malformed, bad), (0, 0));

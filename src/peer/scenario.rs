@@ -315,26 +315,7 @@ struct RawStep {
 impl Scenario {
     /// A built-in name, or else a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Scenario::parse(text);
-        }
-        let path = Path::new(name_or_path);
-        let read_err = |reason: String| ScenarioError::Read {
-            path: name_or_path.to_string(),
-            reason,
-        };
-        let meta = std::fs::metadata(path).map_err(|e| {
-            let builtins: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            read_err(format!(
-                "{e} (not a file, nor a built-in scenario: {})",
-                builtins.join(", ")
-            ))
-        })?;
-        if meta.len() > MAX_SCENARIO_BYTES {
-            return Err(read_err(format!("larger than {MAX_SCENARIO_BYTES} bytes")));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
-        Scenario::parse(&text)
+        Scenario::parse(&scenario_text(name_or_path, BUILTIN)?)
     }
 
     /// Parses and validates a lab scenario.
@@ -558,6 +539,32 @@ impl Scenario {
         }
         20_000 + u16::try_from(h % 40_000).unwrap_or(0)
     }
+}
+
+/// The TOML text of a built-in scenario of `builtins`, or else of the file at
+/// `name_or_path` (at most [`MAX_SCENARIO_BYTES`]).
+pub fn scenario_text(
+    name_or_path: &str,
+    builtins: &[(&str, &str)],
+) -> Result<String, ScenarioError> {
+    if let Some((_, text)) = builtins.iter().find(|(n, _)| *n == name_or_path) {
+        return Ok((*text).to_string());
+    }
+    let read_err = |reason: String| ScenarioError::Read {
+        path: name_or_path.to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(Path::new(name_or_path)).map_err(|e| {
+        let names: Vec<&str> = builtins.iter().map(|(n, _)| *n).collect();
+        read_err(format!(
+            "{e} (not a file, nor a built-in scenario: {})",
+            names.join(", ")
+        ))
+    })?;
+    if meta.len() > MAX_SCENARIO_BYTES {
+        return Err(read_err(format!("larger than {MAX_SCENARIO_BYTES} bytes")));
+    }
+    std::fs::read_to_string(name_or_path).map_err(|e| read_err(e.to_string()))
 }
 
 fn valid_name(field: &str, name: &str) -> Result<(), ScenarioError> {

@@ -12,10 +12,9 @@
 //! Must not: build or run anything.
 
 use super::nat::NatKind;
-use crate::peer::scenario::{Limits, Scenario, ScenarioError, parse_duration};
+use crate::peer::scenario::{Limits, Scenario, ScenarioError, parse_duration, scenario_text};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 use std::time::Duration;
 use toml::{Table, Value};
 
@@ -403,26 +402,7 @@ fn tables_mut<'a>(root: &'a mut Table, key: &str) -> Vec<&'a mut Table> {
 impl SimScenario {
     /// A built-in name, or else a path to a TOML file.
     pub fn load(name_or_path: &str, o: &Overrides) -> Result<SimScenario, ScenarioError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return SimScenario::parse_with(text, o);
-        }
-        let read_err = |reason: String| ScenarioError::Read {
-            path: name_or_path.to_string(),
-            reason,
-        };
-        let path = Path::new(name_or_path);
-        let meta = std::fs::metadata(path).map_err(|e| {
-            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            read_err(format!(
-                "{e} (not a file, nor a built-in scenario: {})",
-                names.join(", ")
-            ))
-        })?;
-        if meta.len() > crate::peer::scenario::MAX_SCENARIO_BYTES {
-            return Err(read_err("too large".into()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
-        SimScenario::parse_with(&text, o)
+        SimScenario::parse_with(&scenario_text(name_or_path, BUILTIN)?, o)
     }
 
     pub fn parse(text: &str) -> Result<SimScenario, ScenarioError> {

@@ -733,6 +733,30 @@ impl<T: Clone> TcpHost<T> {
         None
     }
 
+    /// A connection's own interface (seeded from the host's RNG), socket and local endpoint.
+    fn new_conn_parts(
+        &mut self,
+        now: Ts,
+        port: u16,
+    ) -> (Interface, tcp::Socket<'static>, IpListenEndpoint) {
+        let iface = new_iface(
+            self.ip,
+            true,
+            self.mtu,
+            self.rng.next_u64(),
+            to_instant(now),
+        );
+        let socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
+        );
+        let local = IpListenEndpoint {
+            addr: Some(self.ip.into()),
+            port,
+        };
+        (iface, socket, local)
+    }
+
     /// Opens a connection (SYN at the next poll); returns the local port. `None` picks an
     /// ephemeral port; a fixed port may be shared with other connections and listeners as
     /// long as the 4-tuple is new.
@@ -761,21 +785,7 @@ impl<T: Clone> TcpHost<T> {
             Some(p) => p,
             None => self.ephemeral().ok_or(TcpError::NoFreePort)?,
         };
-        let mut iface = new_iface(
-            self.ip,
-            true,
-            self.mtu,
-            self.rng.next_u64(),
-            to_instant(now),
-        );
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-            tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-        );
-        let local = IpListenEndpoint {
-            addr: Some(self.ip.into()),
-            port,
-        };
+        let (mut iface, mut socket, local) = self.new_conn_parts(now, port);
         socket
             .connect(iface.context(), IpEndpoint::from(remote), local)
             .map_err(|_| TcpError::Unaddressable)?;
@@ -901,21 +911,7 @@ impl<T: Clone> TcpHost<T> {
                 self.sh.stats.syn_dropped += 1;
                 return;
             }
-            let iface = new_iface(
-                self.ip,
-                true,
-                self.mtu,
-                self.rng.next_u64(),
-                to_instant(now),
-            );
-            let mut socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-            );
-            let ep = IpListenEndpoint {
-                addr: Some(self.ip.into()),
-                port: key.0,
-            };
+            let (iface, mut socket, ep) = self.new_conn_parts(now, key.0);
             if socket.listen(ep).is_err() {
                 return;
             }
