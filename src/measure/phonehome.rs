@@ -1,0 +1,347 @@
+//! Phone-home contacts: how often each client talks to each home endpoint (the login server,
+//! the home server, or an address the user names), as `phonehome.csv` rows and the summary's
+//! headline (issue 6).
+//!
+//! A *contact* is one burst of traffic between a client and one home endpoint: messages less
+//! than [`CONTACT_GAP_NS`] apart belong to the same contact. The interval distribution is
+//! over the gaps between the starts of consecutive contacts, kept in an hdrhistogram (ms
+//! values, 2 significant digits: within 1 %) created at a pair's second contact, so memory
+//! per pair is fixed however long the capture.
+//!
+//! Must not: decide what is a home endpoint or a client (the classifier does) — it takes
+//! observations already attributed.
+
+use crate::report::csv_row::CsvRow;
+use crate::time::Ts;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+/// Messages closer than this belong to one contact.
+pub const CONTACT_GAP_NS: i64 = 10 * Ts::NANOS_PER_SEC;
+/// Client–home pairs tracked; observations of further pairs are counted and dropped. With
+/// a histogram of about 12 KiB per pair that has two contacts, at most ~240 MiB.
+pub const MAX_PAIRS: usize = 20_000;
+/// Longest interval the histogram records (7 days, in ms); longer ones are clamped.
+const MAX_INTERVAL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Significant digits of the interval histogram: values within 1 %.
+const SIGFIG: u8 = 2;
+
+/// What a message to or from home was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    VersionCheck,
+    Login,
+    Telemetry,
+    Other,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::VersionCheck,
+        Kind::Login,
+        Kind::Telemetry,
+        Kind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VersionCheck => "version-check",
+            Kind::Login => "login",
+            Kind::Telemetry => "telemetry",
+            Kind::Other => "other",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// One message between a client and a home endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub ts: Ts,
+    pub client: IpAddr,
+    pub home: IpAddr,
+    /// Sent by the client (else by the home endpoint).
+    pub to_home: bool,
+    pub bytes: u64,
+    pub kind: Kind,
+}
+
+struct Pair {
+    contacts: u64,
+    contact_start: Ts,
+    last_seen: Ts,
+    /// Created at the second contact.
+    intervals_ms: Option<Histogram<u32>>,
+    bytes_to: u64,
+    bytes_from: u64,
+    kinds: u8,
+}
+
+/// One `phonehome.csv` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub client: IpAddr,
+    pub home: IpAddr,
+    pub home_name: String,
+    pub contacts: u64,
+    pub contacts_per_hour: f64,
+    /// Seconds; `None` with fewer than two contacts.
+    pub interval_min: Option<f64>,
+    pub interval_p50: Option<f64>,
+    pub interval_p90: Option<f64>,
+    pub interval_p99: Option<f64>,
+    pub interval_max: Option<f64>,
+    pub bytes_to_home: u64,
+    pub bytes_from_home: u64,
+    pub kinds: Vec<Kind>,
+}
+
+pub const COLUMNS: &[&str] = &[
+    "client",
+    "home",
+    "home_name",
+    "contacts",
+    "contacts_per_hour",
+    "interval_min",
+    "interval_p50",
+    "interval_p90",
+    "interval_p99",
+    "interval_max",
+    "bytes_to_home",
+    "bytes_from_home",
+    "kinds",
+];
+
+/// Accumulates observations; ordered output (client, then home) for reproducible files.
+#[derive(Default)]
+pub struct PhoneHome {
+    pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+    names: BTreeMap<IpAddr, String>,
+    /// Observations of pairs beyond [`MAX_PAIRS`].
+    pub dropped: u64,
+}
+
+impl PhoneHome {
+    pub fn new() -> PhoneHome {
+        PhoneHome::default()
+    }
+
+    /// Names a home endpoint (a DNS name, TLS SNI, or the role found: `login-server`).
+    pub fn name_home(&mut self, home: IpAddr, name: &str) {
+        if self.names.len() < MAX_PAIRS || self.names.contains_key(&home) {
+            self.names.insert(home, name.to_string());
+        }
+    }
+
+    pub fn observe(&mut self, o: &Observation) {
+        let key = (o.client, o.home);
+        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+            self.dropped += 1;
+            return;
+        }
+        let p = self.pairs.entry(key).or_insert_with(|| Pair {
+            contacts: 0,
+            contact_start: o.ts,
+            last_seen: Ts(i64::MIN),
+            intervals_ms: None,
+            bytes_to: 0,
+            bytes_from: 0,
+            kinds: 0,
+        });
+        if p.contacts == 0 || o.ts.since(p.last_seen) >= CONTACT_GAP_NS {
+            if p.contacts > 0 {
+                let ms = u64::try_from(o.ts.since(p.contact_start) / 1_000_000).unwrap_or(0);
+                if p.intervals_ms.is_none() {
+                    p.intervals_ms = Histogram::new_with_bounds(1, MAX_INTERVAL_MS, SIGFIG).ok();
+                }
+                if let Some(h) = p.intervals_ms.as_mut() {
+                    let _ = h.record(ms.clamp(1, MAX_INTERVAL_MS));
+                }
+            }
+            p.contacts += 1;
+            p.contact_start = o.ts;
+        }
+        p.last_seen = p.last_seen.max(o.ts);
+        if o.to_home {
+            p.bytes_to += o.bytes;
+        } else {
+            p.bytes_from += o.bytes;
+        }
+        p.kinds |= o.kind.bit();
+    }
+
+    /// The rows, with contacts per hour over `span_ns` (the capture's time span).
+    pub fn rows(&self, span_ns: i64) -> Vec<Row> {
+        let hours = (span_ns.max(1) as f64) / 3.6e12;
+        self.pairs
+            .iter()
+            .map(|(&(client, home), p)| {
+                let h = p.intervals_ms.as_ref().filter(|h| !h.is_empty());
+                let q = |f: &dyn Fn(&Histogram<u32>) -> u64| h.map(|h| f(h) as f64 / 1000.0);
+                Row {
+                    client,
+                    home,
+                    home_name: self.names.get(&home).cloned().unwrap_or_default(),
+                    contacts: p.contacts,
+                    contacts_per_hour: p.contacts as f64 / hours,
+                    interval_min: q(&|h| h.min()),
+                    interval_p50: q(&|h| h.value_at_quantile(0.5)),
+                    interval_p90: q(&|h| h.value_at_quantile(0.9)),
+                    interval_p99: q(&|h| h.value_at_quantile(0.99)),
+                    interval_max: q(&|h| h.max()),
+                    bytes_to_home: p.bytes_to,
+                    bytes_from_home: p.bytes_from,
+                    kinds: Kind::ALL
+                        .into_iter()
+                        .filter(|k| p.kinds & k.bit() != 0)
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes `phonehome.csv`.
+pub fn write_csv<W: Write>(rows: &[Row], mut out: W) -> io::Result<()> {
+    out.write_all(&CsvRow::header(COLUMNS))?;
+    let mut r = CsvRow::default();
+    let secs = |v: Option<f64>| v.map(|s| format!("{s:.3}")).unwrap_or_default();
+    for row in rows {
+        r.clear();
+        let kinds: Vec<&str> = row.kinds.iter().map(|k| k.as_str()).collect();
+        r.ip(row.client)
+            .ip(row.home)
+            .str(&row.home_name)
+            .uint(row.contacts)
+            .str(&format!("{:.3}", row.contacts_per_hour))
+            .str(&secs(row.interval_min))
+            .str(&secs(row.interval_p50))
+            .str(&secs(row.interval_p90))
+            .str(&secs(row.interval_p99))
+            .str(&secs(row.interval_max))
+            .uint(row.bytes_to_home)
+            .uint(row.bytes_from_home)
+            .str(&kinds.join(";"));
+        out.write_all(r.finish())?;
+    }
+    Ok(())
+}
+
+/// "client 10.0.0.5 contacted home 198.51.100.80 (home) 14 times in 6.0 h: median interval
+/// 30.0 min" — one line per pair, the most frequent first (at most `limit`).
+pub fn headlines(rows: &[Row], span_ns: i64, limit: usize) -> Vec<String> {
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.contacts));
+    let hours = span_ns.max(0) as f64 / 3.6e12;
+    sorted
+        .into_iter()
+        .take(limit)
+        .map(|r| {
+            let name = if r.home_name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.home_name)
+            };
+            let median = match r.interval_p50 {
+                Some(s) if s >= 90.0 => format!(": median interval {:.1} min", s / 60.0),
+                Some(s) => format!(": median interval {s:.1} s"),
+                None => String::new(),
+            };
+            format!(
+                "client {} contacted home {}{name} {} time{} in {hours:.1} h{median}",
+                r.client,
+                r.home,
+                r.contacts,
+                if r.contacts == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = Ts::NANOS_PER_SEC;
+
+    fn obs(t: i64, to_home: bool, kind: Kind) -> Observation {
+        Observation {
+            ts: Ts(t),
+            client: "10.0.0.5".parse().unwrap(),
+            home: "198.51.100.80".parse().unwrap(),
+            to_home,
+            bytes: 100,
+            kind,
+        }
+    }
+
+    #[test]
+    fn bursts_are_contacts_and_intervals_are_between_their_starts() {
+        let mut ph = PhoneHome::new();
+        ph.name_home("198.51.100.80".parse().unwrap(), "home");
+        // Three contacts 30 min apart, each a request and a response 50 ms later, plus a
+        // message 9.9 s after the first (same contact).
+        for i in 0..3 {
+            let t = i * 1800 * S;
+            ph.observe(&obs(t, true, Kind::VersionCheck));
+            ph.observe(&obs(t + S / 20, false, Kind::VersionCheck));
+        }
+        ph.observe(&obs(S / 20 + 9 * S + 9 * S / 10, true, Kind::Telemetry));
+        let rows = ph.rows(6 * 3600 * S);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.contacts, 3);
+        assert!((r.contacts_per_hour - 0.5).abs() < 1e-9);
+        for v in [r.interval_min, r.interval_p50, r.interval_p99, r.interval_max] {
+            assert!((v.unwrap() - 1800.0).abs() <= 18.0, "{v:?} within 1 %");
+        }
+        assert_eq!((r.bytes_to_home, r.bytes_from_home), (400, 300));
+        assert_eq!(r.kinds, vec![Kind::VersionCheck, Kind::Telemetry]);
+        let h = headlines(&rows, 6 * 3600 * S, 5);
+        assert_eq!(
+            h,
+            vec![
+                "client 10.0.0.5 contacted home 198.51.100.80 (home) 3 times in 6.0 h: median interval 30.0 min"
+            ]
+        );
+        let mut csv = Vec::new();
+        write_csv(&rows, &mut csv).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.starts_with("client,home,home_name,contacts,contacts_per_hour,"));
+        assert!(text.contains(",version-check;telemetry\n"), "{text}");
+    }
+
+    #[test]
+    fn a_gap_of_exactly_ten_seconds_starts_a_new_contact() {
+        let mut ph = PhoneHome::new();
+        ph.observe(&obs(0, true, Kind::Login));
+        ph.observe(&obs(10 * S - 1, true, Kind::Login));
+        ph.observe(&obs(20 * S - 1, true, Kind::Login));
+        assert_eq!(ph.rows(S)[0].contacts, 2);
+        let one = {
+            let mut p = PhoneHome::new();
+            p.observe(&obs(0, true, Kind::Other));
+            p.rows(S)
+        };
+        assert_eq!(one[0].interval_p50, None);
+    }
+
+    #[test]
+    fn pairs_are_bounded_and_ordered() {
+        let mut ph = PhoneHome::new();
+        for i in 0..(MAX_PAIRS as u32 + 10) {
+            let mut o = obs(0, true, Kind::Other);
+            o.client = IpAddr::from(i.to_be_bytes());
+            ph.observe(&o);
+        }
+        assert_eq!(ph.dropped, 10);
+        let rows = ph.rows(S);
+        assert_eq!(rows.len(), MAX_PAIRS);
+        assert!(rows.windows(2).all(|w| w[0].client < w[1].client));
+    }
+}
