@@ -1,3 +1,5 @@
 //! Sessions and measurements reconstructed from decoded messages (issue 6).
 
+pub mod intervals;
+pub mod keepalives;
 pub mod phonehome;

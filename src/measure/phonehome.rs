@@ -4,16 +4,15 @@
 //!
 //! A *contact* is one burst of traffic between a client and one home endpoint: messages less
 //! than [`CONTACT_GAP_NS`] apart belong to the same contact. The interval distribution is
-//! over the gaps between the starts of consecutive contacts, kept in an hdrhistogram (ms
-//! values, 2 significant digits: within 1 %) created at a pair's second contact, so memory
-//! per pair is fixed however long the capture.
+//! over the gaps between the starts of consecutive contacts ([`Intervals`]: an hdrhistogram,
+//! fixed memory per pair however long the capture).
 //!
 //! Must not: decide what is a home endpoint or a client (the classifier does) — it takes
 //! observations already attributed.
 
+use super::intervals::{Intervals, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
-use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -23,10 +22,6 @@ pub const CONTACT_GAP_NS: i64 = 10 * Ts::NANOS_PER_SEC;
 /// Client–home pairs tracked; observations of further pairs are counted and dropped. With
 /// a histogram of about 12 KiB per pair that has two contacts, at most ~240 MiB.
 pub const MAX_PAIRS: usize = 20_000;
-/// Longest interval the histogram records (7 days, in ms); longer ones are clamped.
-const MAX_INTERVAL_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Significant digits of the interval histogram: values within 1 %.
-const SIGFIG: u8 = 2;
 
 /// What a message to or from home was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,8 +70,7 @@ struct Pair {
     contacts: u64,
     contact_start: Ts,
     last_seen: Ts,
-    /// Created at the second contact.
-    intervals_ms: Option<Histogram<u32>>,
+    intervals: Intervals,
     bytes_to: u64,
     bytes_from: u64,
     kinds: u8,
@@ -148,20 +142,14 @@ impl PhoneHome {
             contacts: 0,
             contact_start: o.ts,
             last_seen: Ts(i64::MIN),
-            intervals_ms: None,
+            intervals: Intervals::default(),
             bytes_to: 0,
             bytes_from: 0,
             kinds: 0,
         });
         if p.contacts == 0 || o.ts.since(p.last_seen) >= CONTACT_GAP_NS {
             if p.contacts > 0 {
-                let ms = u64::try_from(o.ts.since(p.contact_start) / 1_000_000).unwrap_or(0);
-                if p.intervals_ms.is_none() {
-                    p.intervals_ms = Histogram::new_with_bounds(1, MAX_INTERVAL_MS, SIGFIG).ok();
-                }
-                if let Some(h) = p.intervals_ms.as_mut() {
-                    let _ = h.record(ms.clamp(1, MAX_INTERVAL_MS));
-                }
+                p.intervals.record_ns(o.ts.since(p.contact_start));
             }
             p.contacts += 1;
             p.contact_start = o.ts;
@@ -181,19 +169,18 @@ impl PhoneHome {
         self.pairs
             .iter()
             .map(|(&(client, home), p)| {
-                let h = p.intervals_ms.as_ref().filter(|h| !h.is_empty());
-                let q = |f: &dyn Fn(&Histogram<u32>) -> u64| h.map(|h| f(h) as f64 / 1000.0);
+                let i = &p.intervals;
                 Row {
                     client,
                     home,
                     home_name: self.names.get(&home).cloned().unwrap_or_default(),
                     contacts: p.contacts,
                     contacts_per_hour: p.contacts as f64 / hours,
-                    interval_min: q(&|h| h.min()),
-                    interval_p50: q(&|h| h.value_at_quantile(0.5)),
-                    interval_p90: q(&|h| h.value_at_quantile(0.9)),
-                    interval_p99: q(&|h| h.value_at_quantile(0.99)),
-                    interval_max: q(&|h| h.max()),
+                    interval_min: i.min_s(),
+                    interval_p50: i.quantile_s(0.5),
+                    interval_p90: i.quantile_s(0.9),
+                    interval_p99: i.quantile_s(0.99),
+                    interval_max: i.max_s(),
                     bytes_to_home: p.bytes_to,
                     bytes_from_home: p.bytes_from,
                     kinds: Kind::ALL
@@ -210,7 +197,7 @@ impl PhoneHome {
 pub fn write_csv<W: Write>(rows: &[Row], mut out: W) -> io::Result<()> {
     out.write_all(&CsvRow::header(COLUMNS))?;
     let mut r = CsvRow::default();
-    let secs = |v: Option<f64>| v.map(|s| format!("{s:.3}")).unwrap_or_default();
+    let secs = secs_field;
     for row in rows {
         r.clear();
         let kinds: Vec<&str> = row.kinds.iter().map(|k| k.as_str()).collect();
@@ -297,7 +284,12 @@ mod tests {
         let r = &rows[0];
         assert_eq!(r.contacts, 3);
         assert!((r.contacts_per_hour - 0.5).abs() < 1e-9);
-        for v in [r.interval_min, r.interval_p50, r.interval_p99, r.interval_max] {
+        for v in [
+            r.interval_min,
+            r.interval_p50,
+            r.interval_p99,
+            r.interval_max,
+        ] {
             assert!((v.unwrap() - 1800.0).abs() <= 18.0, "{v:?} within 1 %");
         }
         assert_eq!((r.bytes_to_home, r.bytes_from_home), (400, 300));

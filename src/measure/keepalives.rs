@@ -1,0 +1,102 @@
+//! Keepalives per client–super-node pair (`keepalives.csv`): how many, and the intervals
+//! between consecutive ones the client sent (PROTOCOL.md §8.5: every 60 s by default).
+//!
+//! Must not: decide which messages are keepalives or who is the super node (the classifier
+//! does); it takes observations already attributed.
+
+use super::intervals::{Intervals, secs_field};
+use crate::report::csv_row::CsvRow;
+use crate::time::Ts;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+/// Client–SN pairs tracked; further pairs are counted and dropped (~12 KiB each at most).
+pub const MAX_PAIRS: usize = 20_000;
+
+#[derive(Default)]
+struct Pair {
+    count: u64,
+    last: Option<Ts>,
+    intervals: Intervals,
+}
+
+/// Accumulates keepalives; output ordered by (client, super node).
+#[derive(Default)]
+pub struct Keepalives {
+    pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+    pub dropped: u64,
+}
+
+pub const COLUMNS: &[&str] = &[
+    "client",
+    "supernode",
+    "count",
+    "interval_min",
+    "interval_p50",
+    "interval_p90",
+    "interval_max",
+];
+
+impl Keepalives {
+    /// A keepalive the client sent to the super node at `ts`.
+    pub fn observe(&mut self, ts: Ts, client: IpAddr, supernode: IpAddr) {
+        let key = (client, supernode);
+        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+            self.dropped += 1;
+            return;
+        }
+        let p = self.pairs.entry(key).or_default();
+        if let Some(last) = p.last {
+            p.intervals.record_ns(ts.since(last));
+        }
+        p.count += 1;
+        p.last = Some(ts);
+    }
+
+    pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
+        out.write_all(&CsvRow::header(COLUMNS))?;
+        let mut r = CsvRow::default();
+        for (&(client, sn), p) in &self.pairs {
+            let i = &p.intervals;
+            r.clear();
+            r.ip(client)
+                .ip(sn)
+                .uint(p.count)
+                .str(&secs_field(i.min_s()))
+                .str(&secs_field(i.quantile_s(0.5)))
+                .str(&secs_field(i.quantile_s(0.9)))
+                .str(&secs_field(i.max_s()));
+            out.write_all(r.finish())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_between_a_clients_keepalives() {
+        let mut k = Keepalives::default();
+        let (c, sn) = ("10.0.0.5".parse().unwrap(), "203.0.113.1".parse().unwrap());
+        for i in 0..10 {
+            k.observe(Ts(i * 60_000_000_000), c, sn);
+        }
+        k.observe(Ts(0), "10.0.0.6".parse().unwrap(), sn);
+        let mut out = Vec::new();
+        k.write_csv(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], COLUMNS.join(","));
+        assert!(lines[1].starts_with("10.0.0.5,203.0.113.1,10,"), "{text}");
+        let fields: Vec<f64> = lines[1]
+            .split(',')
+            .skip(3)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(fields.iter().all(|v| (v - 60.0).abs() <= 0.6), "{fields:?}");
+        assert_eq!(lines[2], "10.0.0.6,203.0.113.1,1,,,,");
+    }
+}
