@@ -1,6 +1,101 @@
-//! Sessions and measurements reconstructed from decoded messages (issue 6).
+//! Sessions and measurements reconstructed from decoded, classified messages (issue 6):
+//! phone-home contacts, keepalives per client–super-node pair, and the role of every host.
+//! [`Measurements`] feeds every message to each of them and writes their CSV files.
 
 pub mod hosts;
 pub mod intervals;
 pub mod keepalives;
 pub mod phonehome;
+
+use crate::pipeline::MsgCtx;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+/// A message as the measurements need it: where it went and what the classifier made of it.
+pub struct Seen<'a> {
+    pub ctx: &'a MsgCtx,
+    /// Canonical name (labels.csv's `msg_type`).
+    pub kind: &'a str,
+    pub len: u32,
+    pub call_id: Option<u64>,
+    /// The sender / the receiver is a home endpoint.
+    pub from_home: bool,
+    pub to_home: bool,
+}
+
+/// The phone-home kind of a message to or from home.
+fn home_kind(kind: &str) -> phonehome::Kind {
+    if kind.starts_with("http-version") {
+        phonehome::Kind::VersionCheck
+    } else if kind.starts_with("http-telemetry") || kind.starts_with("http-contacts") {
+        phonehome::Kind::Telemetry
+    } else if kind.starts_with("auth-") || kind == "credential" || kind == "buddy-list" {
+        phonehome::Kind::Login
+    } else {
+        phonehome::Kind::Other
+    }
+}
+
+#[derive(Default)]
+pub struct Measurements {
+    pub phonehome: phonehome::PhoneHome,
+    pub keepalives: keepalives::Keepalives,
+    pub hosts: hosts::Hosts,
+}
+
+impl Measurements {
+    pub fn observe(&mut self, m: &Seen<'_>) {
+        let (src, dst) = (m.ctx.src, m.ctx.dst);
+        let len = u64::from(m.len);
+        if m.to_home || m.from_home {
+            let (client, home) = if m.to_home { (src, dst) } else { (dst, src) };
+            self.phonehome.observe(&phonehome::Observation {
+                ts: m.ctx.ts,
+                client: client.ip(),
+                home: home.ip(),
+                to_home: m.to_home,
+                bytes: len,
+                kind: home_kind(m.kind),
+            });
+        }
+        // §8.5: the client's periodic keepalive to its super node.
+        if m.kind == "sn-refresh" {
+            self.keepalives.observe(m.ctx.ts, src.ip(), dst.ip());
+        }
+        self.hosts
+            .observe(src.ip(), dst.ip(), m.kind, len, m.call_id);
+    }
+
+    /// Names the home endpoints by the role their traffic shows (`login-server`, `home`).
+    fn name_homes(&mut self) {
+        let homes: Vec<_> = self.phonehome.rows(1).into_iter().map(|r| r.home).collect();
+        for h in homes {
+            if let Some(role) = self.hosts.role_of(h) {
+                self.phonehome.name_home(h, role);
+            }
+        }
+    }
+
+    /// Writes phonehome.csv, keepalives.csv and hosts.csv into `dir`; `span_ns` is the
+    /// capture's time span (for contacts per hour).
+    pub fn write_csvs(&mut self, dir: &Path, span_ns: i64) -> io::Result<()> {
+        self.name_homes();
+        let open = |name: &str| File::create(dir.join(name)).map(BufWriter::new);
+        let mut w = open("phonehome.csv")?;
+        phonehome::write_csv(&self.phonehome.rows(span_ns), &mut w)?;
+        w.flush()?;
+        let mut w = open("keepalives.csv")?;
+        self.keepalives.write_csv(&mut w)?;
+        w.flush()?;
+        let mut w = open("hosts.csv")?;
+        self.hosts.write_csv(&mut w)?;
+        w.flush()
+    }
+
+    /// The summary's phone-home headlines (the `limit` most frequent pairs).
+    pub fn headlines(&mut self, span_ns: i64, limit: usize) -> Vec<String> {
+        self.name_homes();
+        phonehome::headlines(&self.phonehome.rows(span_ns), span_ns, limit)
+    }
+}
