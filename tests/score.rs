@@ -91,10 +91,10 @@ fn every_label_of_every_scenario_is_matched_and_classified_right() {
                 assert_eq!(r, 1.0, "{s} {class} recall: {json}");
             }
         }
-        let (hp, hr, _) = (
-            num_after(&json, json.find("\"home\": {").unwrap(), "precision"),
-            num_after(&json, json.find("\"home\": {").unwrap(), "recall"),
-            0,
+        let home = json.find("\"home\": {").unwrap();
+        let (hp, hr) = (
+            num_after(&json, home, "precision"),
+            num_after(&json, home, "recall"),
         );
         assert_eq!((hp, hr), (1.0, 1.0), "{s} home: {json}");
         if known_gap > 0 {
