@@ -7,6 +7,7 @@
 //! Every stage is sans-IO except `capture`, and takes time from the capture clock.
 
 pub mod capture;
+pub mod classify;
 pub mod cli;
 pub mod decode;
 pub mod dissect;
@@ -15,5 +16,6 @@ pub mod measure;
 pub mod peer;
 pub mod pipeline;
 pub mod report;
+pub mod score;
 pub mod sim;
 pub mod time;

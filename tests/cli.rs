@@ -57,7 +57,7 @@ fn analyze_prints_a_summary_and_writes_flows_csv() {
     let mut lines = messages.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "ts,uid,dir,protocol,msg_type,txn_id,call_id,len,status,class,detail"
+        "ts,uid,dir,protocol,msg_type,txn_id,call_id,len,status,class,detail,home"
     );
     // The capture's DNS exchanges: 12 queries and 12 responses.
     assert_eq!(lines.filter(|l| l.contains(",dns,")).count(), 24);

@@ -1,11 +1,13 @@
 //! `p2ptrace analyze`: the summary, flows.csv and messages.csv.
 
 use super::*;
+use crate::classify::Classifier;
 
 struct AnalyzeConsumer {
     totals: FlowTotals,
     csv: Option<FlowsCsv>,
     messages: Option<MessagesCsv>,
+    classifier: Classifier,
     csv_error: Option<std::io::Error>,
 }
 
@@ -28,8 +30,9 @@ impl FlowConsumer for AnalyzeConsumer {
     }
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        let c = self.classifier.classify(ctx, msg);
         if let Some(w) = &mut self.messages {
-            if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, ctx.digits) {
+            if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);
             }
         }
@@ -57,6 +60,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         totals: FlowTotals::default(),
         csv: None,
         messages: None,
+        classifier: Classifier::new(args.home.clone()),
         csv_error: None,
     };
     if let Some(dir) = &args.csv {

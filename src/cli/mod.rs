@@ -20,6 +20,7 @@ use std::process::ExitCode;
 mod analyze;
 mod flows;
 mod peer;
+mod score;
 mod sim;
 
 use analyze::analyze;
@@ -88,6 +89,9 @@ pub enum Command {
         Built-in scenarios: no-nat, one-nat, both-nat-udp-blocked, conference, phone-home, \
         churn, large. Same scenario and seed: byte-identical outputs.")]
     Sim(SimArgs),
+    /// Score the analyzer's classification against ground-truth labels (labels.csv).
+    #[command(after_help = score::AFTER_HELP)]
+    Score(score::ScoreArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -238,6 +242,10 @@ pub struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// A home endpoint besides those learned from the traffic: ADDR, ADDR:PORT, CIDR or a
+    /// host name pattern such as `*.example.com` (repeatable).
+    #[arg(long, value_name = "ADDR|CIDR|NAME", value_parser = crate::classify::HomeSpec::parse)]
+    pub home: Vec<crate::classify::HomeSpec>,
     #[command(flatten)]
     pub flow: FlowOptions,
 }
@@ -304,6 +312,7 @@ pub fn main() -> ExitCode {
         Command::Peer(args) => peer(&args),
         Command::Lab(args) => lab(&args),
         Command::Sim(args) => sim(&args),
+        Command::Score(args) => score::score(&args),
     };
     ExitCode::from(code)
 }

@@ -3,6 +3,7 @@
 //! last byte arrived in order. Schema documented in `docs/csv.md`.
 
 use super::csv_row::CsvRow;
+use crate::classify::Classified;
 use crate::flow::{Dir, Uid};
 use crate::time::Ts;
 use dissectors::registry::Message;
@@ -12,7 +13,7 @@ use std::path::Path;
 
 pub const MESSAGES_COLUMNS: &[&str] = &[
     "ts", "uid", "dir", "protocol", "msg_type", "txn_id", "call_id", "len", "status", "class",
-    "detail",
+    "detail", "home",
 ];
 
 pub struct MessagesCsv {
@@ -32,12 +33,15 @@ impl MessagesCsv {
         })
     }
 
+    /// Writes one row; `c` is the classifier's verdict (its class fills `class`, falling back
+    /// to the dissector's).
     pub fn write(
         &mut self,
         uid: Uid,
         dir: Dir,
         ts: Ts,
         msg: &Message,
+        c: &Classified,
         digits: u8,
     ) -> io::Result<()> {
         let row = &mut self.row;
@@ -52,8 +56,14 @@ impl MessagesCsv {
             .field(opt(msg.call_id))
             .field(msg.len)
             .field(msg.status.as_str())
-            .field(msg.class.map(|c| c.as_str()).unwrap_or_default())
-            .field(msg.detail.as_deref().unwrap_or_default());
+            .field(
+                c.class
+                    .or(msg.class)
+                    .map(|c| c.as_str())
+                    .unwrap_or_default(),
+            )
+            .field(msg.detail.as_deref().unwrap_or_default())
+            .field(c.home);
         self.out.write_all(row.finish())?;
         self.rows += 1;
         Ok(())

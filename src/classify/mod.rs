@@ -1,0 +1,375 @@
+//! Message classification: turns each decoded message into a canonical kind (the names the
+//! ground-truth labels use), one of the five traffic classes, and a `home` flag.
+//!
+//! Skylark messages carry their class by specification. STUN, HTTP, DNS and TLS are
+//! classified by their role in the overlay: a STUN binding with a Skylark endpoint is NAT
+//! discovery during login; the phone-home HTTP requests of PROTOCOL.md §10 (version check,
+//! telemetry, contacts) and their responses are login; TLS and DNS are login only when they
+//! concern a home endpoint. `home` is true when the message's destination is a home endpoint:
+//! learned from the traffic (the login server from `auth-hello`/`auth-proof`, the home server
+//! from the phone-home requests, names matching a user pattern in DNS answers, TLS SNI or
+//! HTTP Host) or named by the user (`--home ADDR|CIDR|NAME-PATTERN`).
+//!
+//! Guarantees: deterministic (decisions depend only on the message sequence), every table
+//! bounded by a `MAX_*` constant (when full, new entries are not learned; the HTTP
+//! request-pairing table is cleared), never panics. It must not look at raw packets or
+//! reorder anything: one message in, one verdict out.
+
+use crate::flow::Uid;
+use crate::pipeline::MsgCtx;
+use dissectors::registry::{Message, TrafficClass};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+/// Home endpoints learned from the traffic (address and port).
+pub const MAX_HOME_ENDPOINTS: usize = 4096;
+/// Home addresses learned from DNS answers for names matching a user pattern.
+pub const MAX_HOME_ADDRS: usize = 4096;
+/// Endpoints seen speaking Skylark (for classifying STUN with them).
+pub const MAX_OVERLAY_ENDPOINTS: usize = 1 << 18;
+/// HTTP flows with requests awaiting their response (to name the response).
+pub const MAX_HTTP_FLOWS: usize = 1 << 14;
+/// Pipelined requests remembered per HTTP flow.
+pub const MAX_HTTP_PENDING: usize = 16;
+/// User `--home` entries.
+pub const MAX_HOME_SPECS: usize = 256;
+
+/// The classifier's verdict on one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classified {
+    /// Canonical message name, as in labels.csv: Skylark names, `stun-binding-request`,
+    /// `http-version-check`, `http-telemetry-response`, `dns-query`, `tls-client-hello`, …
+    pub kind: Cow<'static, str>,
+    /// Traffic class; `None` for traffic with no role in the overlay.
+    pub class: Option<TrafficClass>,
+    /// The destination is a home endpoint (login or home server).
+    pub home: bool,
+}
+
+/// One `--home` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HomeSpec {
+    /// An address, with or without port (`198.51.100.80`, `198.51.100.80:80`).
+    Addr(IpAddr, Option<u16>),
+    /// A network: address and prefix length.
+    Cidr(IpAddr, u8),
+    /// A host name pattern (lower case; `*` matches any run of characters), matched against
+    /// DNS questions, TLS SNI and HTTP Host.
+    Name(String),
+}
+
+impl HomeSpec {
+    /// Parses `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `ADDR/LEN` or a host name pattern.
+    pub fn parse(s: &str) -> Result<HomeSpec, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty --home value".into());
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(HomeSpec::Addr(ip, None));
+        }
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Ok(HomeSpec::Addr(sa.ip(), Some(sa.port())));
+        }
+        if let Some((a, len)) = s.split_once('/') {
+            let ip: IpAddr = a
+                .parse()
+                .map_err(|_| format!("'{s}': not an address/prefix"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len: u8 = len
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("'{s}': prefix length must be 0..={max}"))?;
+            return Ok(HomeSpec::Cidr(ip, len));
+        }
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'));
+        if !ok || s.len() > 253 {
+            return Err(format!("'{s}': not an address, CIDR or host name pattern"));
+        }
+        Ok(HomeSpec::Name(s.to_ascii_lowercase()))
+    }
+}
+
+/// Whether `ip` lies in `net/len`.
+fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Glob match, `*` matching any run (case-insensitive on the name; the pattern is lower
+/// case). Iterative with one backtrack point: linear-ish, no recursion.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let c = name.get(n).map(u8::to_ascii_lowercase);
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&pc) if Some(pc) == c => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&b| b == b'*'))
+}
+
+/// The value of `key=` in a space-separated detail string.
+fn detail_field<'a>(detail: Option<&'a str>, key: &str) -> Option<&'a str> {
+    detail?
+        .split(' ')
+        .find_map(|f| f.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+}
+
+/// The phone-home request a path names (PROTOCOL.md §10), by its last segment.
+fn phone_home_kind(path: &str) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or_default();
+    if !path.starts_with("/ui/") {
+        return None;
+    }
+    match path.rsplit('/').next() {
+        Some("getlatestversion") => Some("http-version-check"),
+        Some("telemetry") => Some("http-telemetry"),
+        Some("contacts") => Some("http-contacts"),
+        _ => None,
+    }
+}
+
+fn response_kind(request: &str) -> Option<&'static str> {
+    match request {
+        "http-version-check" => Some("http-version-response"),
+        "http-telemetry" => Some("http-telemetry-response"),
+        "http-contacts" => Some("http-contacts-response"),
+        _ => None,
+    }
+}
+
+/// A request awaiting its response on an HTTP flow.
+#[derive(Clone, Copy, Debug)]
+struct PendingRequest {
+    kind: Option<&'static str>,
+    /// The request concerned a home endpoint (its response is login traffic).
+    home: bool,
+}
+
+/// The classifier: feed it every message in decode order.
+#[derive(Debug, Default)]
+pub struct Classifier {
+    specs: Vec<HomeSpec>,
+    home_endpoints: FxHashSet<SocketAddr>,
+    home_addrs: FxHashSet<IpAddr>,
+    overlay: FxHashSet<SocketAddr>,
+    http: FxHashMap<Uid, VecDeque<PendingRequest>>,
+}
+
+impl Classifier {
+    /// A classifier with the user's `--home` entries (at most [`MAX_HOME_SPECS`] are kept).
+    pub fn new(mut specs: Vec<HomeSpec>) -> Classifier {
+        specs.truncate(MAX_HOME_SPECS);
+        Classifier {
+            specs,
+            ..Classifier::default()
+        }
+    }
+
+    /// Home endpoints learned so far, sorted.
+    pub fn learned_home(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self.home_endpoints.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether `addr` is a home endpoint (learned or named by the user).
+    pub fn is_home(&self, addr: SocketAddr) -> bool {
+        self.home_endpoints.contains(&addr)
+            || self.home_addrs.contains(&addr.ip())
+            || self.specs.iter().any(|s| match *s {
+                HomeSpec::Addr(ip, port) => {
+                    ip == addr.ip() && port.is_none_or(|p| p == addr.port())
+                }
+                HomeSpec::Cidr(net, len) => in_cidr(addr.ip(), net, len),
+                HomeSpec::Name(_) => false,
+            })
+    }
+
+    fn name_matches(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.');
+        self.specs.iter().any(|s| match s {
+            HomeSpec::Name(p) => glob(p.as_bytes(), name.as_bytes()),
+            _ => false,
+        })
+    }
+
+    fn learn_home(&mut self, addr: SocketAddr) {
+        if self.home_endpoints.len() < MAX_HOME_ENDPOINTS {
+            self.home_endpoints.insert(addr);
+        }
+    }
+
+    /// Classifies one message (and learns from it).
+    pub fn classify(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        match msg.protocol {
+            "skylark" => self.skylark(ctx, msg),
+            "stun" => self.stun(ctx, msg),
+            "http" => self.http(ctx, msg),
+            "dns" => self.dns(ctx, msg),
+            "tls" => self.tls(ctx, msg),
+            other => Classified {
+                kind: Cow::Owned(format!("{other}-{}", msg.msg_type)),
+                class: None,
+                home: self.is_home(ctx.dst),
+            },
+        }
+    }
+
+    fn skylark(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        for a in [ctx.src, ctx.dst] {
+            if self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
+                self.overlay.insert(a);
+            }
+        }
+        // Only the login server is sent these (PROTOCOL.md §6).
+        if matches!(msg.msg_type.as_ref(), "auth-hello" | "auth-proof") {
+            self.learn_home(ctx.dst);
+        }
+        Classified {
+            kind: msg.msg_type.clone(),
+            class: msg.class,
+            home: self.is_home(ctx.dst),
+        }
+    }
+
+    fn stun(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        let binding = msg.msg_type.starts_with("binding-");
+        let skylark_sw = detail_field(msg.detail.as_deref(), "software")
+            .is_some_and(|s| s.to_ascii_lowercase().starts_with("skylark"));
+        let overlay =
+            self.overlay.contains(&ctx.src) || self.overlay.contains(&ctx.dst) || skylark_sw;
+        Classified {
+            kind: Cow::Owned(format!("stun-{}", msg.msg_type)),
+            class: (binding && overlay).then_some(TrafficClass::Login),
+            home: self.is_home(ctx.dst),
+        }
+    }
+
+    fn http(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        let detail = msg.detail.as_deref();
+        if msg.msg_type == "response" {
+            let pending = self.http.get_mut(&ctx.uid).and_then(VecDeque::pop_front);
+            if self.http.get(&ctx.uid).is_some_and(VecDeque::is_empty) {
+                self.http.remove(&ctx.uid);
+            }
+            let from_home = self.is_home(ctx.src);
+            let related = from_home || pending.is_some_and(|p| p.home);
+            let status = detail_field(detail, "status");
+            let kind = match (status, pending.and_then(|p| p.kind)) {
+                (Some("400"), _) if related => "http-bad-request",
+                (Some("404"), _) if related => "http-not-found",
+                (_, Some(k)) => response_kind(k).unwrap_or("http-response"),
+                _ => "http-response",
+            };
+            return Classified {
+                kind: Cow::Borrowed(kind),
+                class: related.then_some(TrafficClass::Login),
+                home: self.is_home(ctx.dst),
+            };
+        }
+        let phone = detail_field(detail, "path").and_then(phone_home_kind);
+        let host_match = detail_field(detail, "host")
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
+            .is_some_and(|h| self.name_matches(h));
+        if phone.is_some() || host_match {
+            self.learn_home(ctx.dst);
+        }
+        let home = self.is_home(ctx.dst);
+        if self.http.len() >= MAX_HTTP_FLOWS && !self.http.contains_key(&ctx.uid) {
+            self.http.clear();
+        }
+        let q = self.http.entry(ctx.uid).or_default();
+        if q.len() >= MAX_HTTP_PENDING {
+            q.pop_front();
+        }
+        q.push_back(PendingRequest { kind: phone, home });
+        let kind = match phone {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(format!("http-{}", msg.msg_type.to_ascii_lowercase())),
+        };
+        Classified {
+            kind,
+            class: home.then_some(TrafficClass::Login),
+            home,
+        }
+    }
+
+    fn dns(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        // Detail: `NAME TYPE[ -> ANSWER,ANSWER…]`.
+        let detail = msg.detail.as_deref().unwrap_or_default();
+        let name = detail.split(' ').next().unwrap_or_default();
+        let matches = !name.is_empty() && self.name_matches(name);
+        if matches {
+            if let Some((_, answers)) = detail.split_once(" -> ") {
+                for a in answers.split(',') {
+                    if let Ok(ip) = a.trim().parse::<IpAddr>() {
+                        if self.home_addrs.len() < MAX_HOME_ADDRS {
+                            self.home_addrs.insert(ip);
+                        }
+                    }
+                }
+            }
+        }
+        Classified {
+            kind: Cow::Owned(format!("dns-{}", msg.msg_type)),
+            class: matches.then_some(TrafficClass::Login),
+            home: self.is_home(ctx.dst),
+        }
+    }
+
+    fn tls(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        if let Some(sni) = detail_field(msg.detail.as_deref(), "sni") {
+            if self.name_matches(sni) {
+                self.learn_home(ctx.dst);
+            }
+        }
+        let home = self.is_home(ctx.dst);
+        let related = home || self.is_home(ctx.src);
+        Classified {
+            kind: Cow::Owned(format!("tls-{}", msg.msg_type)),
+            class: related.then_some(TrafficClass::Login),
+            home,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
