@@ -307,10 +307,15 @@ impl Ctx {
         let Some(claim) = &mut active.claim else {
             return;
         };
-        // A datagram the claiming protocol refuses outright may be another protocol sharing
-        // the port; a `Yes` from another dissector routes it there.
-        if (claim.desc.probe)(Transport::Udp, side(dir), payload) == Probe::No {
-            if let Some(desc) = self.probe(Transport::Udp, dir, ports, payload) {
+        // A datagram the claiming protocol is not sure of may be another protocol sharing
+        // the port (PROTOCOL.md §2.4: STUN and Skylark on one UDP socket); another
+        // dissector that recognises it takes it.
+        if (claim.desc.probe)(Transport::Udp, side(dir), payload) != Probe::Yes {
+            let own = claim.desc;
+            if let Some(desc) = self
+                .probe(Transport::Udp, dir, ports, payload)
+                .filter(|d| !std::ptr::eq(*d, own))
+            {
                 let alt = match &mut active.alt {
                     Some(alt) if std::ptr::eq(alt.desc, desc) => alt,
                     slot => slot.insert(Box::new(self.multiplexed(desc))),
