@@ -2,12 +2,14 @@
 
 use super::*;
 use crate::classify::Classifier;
+use crate::measure::{Measurements, Seen};
 
 struct AnalyzeConsumer {
     totals: FlowTotals,
     csv: Option<FlowsCsv>,
     messages: Option<MessagesCsv>,
     classifier: Classifier,
+    measure: Measurements,
     csv_error: Option<std::io::Error>,
 }
 
@@ -31,6 +33,14 @@ impl FlowConsumer for AnalyzeConsumer {
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
+        self.measure.observe(&Seen {
+            ctx,
+            kind: &c.kind,
+            len: msg.len,
+            call_id: msg.call_id,
+            from_home: self.classifier.is_home(ctx.src),
+            to_home: c.home,
+        });
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);
@@ -61,6 +71,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         csv: None,
         messages: None,
         classifier: Classifier::new(args.home.clone()),
+        measure: Measurements::default(),
         csv_error: None,
     };
     if let Some(dir) = &args.csv {
@@ -97,6 +108,18 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
             failed.get_or_insert(e);
         }
     }
+    let span = match (stats.first_ts, stats.last_ts) {
+        (Some(a), Some(b)) => b.since(a),
+        _ => 0,
+    };
+    if let (Some(dir), true) = (&args.csv, dissect) {
+        match consumer.measure.write_csvs(dir, span) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
     if let Some(dir) = &args.csv {
         match failed {
             Some(e) => {
@@ -114,7 +137,14 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
             }
         }
     }
-    let text = summary::render(&stats, &consumer.totals);
+    let mut text = summary::render(&stats, &consumer.totals);
+    let headlines = consumer.measure.headlines(span, 5);
+    if !headlines.is_empty() {
+        text.push_str("phone home\n");
+        for h in headlines {
+            text.push_str(&format!("  {h}\n"));
+        }
+    }
     let mut out = std::io::stdout().lock();
     if out.write_all(text.as_bytes()).is_err() {
         // stdout closed (e.g. piped into `head`): not an analysis failure.

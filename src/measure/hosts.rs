@@ -120,6 +120,15 @@ impl Hosts {
         }
     }
 
+    /// Hosts seen.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();

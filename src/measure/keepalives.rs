@@ -54,6 +54,15 @@ impl Keepalives {
         p.last = Some(ts);
     }
 
+    /// Client–SN pairs seen.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();

@@ -78,19 +78,33 @@ impl Measurements {
     }
 
     /// Writes phonehome.csv, keepalives.csv and hosts.csv into `dir`; `span_ns` is the
-    /// capture's time span (for contacts per hour).
-    pub fn write_csvs(&mut self, dir: &Path, span_ns: i64) -> io::Result<()> {
+    /// capture's time span (for contacts per hour). Returns (rows, what, file) per file.
+    pub fn write_csvs(
+        &mut self,
+        dir: &Path,
+        span_ns: i64,
+    ) -> io::Result<Vec<(u64, &'static str, &'static str)>> {
         self.name_homes();
         let open = |name: &str| File::create(dir.join(name)).map(BufWriter::new);
+        let rows = self.phonehome.rows(span_ns);
         let mut w = open("phonehome.csv")?;
-        phonehome::write_csv(&self.phonehome.rows(span_ns), &mut w)?;
+        phonehome::write_csv(&rows, &mut w)?;
         w.flush()?;
         let mut w = open("keepalives.csv")?;
         self.keepalives.write_csv(&mut w)?;
         w.flush()?;
         let mut w = open("hosts.csv")?;
         self.hosts.write_csv(&mut w)?;
-        w.flush()
+        w.flush()?;
+        Ok(vec![
+            (rows.len() as u64, "phone-home pairs", "phonehome.csv"),
+            (
+                self.keepalives.len() as u64,
+                "keepalive pairs",
+                "keepalives.csv",
+            ),
+            (self.hosts.len() as u64, "hosts", "hosts.csv"),
+        ])
     }
 
     /// The summary's phone-home headlines (the `limit` most frequent pairs).
