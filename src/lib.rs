@@ -11,6 +11,7 @@ pub mod cli;
 pub mod decode;
 pub mod dissect;
 pub mod flow;
+pub mod measure;
 pub mod peer;
 pub mod pipeline;
 pub mod report;

@@ -6,6 +6,7 @@ struct AnalyzeConsumer {
     totals: FlowTotals,
     csv: Option<FlowsCsv>,
     messages: Option<MessagesCsv>,
+    calls: Option<crate::report::calls_csv::CallsReport>,
     csv_error: Option<std::io::Error>,
 }
 
@@ -33,6 +34,9 @@ impl FlowConsumer for AnalyzeConsumer {
                 self.csv_error.get_or_insert(e);
             }
         }
+        if let Some(c) = &mut self.calls {
+            c.message(ctx, msg);
+        }
     }
 }
 
@@ -57,6 +61,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         totals: FlowTotals::default(),
         csv: None,
         messages: None,
+        calls: None,
         csv_error: None,
     };
     if let Some(dir) = &args.csv {
@@ -67,6 +72,11 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         if dissect {
             match create_report(dir, "messages.csv", MessagesCsv::create) {
                 Ok(w) => consumer.messages = Some(w),
+                Err(code) => return code,
+            }
+            use crate::report::calls_csv::CallsReport;
+            match create_report(dir, "calls.csv", CallsReport::create) {
+                Ok(w) => consumer.calls = Some(w),
                 Err(code) => return code,
             }
         }
@@ -91,6 +101,12 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         written.push((m.rows(), "messages", "messages.csv"));
         if let Err(e) = m.finish() {
             failed.get_or_insert(e);
+        }
+    }
+    if let Some(c) = consumer.calls.take() {
+        match c.finish() {
+            Ok(rows) => written.push((rows, "calls", "calls.csv")),
+            Err(e) => drop(failed.get_or_insert(e)),
         }
     }
     if let Some(dir) = &args.csv {
