@@ -211,12 +211,14 @@ pub fn decide_path(
             }
         }
     }
-    // The relay: a host other than the parties that every leg touches.
+    // The relay: a host other than the parties that every leg touches (with the parties
+    // unknown, only when there are more than two hosts).
+    let parties_known = caller.is_some() && callee.is_some();
     let relay_ip = hosts
         .iter()
         .copied()
         .filter(|&h| h != a && Some(h) != callee)
-        .find(|&h| hosts.len() > 2 && legs.iter().all(|l| l.touches(h)));
+        .find(|&h| (parties_known || hosts.len() > 2) && legs.iter().all(|l| l.touches(h)));
     let b = callee.or_else(|| {
         hosts
             .iter()
@@ -510,9 +512,7 @@ impl Call {
             }
             "cancel" => self.end_with(ts, EndReason::Cancel),
             "hold" => {
-                if self.hold_since.is_none() {
-                    self.hold_since = Some(ts);
-                }
+                self.hold_since.get_or_insert(ts);
             }
             "resume" => {
                 if let Some(h) = self.hold_since.take() {
@@ -763,4 +763,540 @@ impl CallTracker {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use crate::flow::{Dir, Uid};
+    use dissectors::registry::Status;
+    use proptest::prelude::*;
+    use std::borrow::Cow;
+
+    const MS: i64 = 1_000_000;
+    const S: i64 = 1_000_000_000;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn ctx(ts: i64, src: &str, dst: &str, tcp: bool) -> MsgCtx {
+        MsgCtx {
+            uid: Uid(1),
+            dir: Dir::Orig,
+            ts: Ts(ts),
+            src: sa(src),
+            dst: sa(dst),
+            proto: if tcp { 6 } else { 17 },
+            digits: 9,
+        }
+    }
+
+    fn msg(t: &'static str, call: u32, info: Option<CallInfo>) -> Message {
+        Message {
+            protocol: "skylark",
+            msg_type: Cow::Borrowed(t),
+            txn_id: None,
+            call_id: Some(u64::from(call)),
+            len: 87,
+            status: Status::Complete,
+            class: None,
+            detail: None,
+            call: info,
+        }
+    }
+
+    fn sig(t: &'static str, call: u32, s: CallSignal) -> Message {
+        msg(t, call, Some(CallInfo::Signal(Box::new(s))))
+    }
+
+    fn voice(call: u32, seq: u16, timestamp: u32) -> Message {
+        msg("voice", call, Some(CallInfo::Media { seq, timestamp }))
+    }
+
+    fn invite(caller: &str, callee: &str) -> CallSignal {
+        CallSignal {
+            caller: Some(caller.into()),
+            callee: Some(callee.into()),
+            ..CallSignal::default()
+        }
+    }
+
+    fn feed(seq: &[(i64, u16, u32)]) -> RtpStats {
+        let mut r = RtpStats::default();
+        for &(t, s, ts) in seq {
+            r.update(Ts(t), s, ts);
+        }
+        r
+    }
+
+    #[test]
+    fn in_order_frames_lose_nothing_and_have_no_jitter() {
+        let frames: Vec<_> = (0..100u16)
+            .map(|i| (i64::from(i) * 30 * MS, i, u32::from(i) * 240))
+            .collect();
+        let r = feed(&frames);
+        assert_eq!((r.expected(), r.received(), r.lost()), (100, 100, 0));
+        assert_eq!(r.loss_fraction(), 0.0);
+        assert_eq!(r.jitter_ms(), 0.0);
+    }
+
+    #[test]
+    fn gaps_are_lost_frames() {
+        let r = feed(&[
+            (0, 10, 0),
+            (30 * MS, 11, 240),
+            (120 * MS, 14, 960),
+            (150 * MS, 15, 1200),
+        ]);
+        assert_eq!((r.expected(), r.received(), r.lost()), (6, 4, 2));
+        assert!((r.loss_fraction() - 2.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sequence_wrap_around_is_extended_not_lost() {
+        let frames: Vec<_> = (0..12u16)
+            .map(|i| {
+                let seq = 65530u16.wrapping_add(i);
+                (i64::from(i) * 30 * MS, seq, u32::from(i) * 240)
+            })
+            .collect();
+        let r = feed(&frames);
+        assert_eq!((r.expected(), r.received(), r.lost()), (12, 12, 0));
+    }
+
+    #[test]
+    fn reordered_frames_are_not_lost_and_duplicates_do_not_count_as_negative_loss() {
+        let r = feed(&[
+            (0, 1, 0),
+            (30 * MS, 2, 240),
+            (60 * MS, 4, 720),
+            (61 * MS, 3, 480),
+            (90 * MS, 5, 960),
+        ]);
+        assert_eq!((r.expected(), r.received(), r.lost()), (5, 5, 0));
+        let r = feed(&[(0, 1, 0), (30 * MS, 2, 240), (31 * MS, 2, 240)]);
+        assert_eq!(r.lost(), -1);
+        assert_eq!(r.loss_fraction(), 0.0);
+        // Reordered across the wrap: 65535 arrives after 0.
+        let r = feed(&[
+            (0, 65534, 0),
+            (60 * MS, 0, 480),
+            (61 * MS, 65535, 240),
+            (90 * MS, 1, 720),
+        ]);
+        assert_eq!((r.expected(), r.received(), r.lost()), (4, 4, 0));
+    }
+
+    #[test]
+    fn a_large_jump_restarts_the_sequence_once_confirmed() {
+        let r = feed(&[
+            (0, 10, 0),
+            (30 * MS, 11, 240),
+            (60 * MS, 20_000, 480),
+            (90 * MS, 20_001, 720),
+        ]);
+        // RFC 3550 A.1: the first far frame is held as bad_seq; the second confirms a restart.
+        assert_eq!((r.expected(), r.received(), r.lost()), (1, 1, 0));
+        let r = feed(&[(0, 10, 0), (30 * MS, 20_000, 240), (60 * MS, 11, 480)]);
+        assert_eq!((r.expected(), r.received()), (2, 2));
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550_a8() {
+        // D = +1 ms then −1 ms: J1 = 1/16, J2 = J1 + (1 − J1)/16.
+        let r = feed(&[(0, 0, 0), (31 * MS, 1, 240), (60 * MS, 2, 480)]);
+        assert!(
+            (r.jitter_ms() - 0.12109375).abs() < 1e-9,
+            "{}",
+            r.jitter_ms()
+        );
+        // Timestamps wrapping at 2^32 with regular arrivals: no jitter.
+        let base = u32::MAX - 300;
+        let r = feed(&[
+            (0, 0, base),
+            (30 * MS, 1, base.wrapping_add(240)),
+            (60 * MS, 2, base.wrapping_add(480)),
+        ]);
+        assert_eq!(r.jitter_ms(), 0.0);
+        // A reordered frame is measured as it arrives (A.8 uses arrival order).
+        let r = feed(&[(0, 0, 0), (60 * MS, 2, 480), (61 * MS, 1, 240)]);
+        assert!(r.jitter_ms() > 0.0);
+    }
+
+    fn leg(src: &str, dst: &str, tcp: bool) -> Leg {
+        Leg {
+            src: sa(src),
+            dst: sa(dst),
+            tcp,
+            frames: 10,
+            bytes: 870,
+            first: Ts(0),
+            last: Ts(270 * MS),
+            rtp: RtpStats::default(),
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn path_decision() {
+        let (a, b, r) = ("10.0.0.1:5000", "10.0.0.2:6000", "10.9.9.9:33033");
+        let direct = [leg(a, b, false), leg(b, a, false)];
+        let d = decide_path(ip("10.0.0.1"), ip("10.0.0.2"), &direct).unwrap();
+        assert_eq!((d.0, d.1), (MediaPath::DirectUdp, None));
+        // Without signalling: two hosts are direct too.
+        assert_eq!(
+            decide_path(None, None, &direct).unwrap().0,
+            MediaPath::DirectUdp
+        );
+        let relayed = [
+            leg(a, r, false),
+            leg(r, b, false),
+            leg(b, r, false),
+            leg(r, a, false),
+        ];
+        let d = decide_path(ip("10.0.0.1"), ip("10.0.0.2"), &relayed).unwrap();
+        assert_eq!((d.0, d.1), (MediaPath::RelayUdp, Some(sa(r))));
+        let d = decide_path(None, None, &relayed).unwrap();
+        assert_eq!((d.0, d.1), (MediaPath::RelayUdp, Some(sa(r))));
+        // One leg a TCP stream to the relay.
+        let mixed = [
+            leg(a, r, true),
+            leg(r, b, false),
+            leg(b, r, false),
+            leg(r, a, true),
+        ];
+        let d = decide_path(ip("10.0.0.1"), ip("10.0.0.2"), &mixed).unwrap();
+        assert_eq!((d.0, d.1), (MediaPath::RelayTcp, Some(sa(r))));
+        // Only the relay's outbound leg seen: the relay's source address.
+        let d = decide_path(ip("10.0.0.1"), ip("10.0.0.2"), &[leg(r, b, false)]).unwrap();
+        assert_eq!((d.0, d.1), (MediaPath::RelayUdp, Some(sa(r))));
+        assert_eq!(decide_path(None, None, &[]), None);
+        // Parties unknown and a lone leg: direct between its two ends.
+        assert_eq!(
+            decide_path(None, None, &[leg(a, b, true)]).unwrap().0,
+            MediaPath::DirectTcp
+        );
+    }
+
+    /// A full call: invite/ringing/accept forwarded once, 100 frames each way, hold, bye.
+    fn run_call(t: &mut CallTracker, id: u32, t0: i64) -> Vec<CallRecord> {
+        let mut out = Vec::new();
+        let (a, b, sn) = ("10.0.0.1:5000", "10.0.0.2:6000", "10.9.9.9:33033");
+        let mut put =
+            |t: &mut CallTracker, c: MsgCtx, m: Message| t.message(&c, &m, &mut |r| out.push(r));
+        put(
+            t,
+            ctx(t0, a, sn, true),
+            sig("invite", id, invite("alice", "bob")),
+        );
+        put(
+            t,
+            ctx(t0 + 40 * MS, sn, b, true),
+            sig("invite", id, invite("alice", "bob")),
+        );
+        put(
+            t,
+            ctx(t0 + 50 * MS, b, sn, true),
+            sig("ringing", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 90 * MS, sn, a, true),
+            sig("ringing", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 2 * S, b, sn, true),
+            sig("accept", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 2 * S + 40 * MS, sn, a, true),
+            sig("accept", id, CallSignal::default()),
+        );
+        for i in 0..100u16 {
+            let at = t0 + 3 * S + i64::from(i) * 30 * MS;
+            put(t, ctx(at, a, b, false), voice(id, i, u32::from(i) * 240));
+            if i != 50 {
+                put(
+                    t,
+                    ctx(at + MS, b, a, false),
+                    voice(id, 1000 + i, u32::from(i) * 240),
+                );
+            }
+        }
+        put(
+            t,
+            ctx(t0 + 7 * S, a, sn, true),
+            sig("hold", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 7 * S + 40 * MS, sn, b, true),
+            sig("hold", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 8 * S, a, b, false),
+            msg("hold-keepalive", id, None),
+        );
+        put(
+            t,
+            ctx(t0 + 9 * S, a, sn, true),
+            sig("resume", id, CallSignal::default()),
+        );
+        put(
+            t,
+            ctx(t0 + 9 * S + 40 * MS, sn, b, true),
+            sig("resume", id, CallSignal::default()),
+        );
+        let bye = CallSignal {
+            reason: Some("hangup".into()),
+            ..CallSignal::default()
+        };
+        put(
+            t,
+            ctx(t0 + 12 * S, a, sn, true),
+            sig("bye", id, bye.clone()),
+        );
+        put(
+            t,
+            ctx(t0 + 12 * S + 40 * MS, sn, b, true),
+            sig("bye", id, bye),
+        );
+        out
+    }
+
+    #[test]
+    fn a_call_is_reconstructed_from_forwarded_signalling_and_media() {
+        let mut t = CallTracker::new();
+        assert!(run_call(&mut t, 7, 100 * S).is_empty());
+        let mut out = Vec::new();
+        t.finish(&mut |r| out.push(r));
+        let [r] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.call_id, 7);
+        assert_eq!(
+            (r.caller.as_deref(), r.callee.as_deref()),
+            (Some("alice"), Some("bob"))
+        );
+        assert_eq!(r.caller_addr, Some(sa("10.0.0.1:5000")));
+        assert_eq!(r.callee_addr, Some(sa("10.0.0.2:6000")));
+        assert_eq!(r.start, Ts(100 * S));
+        assert_eq!(r.setup_ringing_ns, Some(50 * MS));
+        assert_eq!(r.setup_accept_ns, Some(2 * S));
+        assert_eq!(r.duration_ns, Some(10 * S));
+        assert_eq!(r.end_reason, EndReason::Bye(Some("hangup".into())));
+        assert_eq!(r.end_reason.to_string(), "bye:hangup");
+        assert_eq!((r.media_path, r.relay), (Some(MediaPath::DirectUdp), None));
+        assert_eq!((r.ab.packets, r.ba.packets), (100, 99));
+        assert_eq!((r.ab.loss, r.ba.loss), (Some(0.0), Some(0.01)));
+        assert_eq!(r.ab.jitter_ms, Some(0.0));
+        // 87 bytes per 30 ms over 99 intervals.
+        let kbps = r.ab.bitrate_kbps.unwrap();
+        assert!(
+            (kbps - 100.0 * 87.0 * 8.0 / 2.97 / 1000.0).abs() < 1e-9,
+            "{kbps}"
+        );
+        assert_eq!(r.hold_ns, 2 * S);
+        assert_eq!((r.conference, r.mixer.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn ended_calls_are_reported_after_the_linger_and_stragglers_ignored() {
+        let mut t = CallTracker::new();
+        run_call(&mut t, 7, 0);
+        let mut out = Vec::new();
+        let late = ctx(
+            12 * S + LINGER_NS + S,
+            "10.0.0.1:5000",
+            "10.0.0.2:6000",
+            false,
+        );
+        t.message(&late, &voice(7, 500, 0), &mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert!(t.is_empty(), "the straggler must not open a new call");
+        t.finish(&mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn idle_calls_are_reported_and_open_ones_at_the_end() {
+        let mut t = CallTracker::new();
+        let mut out = Vec::new();
+        let c = ctx(0, "10.0.0.1:1", "10.0.0.2:2", true);
+        t.message(&c, &sig("invite", 1, invite("a", "b")), &mut |r| {
+            out.push(r)
+        });
+        let c2 = ctx(IDLE_NS + S, "10.0.0.1:1", "10.0.0.2:2", true);
+        t.message(&c2, &sig("invite", 2, invite("a", "b")), &mut |r| {
+            out.push(r)
+        });
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].call_id, &out[0].end_reason), (1, &EndReason::Idle));
+        assert_eq!(out[0].media_path, None);
+        t.finish(&mut |r| out.push(r));
+        assert_eq!((out[1].call_id, &out[1].end_reason), (2, &EndReason::Eof));
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_evicts_the_least_recently_active() {
+        let mut t = CallTracker::with_capacity(2);
+        let mut out = Vec::new();
+        for id in 1..=3u32 {
+            let c = ctx(i64::from(id) * MS, "10.0.0.1:1", "10.0.0.2:2", false);
+            t.message(&c, &voice(id, 0, 0), &mut |r| out.push(r));
+        }
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.evicted(), 1);
+        assert_eq!(
+            (out[0].call_id, &out[0].end_reason),
+            (1, &EndReason::Evicted)
+        );
+    }
+
+    #[test]
+    fn rejects_cancels_and_error_responses_end_calls() {
+        let mut t = CallTracker::new();
+        let mut out = Vec::new();
+        let (a, b) = ("10.0.0.1:1", "10.0.0.2:2");
+        let mut put =
+            |t: &mut CallTracker, c: MsgCtx, m: Message| t.message(&c, &m, &mut |r| out.push(r));
+        put(
+            &mut t,
+            ctx(0, a, b, true),
+            sig("invite", 1, invite("a", "b")),
+        );
+        let busy = CallSignal {
+            error_code: Some(7),
+            ..CallSignal::default()
+        };
+        put(&mut t, ctx(MS, b, a, true), sig("reject", 1, busy.clone()));
+        put(
+            &mut t,
+            ctx(0, a, b, true),
+            sig("invite", 2, invite("a", "b")),
+        );
+        put(
+            &mut t,
+            ctx(MS, a, b, true),
+            sig("cancel", 2, CallSignal::default()),
+        );
+        put(
+            &mut t,
+            ctx(0, a, b, true),
+            sig("invite", 3, invite("a", "b")),
+        );
+        put(&mut t, ctx(MS, b, a, true), sig("invite", 3, busy));
+        t.finish(&mut |r| out.push(r));
+        let reasons: Vec<String> = out.iter().map(|r| r.end_reason.to_string()).collect();
+        assert_eq!(reasons, ["reject:busy", "cancel", "reject:busy"]);
+        assert_eq!(out[0].duration_ns, None);
+    }
+
+    #[test]
+    fn conference_legs_share_the_first_legs_id() {
+        let mut t = CallTracker::new();
+        let mut out = Vec::new();
+        let conf = |caller: &str, callee: &str, members: &[&str]| CallSignal {
+            mixer: Some("bob".into()),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            ..invite(caller, callee)
+        };
+        let c = ctx(0, "10.0.0.1:1", "10.0.0.2:2", true);
+        t.message(
+            &c,
+            &sig(
+                "invite",
+                10,
+                conf("alice", "bob", &["alice", "bob", "carol"]),
+            ),
+            &mut |r| out.push(r),
+        );
+        let c = ctx(S, "10.0.0.2:2", "10.0.0.3:3", true);
+        t.message(
+            &c,
+            &sig(
+                "invite",
+                20,
+                conf("bob", "carol", &["carol", "alice", "bob"]),
+            ),
+            &mut |r| out.push(r),
+        );
+        let c = ctx(S, "10.0.0.2:2", "10.0.0.4:3", true);
+        t.message(
+            &c,
+            &sig("invite", 30, conf("bob", "dave", &["bob", "dave"])),
+            &mut |r| out.push(r),
+        );
+        t.finish(&mut |r| out.push(r));
+        let conf: Vec<_> = out
+            .iter()
+            .map(|r| (r.call_id, r.conference, r.mixer.as_deref()))
+            .collect();
+        assert_eq!(
+            conf,
+            [
+                (10, Some(10), Some("bob")),
+                (20, Some(10), Some("bob")),
+                (30, Some(30), Some("bob"))
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_cut_and_made_printable() {
+        assert_eq!(cut("ab\ncd", 64), "ab?cd");
+        assert_eq!(cut(&"é".repeat(40), MAX_NAME_LEN).len(), 64);
+        assert_eq!(cut("aé", 2), "a");
+    }
+
+    proptest! {
+        #[test]
+        fn rtp_stats_stay_sane(frames in proptest::collection::vec((0i64..100_000_000, any::<u16>(), any::<u32>()), 0..300)) {
+            let mut r = RtpStats::default();
+            let mut at = 0i64;
+            for (dt, seq, ts) in frames {
+                at += dt;
+                r.update(Ts(at), seq, ts);
+                let f = r.loss_fraction();
+                prop_assert!((0.0..=1.0).contains(&f));
+                prop_assert!(r.jitter_ms().is_finite() && r.jitter_ms() >= 0.0);
+            }
+        }
+
+        #[test]
+        fn the_tracker_never_exceeds_its_capacity(
+            msgs in proptest::collection::vec((0u8..8, 0u32..12, 0i64..3_000_000_000, any::<u16>(), 0u8..4), 0..200)
+        ) {
+            let mut t = CallTracker::with_capacity(4);
+            let mut rows = 0usize;
+            let hosts = ["10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3", "10.0.0.4:4"];
+            let mut at = 0;
+            for (kind, id, dt, seq, h) in msgs {
+                at += dt;
+                let m = match kind {
+                    0 => sig("invite", id, invite("a", "b")),
+                    1 => sig("ringing", id, CallSignal::default()),
+                    2 => sig("accept", id, CallSignal::default()),
+                    3 => sig("bye", id, CallSignal::default()),
+                    4 => sig("hold", id, CallSignal::default()),
+                    5 => sig("resume", id, CallSignal::default()),
+                    _ => voice(id, seq, u32::from(seq) * 240),
+                };
+                let src = hosts[usize::from(h)];
+                let dst = hosts[usize::from((h + 1) % 4)];
+                t.message(&ctx(at, src, dst, h == 3), &m, &mut |_| rows += 1);
+                prop_assert!(t.len() <= 4);
+            }
+            t.finish(&mut |r| {
+                rows += 1;
+                assert!(r.hold_ns >= 0 && r.duration_ns.is_none_or(|d| d >= 0));
+            });
+            prop_assert!(t.is_empty());
+            prop_assert!(rows <= 200);
+        }
+    }
+}

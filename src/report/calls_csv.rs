@@ -42,10 +42,20 @@ pub struct CallsCsv {
     rows: u64,
 }
 
-/// Seconds with microsecond precision from nanoseconds.
-fn secs(ns: Option<i64>) -> String {
-    ns.map(|n| format!("{:.6}", n as f64 / 1e9))
-        .unwrap_or_default()
+/// Seconds from nanoseconds with `digits` fractional digits, truncated (exact, no float).
+fn secs(ns: Option<i64>, digits: u8) -> String {
+    let Some(ns) = ns else {
+        return String::new();
+    };
+    let digits = u32::from(digits.min(9));
+    let sign = if ns < 0 { "-" } else { "" };
+    let abs = ns.unsigned_abs();
+    let whole = abs / 1_000_000_000;
+    if digits == 0 {
+        return format!("{sign}{whole}");
+    }
+    let frac = (abs % 1_000_000_000) / 10u64.pow(9 - digits);
+    format!("{sign}{whole}.{frac:0width$}", width = digits as usize)
 }
 
 fn fixed(v: Option<f64>, digits: usize) -> String {
@@ -96,9 +106,9 @@ pub fn render<'r>(row: &'r mut CsvRow, c: &CallRecord, digits: u8) -> &'r [u8] {
         .str(&opt(c.caller_addr))
         .str(&opt(c.callee_addr))
         .field(c.start.display(digits))
-        .str(&secs(c.setup_ringing_ns))
-        .str(&secs(c.setup_accept_ns))
-        .str(&secs(c.duration_ns))
+        .str(&secs(c.setup_ringing_ns, digits))
+        .str(&secs(c.setup_accept_ns, digits))
+        .str(&secs(c.duration_ns, digits))
         .field(&c.end_reason)
         .str(c.media_path.map(|p| p.as_str()).unwrap_or_default())
         .str(&opt(c.relay))
@@ -110,7 +120,7 @@ pub fn render<'r>(row: &'r mut CsvRow, c: &CallRecord, digits: u8) -> &'r [u8] {
         .str(&fixed(c.ba.loss, 6))
         .str(&fixed(c.ab.jitter_ms, 3))
         .str(&fixed(c.ba.jitter_ms, 3))
-        .str(&secs(Some(c.hold_ns)))
+        .str(&secs(Some(c.hold_ns), digits))
         .str(&opt(c.conference))
         .str(c.mixer.as_deref().unwrap_or_default());
     row.finish()
@@ -159,5 +169,58 @@ impl CallsReport {
         }
         let rows = self.csv.rows();
         self.csv.finish().map(|()| rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::calls::{DirStats, EndReason, MediaPath};
+    use crate::time::Ts;
+
+    #[test]
+    fn seconds_are_exact_at_the_capture_precision() {
+        assert_eq!(secs(Some(29_874_238_123), 6), "29.874238");
+        assert_eq!(secs(Some(29_874_238_123), 9), "29.874238123");
+        assert_eq!(secs(Some(-1_500_000_000), 3), "-1.500");
+        assert_eq!(secs(Some(7), 0), "0");
+        assert_eq!(secs(None, 6), "");
+    }
+
+    #[test]
+    fn a_row_has_every_column_and_falls_back_to_addresses() {
+        let rec = CallRecord {
+            call_id: 42,
+            caller: None,
+            callee: Some("bob, jr".into()),
+            caller_addr: Some("10.0.0.1:5000".parse().unwrap()),
+            callee_addr: None,
+            start: Ts(1_000_000_000),
+            setup_ringing_ns: Some(40_000_000),
+            setup_accept_ns: None,
+            duration_ns: None,
+            end_reason: EndReason::Eof,
+            media_path: Some(MediaPath::RelayTcp),
+            relay: Some("10.9.9.9:443".parse().unwrap()),
+            ab: DirStats {
+                packets: 3,
+                bitrate_kbps: Some(23.2),
+                loss: Some(0.0),
+                jitter_ms: Some(1.5),
+            },
+            ba: DirStats::default(),
+            hold_ns: 0,
+            conference: Some(42),
+            mixer: Some("bob".into()),
+            untracked_frames: 0,
+        };
+        let mut row = CsvRow::default();
+        let text = String::from_utf8(render(&mut row, &rec, 6).to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "42,10.0.0.1:5000,\"bob, jr\",10.0.0.1:5000,,1.000000,0.040000,,,eof,relay-tcp,\
+             10.9.9.9:443,3,0,23.200,,0.000000,,1.500,,0.000000,42,bob\n"
+        );
+        assert_eq!(text.matches(',').count(), CALLS_COLUMNS.len()); // one quoted comma
     }
 }
