@@ -168,3 +168,40 @@ fn conference_legs_share_the_conference_and_name_the_mixer() {
     }
     assert_eq!(rows[0]["caller"], "alice");
 }
+
+#[test]
+fn hold_time_is_measured_between_hold_and_resume() {
+    // scenarios/basic-call.toml: alice holds at 13 s and resumes at 15 s.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/basic-call.toml");
+    let o = Command::new(bin())
+        .args(["sim", scenario.to_str().unwrap(), "--quiet", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(bin())
+        .args(["analyze", "--quiet", "--csv"])
+        .arg(dir.path().join("out"))
+        .arg(dir.path().join("capture.pcapng"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows = parse(&std::fs::read_to_string(dir.path().join("out/calls.csv")).unwrap());
+    let [call] = rows.as_slice() else {
+        panic!("{rows:?}")
+    };
+    assert!((num(call, "hold_s") - 2.0).abs() < 0.1, "{call:?}");
+    assert_eq!(call["media_path"], "direct-udp");
+    assert_eq!(call["end_reason"], "bye:hangup");
+}

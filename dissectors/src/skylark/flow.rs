@@ -306,3 +306,88 @@ fn signal(o: ObjectsView<'_>) -> CallSignal {
         reason: text(FieldId::Reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skylark::{Flags, Media, Message as Wire, Object};
+
+    fn parse_udp(m: &Wire) -> Message {
+        let mut buf = Vec::new();
+        m.emit(&mut buf).unwrap();
+        let mut out = Vec::new();
+        SkylarkFlow::new(Transport::Udp).parse(Side::Orig, 0, &buf, &mut out);
+        out.pop().unwrap()
+    }
+
+    #[test]
+    fn call_messages_carry_typed_fields() {
+        let invite = Wire::new(
+            MsgType::Invite,
+            Flags::REQUEST,
+            9,
+            vec![
+                Object::u32(FieldId::CallId, 77),
+                Object::str(FieldId::Caller, "alice"),
+                Object::str(FieldId::Callee, "bob"),
+                Object::addr(FieldId::MediaAddr, "10.0.0.1:5000".parse().unwrap()),
+                Object::list(FieldId::Codecs, vec![Object::u32(FieldId::Codec, 1)]),
+                Object::u32(FieldId::FrameMs, 30),
+                Object::list(
+                    FieldId::Members,
+                    vec![
+                        Object::str(FieldId::User, "alice"),
+                        Object::str(FieldId::User, "carol"),
+                    ],
+                ),
+                Object::str(FieldId::Mixer, "bob"),
+            ],
+        );
+        let row = parse_udp(&invite);
+        assert_eq!(row.call_id, Some(77));
+        let Some(CallInfo::Signal(s)) = row.call else {
+            panic!("{row:?}")
+        };
+        assert_eq!(
+            (s.caller.as_deref(), s.callee.as_deref()),
+            (Some("alice"), Some("bob"))
+        );
+        assert_eq!(s.mixer.as_deref(), Some("bob"));
+        assert_eq!(s.members, ["alice", "carol"]);
+        assert_eq!(s.media_addr, Some("10.0.0.1:5000".parse().unwrap()));
+        assert_eq!(s.frame_ms, Some(30));
+
+        let voice = Wire::media(
+            MsgType::Voice,
+            77,
+            Media {
+                seq: 65535,
+                timestamp: 4_294_967_000,
+                codec: 1,
+                redundancy: Vec::new(),
+                payload: vec![0; 67],
+            },
+        );
+        let row = parse_udp(&voice);
+        assert_eq!(row.call_id, Some(77));
+        assert_eq!(
+            row.call,
+            Some(CallInfo::Media {
+                seq: 65535,
+                timestamp: 4_294_967_000
+            })
+        );
+
+        // Other families carry nothing typed.
+        let ping = Wire::new(
+            MsgType::NatPing,
+            Flags::REQUEST,
+            1,
+            vec![
+                Object::u64(FieldId::NodeId, 1),
+                Object::u32(FieldId::Seq, 1),
+            ],
+        );
+        assert_eq!(parse_udp(&ping).call, None);
+    }
+}
