@@ -4,9 +4,9 @@ use super::*;
 
 struct AnalyzeConsumer {
     totals: FlowTotals,
+    calls: Option<crate::report::calls_csv::CallsReport>,
     csv: Option<FlowsCsv>,
     messages: Option<MessagesCsv>,
-    calls: Option<crate::report::calls_csv::CallsReport>,
     csv_error: Option<std::io::Error>,
 }
 
@@ -59,9 +59,9 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
     let dissect = !args.no_dissect;
     let mut consumer = AnalyzeConsumer {
         totals: FlowTotals::default(),
+        calls: None,
         csv: None,
         messages: None,
-        calls: None,
         csv_error: None,
     };
     if let Some(dir) = &args.csv {
