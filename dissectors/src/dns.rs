@@ -658,6 +658,7 @@ impl<'a> DnsView<'a> {
             status,
             class: None,
             detail: d.finish(),
+            call: None,
         }
     }
 }

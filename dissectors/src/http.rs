@@ -477,6 +477,7 @@ pub fn head_message(head: &HeadView<'_>, body_len: Option<u64>, status: Status) 
         status,
         class: None,
         detail: d.finish(),
+        call: None,
     }
 }
 

@@ -11,6 +11,7 @@
 
 use crate::DissectError;
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 /// Transport a dissector runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +99,37 @@ pub struct Message {
     /// Short protocol-specific detail: DNS name and answers, HTTP Host and path, TLS SNI,
     /// STUN mapped address. Bounded by the dissector; never contains raw control bytes.
     pub detail: Option<String>,
+    /// Typed call and media fields for measurements (calls.csv); `None` unless the protocol
+    /// carries calls (today only Skylark fills it).
+    pub call: Option<CallInfo>,
+}
+
+/// Typed fields of a call-related message, as values rather than `detail` text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallInfo {
+    /// A media frame (Skylark §7.1): sequence number and 8 kHz sampling timestamp.
+    Media { seq: u16, timestamp: u32 },
+    /// Signalling fields present in the message (boxed: rare, and larger than a frame).
+    Signal(Box<CallSignal>),
+}
+
+/// Signalling fields of a call message (Skylark §5.1, family 3); absent fields are `None`.
+/// Strings are bounded by the protocol's own limits (Skylark: 1024 bytes, 256 list items).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSignal {
+    pub caller: Option<String>,
+    pub callee: Option<String>,
+    /// `conf-join` / `conf-leave` member.
+    pub user: Option<String>,
+    /// Conference mixer (`invite` of a conference leg, `conf-mixer`).
+    pub mixer: Option<String>,
+    /// Conference members (`invite` of a conference leg, `conf-mixer`).
+    pub members: Vec<String>,
+    pub media_addr: Option<SocketAddr>,
+    pub relay_addr: Option<SocketAddr>,
+    pub frame_ms: Option<u32>,
+    pub error_code: Option<u32>,
+    pub reason: Option<String>,
 }
 
 /// What a [`FlowDissector::parse`] call did with its input.

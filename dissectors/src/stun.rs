@@ -876,6 +876,7 @@ impl<'a> StunView<'a> {
             status,
             class: None,
             detail: d.finish(),
+            call: None,
         }
     }
 }
@@ -929,6 +930,7 @@ impl<'a> ChannelDataView<'a> {
             },
             class: None,
             detail: d.finish(),
+            call: None,
         }
     }
 }

@@ -477,6 +477,7 @@ pub fn hello_message(
         status,
         class: None,
         detail: d.finish(),
+        call: None,
     })
 }
 

@@ -35,6 +35,7 @@ fn msg(
         status: Status::Complete,
         class,
         detail: detail.map(str::to_string),
+        call: None,
     }
 }
 

@@ -6,6 +6,7 @@ use crate::measure::{Measurements, Seen};
 
 struct AnalyzeConsumer {
     totals: FlowTotals,
+    calls: Option<crate::report::calls_csv::CallsReport>,
     csv: Option<FlowsCsv>,
     messages: Option<MessagesCsv>,
     classifier: Classifier,
@@ -46,6 +47,9 @@ impl FlowConsumer for AnalyzeConsumer {
                 self.csv_error.get_or_insert(e);
             }
         }
+        if let Some(c) = &mut self.calls {
+            c.message(ctx, msg);
+        }
     }
 }
 
@@ -68,6 +72,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
     let dissect = !args.no_dissect;
     let mut consumer = AnalyzeConsumer {
         totals: FlowTotals::default(),
+        calls: None,
         csv: None,
         messages: None,
         classifier: Classifier::new(args.home.clone()),
@@ -82,6 +87,11 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         if dissect {
             match create_report(dir, "messages.csv", MessagesCsv::create) {
                 Ok(w) => consumer.messages = Some(w),
+                Err(code) => return code,
+            }
+            use crate::report::calls_csv::CallsReport;
+            match create_report(dir, "calls.csv", CallsReport::create) {
+                Ok(w) => consumer.calls = Some(w),
                 Err(code) => return code,
             }
         }
@@ -106,6 +116,12 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         written.push((m.rows(), "messages", "messages.csv"));
         if let Err(e) = m.finish() {
             failed.get_or_insert(e);
+        }
+    }
+    if let Some(c) = consumer.calls.take() {
+        match c.finish() {
+            Ok(rows) => written.push((rows, "calls", "calls.csv")),
+            Err(e) => drop(failed.get_or_insert(e)),
         }
     }
     let span = match (stats.first_ts, stats.last_ts) {

@@ -2,6 +2,7 @@
 //! phone-home contacts, keepalives per client–super-node pair, and the role of every host.
 //! [`Measurements`] feeds every message to each of them and writes their CSV files.
 
+pub mod calls;
 pub mod hosts;
 pub mod intervals;
 pub mod keepalives;

@@ -9,10 +9,14 @@
 
 use super::codec::{LaxMessage, MessageView};
 use super::framing::{MAX_RESYNC_SCAN, Resync, frame_len, plausible_prefix, resync};
+use super::header::Family;
 use super::header::HEADER_LEN;
 use super::messages::{ErrorCode, FieldId, MsgType};
+use super::object::{ObjectsView, ValueView};
 use crate::DissectError;
-use crate::registry::{FlowDissector, Message, Progress, Side, Status, Transport};
+use crate::registry::{
+    CallInfo, CallSignal, FlowDissector, Message, Progress, Side, Status, Transport,
+};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -138,6 +142,7 @@ impl SkylarkFlow {
             status: Status::Malformed,
             class: None,
             detail: Some(format!("skipped {} bytes", *skipped)),
+            call: None,
         });
         *skipped = 0;
     }
@@ -194,6 +199,7 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
             status: Status::Malformed,
             class: None,
             detail: None,
+            call: None,
         };
     };
     let status = match &lax.stop {
@@ -201,10 +207,11 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
         Some(s) if matches!(s.reason, DissectError::Truncated { .. }) => Status::Truncated,
         Some(_) => Status::Malformed,
     };
-    let objects = lax.body.and_then(|b| match b {
-        super::codec::BodyView::Objects(o) => Some(o),
-        super::codec::BodyView::Media(_) => None,
-    });
+    let (objects, frame) = match lax.body {
+        Some(super::codec::BodyView::Objects(o)) => (Some(o), None),
+        Some(super::codec::BodyView::Media(m)) => (None, Some(m)),
+        None => (None, None),
+    };
     let media = header.msg_type.is_media();
     let call_id = if media {
         Some(u64::from(header.txn_id))
@@ -260,5 +267,127 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
         status,
         class: header.msg_type.class(),
         detail: (!detail.is_empty()).then_some(detail),
+        call: match (frame, objects) {
+            (Some(m), _) => Some(CallInfo::Media {
+                seq: m.seq,
+                timestamp: m.timestamp,
+            }),
+            (None, Some(o)) if header.msg_type.family() == Family::Signalling => {
+                Some(CallInfo::Signal(Box::new(signal(o))))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// The typed call fields of a signalling message (PROTOCOL.md §5.1, family 3).
+fn signal(o: ObjectsView<'_>) -> CallSignal {
+    let text = |id| o.get_str(id).map(str::to_string);
+    let members = match o.get(FieldId::Members).map(|m| m.value) {
+        Some(ValueView::List(list)) => list
+            .iter()
+            .filter_map(|item| match item.value {
+                ValueView::Str(u) if item.id == FieldId::User => Some(u.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    CallSignal {
+        caller: text(FieldId::Caller),
+        callee: text(FieldId::Callee),
+        user: text(FieldId::User),
+        mixer: text(FieldId::Mixer),
+        members,
+        media_addr: o.get_addr(FieldId::MediaAddr),
+        relay_addr: o.get_addr(FieldId::RelayAddr),
+        frame_ms: o.get_u32(FieldId::FrameMs),
+        error_code: o.get_u32(FieldId::ErrorCode),
+        reason: text(FieldId::Reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skylark::{Flags, Media, Message as Wire, Object};
+
+    fn parse_udp(m: &Wire) -> Message {
+        let mut buf = Vec::new();
+        m.emit(&mut buf).unwrap();
+        let mut out = Vec::new();
+        SkylarkFlow::new(Transport::Udp).parse(Side::Orig, 0, &buf, &mut out);
+        out.pop().unwrap()
+    }
+
+    #[test]
+    fn call_messages_carry_typed_fields() {
+        let invite = Wire::new(
+            MsgType::Invite,
+            Flags::REQUEST,
+            9,
+            vec![
+                Object::u32(FieldId::CallId, 77),
+                Object::str(FieldId::Caller, "alice"),
+                Object::str(FieldId::Callee, "bob"),
+                Object::addr(FieldId::MediaAddr, "10.0.0.1:5000".parse().unwrap()),
+                Object::list(FieldId::Codecs, vec![Object::u32(FieldId::Codec, 1)]),
+                Object::u32(FieldId::FrameMs, 30),
+                Object::list(
+                    FieldId::Members,
+                    vec![
+                        Object::str(FieldId::User, "alice"),
+                        Object::str(FieldId::User, "carol"),
+                    ],
+                ),
+                Object::str(FieldId::Mixer, "bob"),
+            ],
+        );
+        let row = parse_udp(&invite);
+        assert_eq!(row.call_id, Some(77));
+        let Some(CallInfo::Signal(s)) = row.call else {
+            panic!("{row:?}")
+        };
+        assert_eq!(
+            (s.caller.as_deref(), s.callee.as_deref()),
+            (Some("alice"), Some("bob"))
+        );
+        assert_eq!(s.mixer.as_deref(), Some("bob"));
+        assert_eq!(s.members, ["alice", "carol"]);
+        assert_eq!(s.media_addr, Some("10.0.0.1:5000".parse().unwrap()));
+        assert_eq!(s.frame_ms, Some(30));
+
+        let voice = Wire::media(
+            MsgType::Voice,
+            77,
+            Media {
+                seq: 65535,
+                timestamp: 4_294_967_000,
+                codec: 1,
+                redundancy: Vec::new(),
+                payload: vec![0; 67],
+            },
+        );
+        let row = parse_udp(&voice);
+        assert_eq!(row.call_id, Some(77));
+        assert_eq!(
+            row.call,
+            Some(CallInfo::Media {
+                seq: 65535,
+                timestamp: 4_294_967_000
+            })
+        );
+
+        // Other families carry nothing typed.
+        let ping = Wire::new(
+            MsgType::NatPing,
+            Flags::REQUEST,
+            1,
+            vec![
+                Object::u64(FieldId::NodeId, 1),
+                Object::u32(FieldId::Seq, 1),
+            ],
+        );
+        assert_eq!(parse_udp(&ping).call, None);
     }
 }
