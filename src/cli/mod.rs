@@ -20,6 +20,7 @@ use std::process::ExitCode;
 mod analyze;
 mod flows;
 mod peer;
+mod phonehome;
 mod score;
 mod sim;
 
@@ -89,6 +90,10 @@ pub enum Command {
         Built-in scenarios: no-nat, one-nat, both-nat-udp-blocked, conference, phone-home, \
         churn, large. Same scenario and seed: byte-identical outputs.")]
     Sim(SimArgs),
+    /// The phone-home report: per client and home endpoint (login or home server, or one
+    /// named with --home), contacts and their intervals.
+    #[command(after_help = phonehome::AFTER_HELP)]
+    Phonehome(phonehome::PhoneHomeArgs),
     /// Score the analyzer's classification against ground-truth labels (labels.csv).
     #[command(after_help = score::AFTER_HELP)]
     Score(score::ScoreArgs),
@@ -313,6 +318,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab(&args),
         Command::Sim(args) => sim(&args),
         Command::Score(args) => score::score(&args),
+        Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
     };
     ExitCode::from(code)
 }

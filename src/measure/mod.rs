@@ -108,6 +108,12 @@ impl Measurements {
         ])
     }
 
+    /// The phone-home rows, home endpoints named by their role.
+    pub fn phonehome_rows(&mut self, span_ns: i64) -> Vec<phonehome::Row> {
+        self.name_homes();
+        self.phonehome.rows(span_ns)
+    }
+
     /// The summary's phone-home headlines (the `limit` most frequent pairs).
     pub fn headlines(&mut self, span_ns: i64, limit: usize) -> Vec<String> {
         self.name_homes();
