@@ -12,7 +12,7 @@
 //! host for the relay rule.
 
 use crate::report::csv_row::CsvRow;
-use std::collections::{BTreeMap, BTreeSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -43,19 +43,19 @@ const EVIDENCE: &[(u16, &str)] = &[
 #[derive(Default)]
 struct Host {
     evidence: u16,
-    peers: BTreeSet<IpAddr>,
+    peers: FxHashSet<IpAddr>,
     peers_saturated: bool,
     bytes_sent: u64,
     bytes_received: u64,
     /// Media frames (bytes) this host forwarded for others.
     bytes_relayed: u64,
-    media_in: BTreeMap<u64, IpAddr>,
+    media_in: FxHashMap<u64, IpAddr>,
 }
 
-/// Accumulates messages; output ordered by address.
+/// Accumulates messages; output ordered by address (hash maps for speed, sorted on output).
 #[derive(Default)]
 pub struct Hosts {
-    hosts: BTreeMap<IpAddr, Host>,
+    hosts: FxHashMap<IpAddr, Host>,
     pub dropped: u64,
 }
 
@@ -132,7 +132,9 @@ impl Hosts {
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();
-        for (addr, h) in &self.hosts {
+        let mut all: Vec<(&IpAddr, &Host)> = self.hosts.iter().collect();
+        all.sort_unstable_by_key(|(a, _)| **a);
+        for (addr, h) in all {
             let evidence: Vec<&str> = EVIDENCE
                 .iter()
                 .filter(|(bit, _)| h.evidence & bit != 0)

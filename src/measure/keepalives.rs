@@ -7,7 +7,7 @@
 use super::intervals::{Intervals, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -21,10 +21,10 @@ struct Pair {
     intervals: Intervals,
 }
 
-/// Accumulates keepalives; output ordered by (client, super node).
+/// Accumulates keepalives; output sorted by (client, super node).
 #[derive(Default)]
 pub struct Keepalives {
-    pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+    pairs: FxHashMap<(IpAddr, IpAddr), Pair>,
     pub dropped: u64,
 }
 
@@ -66,7 +66,9 @@ impl Keepalives {
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();
-        for (&(client, sn), p) in &self.pairs {
+        let mut all: Vec<(&(IpAddr, IpAddr), &Pair)> = self.pairs.iter().collect();
+        all.sort_unstable_by_key(|(k, _)| **k);
+        for (&(client, sn), p) in all {
             let i = &p.intervals;
             r.clear();
             r.ip(client)

@@ -13,6 +13,7 @@
 use super::intervals::{Intervals, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -111,10 +112,10 @@ pub const COLUMNS: &[&str] = &[
     "kinds",
 ];
 
-/// Accumulates observations; ordered output (client, then home) for reproducible files.
+/// Accumulates observations; output sorted by (client, home) for reproducible files.
 #[derive(Default)]
 pub struct PhoneHome {
-    pairs: BTreeMap<(IpAddr, IpAddr), Pair>,
+    pairs: FxHashMap<(IpAddr, IpAddr), Pair>,
     names: BTreeMap<IpAddr, String>,
     /// Observations of pairs beyond [`MAX_PAIRS`].
     pub dropped: u64,
@@ -166,8 +167,10 @@ impl PhoneHome {
     /// The rows, with contacts per hour over `span_ns` (the capture's time span).
     pub fn rows(&self, span_ns: i64) -> Vec<Row> {
         let hours = (span_ns.max(1) as f64) / 3.6e12;
-        self.pairs
-            .iter()
+        let mut pairs: Vec<(&(IpAddr, IpAddr), &Pair)> = self.pairs.iter().collect();
+        pairs.sort_unstable_by_key(|(k, _)| **k);
+        pairs
+            .into_iter()
             .map(|(&(client, home), p)| {
                 let i = &p.intervals;
                 Row {
