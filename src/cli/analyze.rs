@@ -41,6 +41,8 @@ impl FlowConsumer for AnalyzeConsumer {
             call_id: msg.call_id,
             from_home: self.classifier.is_home(ctx.src),
             to_home: c.home,
+            txn_id: msg.txn_id,
+            detail: msg.detail.as_deref().unwrap_or(""),
         });
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {

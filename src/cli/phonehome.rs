@@ -50,6 +50,8 @@ impl FlowConsumer for Consumer {
             call_id: msg.call_id,
             from_home: self.classifier.is_home(ctx.src),
             to_home: c.home,
+            txn_id: msg.txn_id,
+            detail: msg.detail.as_deref().unwrap_or(""),
         });
     }
 }

@@ -1,11 +1,14 @@
 //! Sessions and measurements reconstructed from decoded, classified messages (issue 6):
-//! phone-home contacts, keepalives per client–super-node pair, and the role of every host.
+//! phone-home contacts, keepalives per client–super-node pair, the role of every host, client
+//! logins and user lookups.
 //! [`Measurements`] feeds every message to each of them and writes their CSV files.
 
 pub mod calls;
 pub mod hosts;
 pub mod intervals;
 pub mod keepalives;
+pub mod logins;
+pub mod lookups;
 pub mod phonehome;
 
 use crate::pipeline::MsgCtx;
@@ -23,6 +26,9 @@ pub struct Seen<'a> {
     /// The sender / the receiver is a home endpoint.
     pub from_home: bool,
     pub to_home: bool,
+    pub txn_id: Option<u64>,
+    /// The dissector's detail text (`""` if none); an error response's starts `error=`.
+    pub detail: &'a str,
 }
 
 /// The phone-home kind of a message to or from home.
@@ -43,6 +49,8 @@ pub struct Measurements {
     pub phonehome: phonehome::PhoneHome,
     pub keepalives: keepalives::Keepalives,
     pub hosts: hosts::Hosts,
+    pub logins: logins::Logins,
+    pub lookups: lookups::Lookups,
 }
 
 impl Measurements {
@@ -66,6 +74,10 @@ impl Measurements {
         }
         self.hosts
             .observe(src.ip(), dst.ip(), m.kind, len, m.call_id);
+        self.logins
+            .observe(m.ctx.ts, src, dst, m.ctx.proto, m.kind, m.detail, m.len);
+        self.lookups
+            .observe(m.ctx.ts, src, dst, m.kind, m.txn_id, m.detail);
     }
 
     /// Names the home endpoints by the role their traffic shows (`login-server`, `home`).
@@ -78,7 +90,7 @@ impl Measurements {
         }
     }
 
-    /// Writes phonehome.csv, keepalives.csv and hosts.csv into `dir`; `span_ns` is the
+    /// Writes phonehome.csv, keepalives.csv, hosts.csv, logins.csv and lookups.csv into `dir`; `span_ns` is the
     /// capture's time span (for contacts per hour). Returns (rows, what, file) per file.
     pub fn write_csvs(
         &mut self,
@@ -97,6 +109,14 @@ impl Measurements {
         let mut w = open("hosts.csv")?;
         self.hosts.write_csv(&mut w)?;
         w.flush()?;
+        let logins = self.logins.rows();
+        let mut w = open("logins.csv")?;
+        logins::write_csv(&logins, &mut w)?;
+        w.flush()?;
+        let lookups = self.lookups.rows();
+        let mut w = open("lookups.csv")?;
+        lookups::write_csv(&lookups, &mut w)?;
+        w.flush()?;
         Ok(vec![
             (rows.len() as u64, "phone-home pairs", "phonehome.csv"),
             (
@@ -105,6 +125,8 @@ impl Measurements {
                 "keepalives.csv",
             ),
             (self.hosts.len() as u64, "hosts", "hosts.csv"),
+            (logins.len() as u64, "logins", "logins.csv"),
+            (lookups.len() as u64, "lookups", "lookups.csv"),
         ])
     }
 
