@@ -3,6 +3,12 @@
 use super::*;
 use crate::classify::Classifier;
 use crate::measure::{Measurements, Seen};
+use crate::report::flows_csv::ClassCounts;
+
+/// Live flows with per-class message counters (one entry per flow that carried a message,
+/// removed when its record arrives). Messages of further flows are not counted per flow
+/// (their rows show zero counts) and are tallied in `class_overflow`.
+pub const MAX_FLOW_CLASS_COUNTERS: usize = 1 << 20;
 
 struct AnalyzeConsumer {
     totals: FlowTotals,
@@ -12,13 +18,19 @@ struct AnalyzeConsumer {
     classifier: Classifier,
     measure: Measurements,
     csv_error: Option<std::io::Error>,
+    /// Per-flow class counters, keyed by uid; never iterated (output order never depends on it).
+    class_counts: rustc_hash::FxHashMap<crate::flow::Uid, ClassCounts>,
+    /// Messages not counted per flow because the counter table was full.
+    class_overflow: u64,
 }
 
 impl FlowConsumer for AnalyzeConsumer {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.totals.add(record);
+        let counts = self.class_counts.remove(&record.uid).unwrap_or_default();
+        self.totals.add_classes(&counts);
         if let Some(csv) = &mut self.csv {
-            if let Err(e) = csv.push(record, digits) {
+            if let Err(e) = csv.push_classified(record, digits, &counts) {
                 self.csv_error.get_or_insert(e);
             }
         }
@@ -34,6 +46,16 @@ impl FlowConsumer for AnalyzeConsumer {
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
+        let full = self.class_counts.len() >= MAX_FLOW_CLASS_COUNTERS;
+        match self.class_counts.get_mut(&ctx.uid) {
+            Some(counts) => counts.add(c.class, &c.kind, msg.len),
+            None if full => self.class_overflow += 1,
+            None => {
+                let mut counts = ClassCounts::default();
+                counts.add(c.class, &c.kind, msg.len);
+                self.class_counts.insert(ctx.uid, counts);
+            }
+        }
         self.measure.observe(&Seen {
             ctx,
             kind: &c.kind,
@@ -80,6 +102,8 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
         classifier: Classifier::new(args.home.clone()),
         measure: Measurements::default(),
         csv_error: None,
+        class_counts: Default::default(),
+        class_overflow: 0,
     };
     if let Some(dir) = &args.csv {
         match create_report(dir, "flows.csv", FlowsCsv::create) {
@@ -155,6 +179,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
             }
         }
     }
+    consumer.totals.class_overflow = consumer.class_overflow;
     let mut text = summary::render(&stats, &consumer.totals);
     let headlines = consumer.measure.headlines(span, 5);
     if !headlines.is_empty() {

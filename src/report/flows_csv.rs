@@ -2,17 +2,21 @@
 //! creation order), written as flows end through an [`OrderedSpool`] so memory stays bounded.
 //! The schema is documented column by column in `docs/csv.md`; changing it bumps
 //! [`FLOWS_SCHEMA_VERSION`].
+//!
+//! The per-class columns come from a [`ClassCounts`] the caller accumulates from the flow's
+//! classified messages; this module only encodes them and never classifies anything itself.
 
 use super::csv_row::CsvRow;
 use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use crate::time::SecsDisplay;
+use dissectors::registry::TrafficClass;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 /// Version of the `flows.csv` column set (see `docs/csv.md`).
-pub const FLOWS_SCHEMA_VERSION: u32 = 1;
+pub const FLOWS_SCHEMA_VERSION: u32 = 2;
 
 pub const FLOWS_COLUMNS: &[&str] = &[
     "uid",
@@ -35,7 +39,79 @@ pub const FLOWS_COLUMNS: &[&str] = &[
     "ip_proto",
     "end_reason",
     "service",
+    "class",
+    "msgs_login",
+    "msgs_lookup",
+    "msgs_signalling",
+    "msgs_keepalive",
+    "msgs_media",
+    "bytes_login",
+    "bytes_lookup",
+    "bytes_signalling",
+    "bytes_keepalive",
+    "bytes_media",
+    "evidence",
 ];
+
+/// The classes counted per flow, in column order.
+pub const CLASSES: [TrafficClass; 5] = [
+    TrafficClass::Login,
+    TrafficClass::Lookup,
+    TrafficClass::Signalling,
+    TrafficClass::Keepalive,
+    TrafficClass::Media,
+];
+
+/// Distinct message kinds kept per flow for the `evidence` column.
+pub const MAX_EVIDENCE: usize = 4;
+/// Longest message kind kept in `evidence` (kinds are short names; this bounds memory).
+pub const MAX_EVIDENCE_KIND_LEN: usize = 48;
+
+/// Per-class message and byte counts of one flow, plus its first distinct message kinds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    pub msgs: [u64; 5],
+    pub bytes: [u64; 5],
+    /// First distinct message kinds, at most [`MAX_EVIDENCE`].
+    pub evidence: Vec<String>,
+}
+
+fn class_index(class: TrafficClass) -> Option<usize> {
+    CLASSES.iter().position(|c| *c == class)
+}
+
+impl ClassCounts {
+    /// Counts one message of `len` bytes, kind `kind`, class `class` (if any).
+    pub fn add(&mut self, class: Option<TrafficClass>, kind: &str, len: u32) {
+        if let Some(i) = class.and_then(class_index) {
+            if let (Some(m), Some(b)) = (self.msgs.get_mut(i), self.bytes.get_mut(i)) {
+                *m = m.saturating_add(1);
+                *b = b.saturating_add(u64::from(len));
+            }
+        }
+        if self.evidence.len() < MAX_EVIDENCE
+            && kind.len() <= MAX_EVIDENCE_KIND_LEN
+            && !self.evidence.iter().any(|k| k == kind)
+        {
+            self.evidence.push(kind.to_string());
+        }
+    }
+
+    /// The class with the most bytes (ties: the one with more messages, then column order);
+    /// `None` without classified messages.
+    pub fn dominant(&self) -> Option<TrafficClass> {
+        let mut best: Option<(usize, (u64, u64))> = None;
+        for (i, (b, m)) in self.bytes.iter().zip(self.msgs.iter()).enumerate() {
+            if *m == 0 {
+                continue;
+            }
+            if best.is_none_or(|(_, k)| (*b, *m) > k) {
+                best = Some((i, (*b, *m)));
+            }
+        }
+        best.and_then(|(i, _)| CLASSES.get(i).copied())
+    }
+}
 
 /// Memory for rows waiting behind a long-lived flow before they spill to disk.
 const SPOOL_MEM_BYTES: usize = 16 << 20;
@@ -64,8 +140,19 @@ impl FlowsCsv {
         })
     }
 
-    /// Encodes `rec` with `digits` fractional digits of seconds and queues it.
+    /// Encodes `rec` without classified messages (empty class, zero counts).
     pub fn push(&mut self, rec: &FlowRecord, digits: u8) -> io::Result<()> {
+        self.push_classified(rec, digits, &ClassCounts::default())
+    }
+
+    /// Encodes `rec` with `digits` fractional digits of seconds and its messages' class
+    /// counts, and queues it.
+    pub fn push_classified(
+        &mut self,
+        rec: &FlowRecord,
+        digits: u8,
+        counts: &ClassCounts,
+    ) -> io::Result<()> {
         let o = rec.dir(Dir::Orig);
         let r = rec.dir(Dir::Resp);
         let row = &mut self.row;
@@ -92,7 +179,15 @@ impl FlowsCsv {
             .field(rec.history())
             .field(rec.proto)
             .field(rec.end.as_str())
-            .field(rec.service.unwrap_or_default());
+            .field(rec.service.unwrap_or_default())
+            .field(counts.dominant().map_or("", TrafficClass::as_str));
+        for m in counts.msgs {
+            row.field(m);
+        }
+        for b in counts.bytes {
+            row.field(b);
+        }
+        row.field(counts.evidence.join(";"));
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;
@@ -116,5 +211,55 @@ impl FlowsCsv {
     pub fn finish(mut self) -> io::Result<()> {
         self.spool.finish(&mut self.out)?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn counts_per_class_and_dominant_by_bytes() {
+        let mut c = ClassCounts::default();
+        assert_eq!(c.dominant(), None);
+        c.add(Some(TrafficClass::Login), "hc-probe", 40);
+        c.add(Some(TrafficClass::Media), "media", 30);
+        c.add(Some(TrafficClass::Media), "media", 30);
+        c.add(None, "dns-query", 500);
+        assert_eq!(c.msgs, [1, 0, 0, 0, 2]);
+        assert_eq!(c.bytes, [40, 0, 0, 0, 60]);
+        assert_eq!(c.dominant(), Some(TrafficClass::Media));
+        assert_eq!(c.evidence, ["hc-probe", "media", "dns-query"]);
+    }
+
+    #[test]
+    fn evidence_is_distinct_bounded_and_skips_long_kinds() {
+        let mut c = ClassCounts::default();
+        c.add(None, &"x".repeat(MAX_EVIDENCE_KIND_LEN + 1), 1);
+        for k in ["a", "a", "b", "c", "d", "e"] {
+            c.add(None, k, 1);
+        }
+        assert_eq!(c.evidence, ["a", "b", "c", "d"]);
+        assert_eq!(c.dominant(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn dominant_has_the_most_bytes(ops in proptest::collection::vec((0usize..6, any::<u32>()), 0..50)) {
+            let mut c = ClassCounts::default();
+            for (i, len) in &ops {
+                c.add(CLASSES.get(*i).copied(), "k", *len);
+            }
+            let total: u64 = c.msgs.iter().sum();
+            prop_assert_eq!(total, ops.iter().filter(|(i, _)| *i < 5).count() as u64);
+            match c.dominant() {
+                None => prop_assert_eq!(total, 0),
+                Some(d) => {
+                    let i = class_index(d).unwrap();
+                    prop_assert!(c.bytes.iter().all(|b| *b <= c.bytes[i]));
+                }
+            }
+        }
     }
 }

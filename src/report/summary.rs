@@ -14,6 +14,10 @@ pub struct FlowTotals {
     /// proto name → (flows, packets, bytes)
     by_proto: BTreeMap<&'static str, (u64, u64, u64)>,
     evicted: u64,
+    /// Per class (column order of `flows_csv::CLASSES`): messages, bytes, flows.
+    classes: [(u64, u64, u64); 5],
+    /// Messages not counted per flow (counter table full); shown when non-zero.
+    pub class_overflow: u64,
 }
 
 impl FlowTotals {
@@ -24,6 +28,22 @@ impl FlowTotals {
         e.2 += rec.total_bytes();
         if rec.end == crate::flow::EndReason::Evicted {
             self.evicted += 1;
+        }
+    }
+
+    /// Adds one ended flow's per-class message counts.
+    pub fn add_classes(&mut self, counts: &crate::report::flows_csv::ClassCounts) {
+        for ((t, m), b) in self
+            .classes
+            .iter_mut()
+            .zip(counts.msgs.iter())
+            .zip(counts.bytes.iter())
+        {
+            if *m > 0 {
+                t.0 = t.0.saturating_add(*m);
+                t.1 = t.1.saturating_add(*b);
+                t.2 += 1;
+            }
         }
     }
 
@@ -139,6 +159,31 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
                 services.join(", ")
             }
         );
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>12} {:>14} {:>16}",
+            "class", "flows", "messages", "bytes"
+        );
+        for (class, (m, b, n)) in crate::report::flows_csv::CLASSES
+            .iter()
+            .zip(flows.classes.iter())
+        {
+            let _ = writeln!(
+                s,
+                "  {:<10} {:>12} {:>14} {:>16}",
+                class.as_str(),
+                thousands(*n),
+                thousands(*m),
+                thousands(*b)
+            );
+        }
+        if flows.class_overflow > 0 {
+            let _ = writeln!(
+                s,
+                "  {} messages not counted per flow (counter table full)",
+                thousands(flows.class_overflow)
+            );
+        }
     }
     let t = &stats.table;
     let _ = writeln!(
@@ -214,5 +259,21 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn class_totals_count_flows_with_messages_of_the_class() {
+        use crate::report::flows_csv::ClassCounts;
+        use dissectors::registry::TrafficClass;
+        let mut t = FlowTotals::default();
+        let mut c = ClassCounts::default();
+        c.add(Some(TrafficClass::Media), "media", 100);
+        c.add(Some(TrafficClass::Media), "media", 100);
+        c.add(Some(TrafficClass::Login), "hc-probe", 10);
+        t.add_classes(&c);
+        t.add_classes(&ClassCounts::default());
+        assert_eq!(t.classes[4], (2, 200, 1));
+        assert_eq!(t.classes[0], (1, 10, 1));
+        assert_eq!(t.classes[1], (0, 0, 0));
     }
 }

@@ -1,0 +1,87 @@
+//! Per-flow class columns of `flows.csv` on the simulator's one-NAT capture: the relay's media
+//! flows are `media`, the login server's flows `login`, and per-class message totals over
+//! flows.csv equal the per-class counts in messages.csv.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2ptrace");
+
+fn rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            head.iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn one_nat_flows_get_their_class_and_totals_match_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/sim/one-nat/capture.pcapng.gz");
+    let o = Command::new(BIN)
+        .arg("analyze")
+        .arg(cap)
+        .arg("--csv")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(stdout.contains("  media "), "{stdout}");
+    let flows = rows(&dir.path().join("flows.csv"));
+    let messages = rows(&dir.path().join("messages.csv"));
+
+    let resp = |f: &HashMap<String, String>| format!("{}:{}", f["resp_addr"], f["resp_port"]);
+    let relay: Vec<_> = flows
+        .iter()
+        .filter(|f| resp(f) == "203.0.113.1:33033" && f["msgs_media"] != "0")
+        .collect();
+    assert_eq!(relay.len(), 2, "both parties' media legs via the relay");
+    for f in &relay {
+        assert_eq!(f["class"], "media");
+        assert_eq!(f["service"], "skylark");
+    }
+    let login: Vec<_> = flows
+        .iter()
+        .filter(|f| resp(f) == "198.51.100.10:33034")
+        .collect();
+    assert_eq!(login.len(), 2);
+    for f in &login {
+        assert_eq!(f["class"], "login");
+        assert!(
+            f["evidence"].starts_with("auth-hello;"),
+            "{}",
+            f["evidence"]
+        );
+        assert!(f["evidence"].split(';').count() <= 4);
+    }
+
+    let mut from_flows: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for f in &flows {
+        for c in ["login", "lookup", "signalling", "keepalive", "media"] {
+            let e = from_flows.entry(c.to_string()).or_default();
+            e.0 += f[&format!("msgs_{c}")].parse::<u64>().unwrap();
+            e.1 += f[&format!("bytes_{c}")].parse::<u64>().unwrap();
+        }
+    }
+    let mut from_messages: BTreeMap<String, (u64, u64)> =
+        ["login", "lookup", "signalling", "keepalive", "media"]
+            .iter()
+            .map(|c| (c.to_string(), (0, 0)))
+            .collect();
+    for m in &messages {
+        if let Some(e) = from_messages.get_mut(&m["class"]) {
+            e.0 += 1;
+            e.1 += m["len"].parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(from_flows, from_messages);
+    assert!(from_flows["media"].0 > 1000);
+}
