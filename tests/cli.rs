@@ -50,7 +50,9 @@ fn analyze_prints_a_summary_and_writes_flows_csv() {
         lines.next().unwrap(),
         "uid,ts_start,ts_end,duration,proto,orig_addr,orig_port,resp_addr,resp_port,\
          orig_pkts,orig_bytes,orig_payload,resp_pkts,resp_bytes,resp_payload,state,history,\
-         ip_proto,end_reason,service"
+         ip_proto,end_reason,service,class,msgs_login,msgs_lookup,msgs_signalling,\
+         msgs_keepalive,msgs_media,bytes_login,bytes_lookup,bytes_signalling,bytes_keepalive,\
+         bytes_media,evidence"
     );
     assert_eq!(lines.count(), 120);
     let messages = std::fs::read_to_string(out.path().join("reports/messages.csv")).unwrap();
