@@ -2,24 +2,15 @@
 //! flows are `media`, the login server's flows `login`, and per-class message totals over
 //! flows.csv equal the per-class counts in messages.csv.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_p2ptrace");
 
-fn rows(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|rec| {
-            head.iter()
-                .cloned()
-                .zip(rec.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
+use common::csv_rows as rows;
 
 #[test]
 fn one_nat_flows_get_their_class_and_totals_match_messages() {

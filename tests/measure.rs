@@ -2,6 +2,8 @@
 //! phone-home report recovers the scenario's configured telemetry period, keepalive
 //! intervals match the protocol's, and hosts get the roles the simulator gave them.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,18 +31,7 @@ fn analyze(scenario: &str) -> (tempfile::TempDir, String) {
     (dir, String::from_utf8(o.stdout).unwrap())
 }
 
-fn rows(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|rec| {
-            head.iter()
-                .cloned()
-                .zip(rec.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
+use common::csv_rows as rows;
 
 fn secs(row: &HashMap<String, String>, col: &str) -> f64 {
     row[col]

@@ -1,6 +1,8 @@
 //! Logins and lookups (logins.csv, lookups.csv) on the simulator's committed captures,
 //! checked against the simulator's own `login` and `lookup` events (events.csv.gz).
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -42,9 +44,7 @@ fn read_csv<R: Read>(r: R) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-fn rows(path: &Path) -> Vec<HashMap<String, String>> {
-    read_csv(std::fs::File::open(path).unwrap())
-}
+use common::csv_rows as rows;
 
 /// The simulator's events of type `event` (ground truth).
 fn events(scenario: &str, event: &str) -> Vec<HashMap<String, String>> {

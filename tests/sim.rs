@@ -3,6 +3,8 @@
 //! messages, tshark reads every capture cleanly, and the committed captures in
 //! `captures/sim/` are what the simulator makes today.
 
+mod common;
+
 use flate2::read::GzDecoder;
 use p2ptrace::sim::run::run;
 use p2ptrace::sim::scenario::{Overrides, SimScenario};
@@ -51,20 +53,7 @@ fn analyze(dir: &Path) -> PathBuf {
     an
 }
 
-/// Rows of a CSV file as maps from column to value.
-fn rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            head.iter()
-                .cloned()
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
+use common::csv_rows as rows;
 
 fn events_of<'a>(
     ev: &'a [std::collections::HashMap<String, String>],

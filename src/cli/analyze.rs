@@ -56,16 +56,8 @@ impl FlowConsumer for AnalyzeConsumer {
                 self.class_counts.insert(ctx.uid, counts);
             }
         }
-        self.measure.observe(&Seen {
-            ctx,
-            kind: &c.kind,
-            len: msg.len,
-            call_id: msg.call_id,
-            from_home: self.classifier.is_home(ctx.src),
-            to_home: c.home,
-            txn_id: msg.txn_id,
-            detail: msg.detail.as_deref().unwrap_or(""),
-        });
+        let from_home = self.classifier.is_home(ctx.src);
+        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);

@@ -43,16 +43,8 @@ impl FlowConsumer for Consumer {
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
-        self.measure.observe(&Seen {
-            ctx,
-            kind: &c.kind,
-            len: msg.len,
-            call_id: msg.call_id,
-            from_home: self.classifier.is_home(ctx.src),
-            to_home: c.home,
-            txn_id: msg.txn_id,
-            detail: msg.detail.as_deref().unwrap_or(""),
-        });
+        let from_home = self.classifier.is_home(ctx.src);
+        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
     }
 }
 

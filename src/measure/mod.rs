@@ -11,7 +11,9 @@ pub mod logins;
 pub mod lookups;
 pub mod phonehome;
 
+use crate::classify::Classified;
 use crate::pipeline::MsgCtx;
+use dissectors::registry::Message;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -29,6 +31,23 @@ pub struct Seen<'a> {
     pub txn_id: Option<u64>,
     /// The dissector's detail text (`""` if none); an error response's starts `error=`.
     pub detail: &'a str,
+}
+
+impl<'a> Seen<'a> {
+    /// A decoded message and the classifier's verdict on it; `from_home`: its sender is a
+    /// home endpoint.
+    pub fn new(ctx: &'a MsgCtx, msg: &'a Message, c: &'a Classified, from_home: bool) -> Seen<'a> {
+        Seen {
+            ctx,
+            kind: &c.kind,
+            len: msg.len,
+            call_id: msg.call_id,
+            from_home,
+            to_home: c.home,
+            txn_id: msg.txn_id,
+            detail: msg.detail.as_deref().unwrap_or(""),
+        }
+    }
 }
 
 /// The phone-home kind of a message to or from home.
