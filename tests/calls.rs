@@ -32,19 +32,23 @@ fn parse(text: &str) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-fn calls(name: &str) -> Vec<BTreeMap<String, String>> {
-    let out = tempfile::tempdir().unwrap();
-    let capture = scenario(name).join("capture.pcapng.gz");
-    let o = Command::new(bin())
-        .args(["analyze", capture.to_str().unwrap(), "--quiet", "--csv"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+/// Runs the binary with `args` then `last`, asserting it succeeds.
+fn run_ok(args: &[&str], last: &Path) {
+    let o = Command::new(bin()).args(args).arg(last).output().unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn calls(name: &str) -> Vec<BTreeMap<String, String>> {
+    let out = tempfile::tempdir().unwrap();
+    let capture = scenario(name).join("capture.pcapng.gz");
+    run_ok(
+        &["analyze", capture.to_str().unwrap(), "--quiet", "--csv"],
+        out.path(),
     );
     let text = std::fs::read_to_string(out.path().join("calls.csv")).unwrap();
     assert!(text.starts_with(
@@ -174,28 +178,14 @@ fn hold_time_is_measured_between_hold_and_resume() {
     // scenarios/basic-call.toml: alice holds at 13 s and resumes at 15 s.
     let dir = tempfile::tempdir().unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/basic-call.toml");
-    let o = Command::new(bin())
-        .args(["sim", scenario.to_str().unwrap(), "--quiet", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    run_ok(
+        &["sim", scenario.to_str().unwrap(), "--quiet", "--out"],
+        dir.path(),
     );
-    let o = Command::new(bin())
-        .args(["analyze", "--quiet", "--csv"])
-        .arg(dir.path().join("out"))
-        .arg(dir.path().join("capture.pcapng"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let capture = dir.path().join("capture.pcapng");
+    run_ok(
+        &["analyze", capture.to_str().unwrap(), "--quiet", "--csv"],
+        &dir.path().join("out"),
     );
     let rows = parse(&std::fs::read_to_string(dir.path().join("out/calls.csv")).unwrap());
     let [call] = rows.as_slice() else {

@@ -114,3 +114,26 @@ fn hosts_get_the_roles_the_simulator_gave_them() {
     assert_eq!(role("100.64.0.1"), "client");
     assert_eq!(role("100.64.0.2"), "client");
 }
+
+#[test]
+fn phonehome_on_a_missing_or_garbage_file_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"not a capture at all").unwrap();
+    for path in [dir.path().join("missing.pcap"), junk] {
+        let o = Command::new(BIN)
+            .args(["phonehome", "--quiet"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"));
+    }
+    let o = Command::new(BIN)
+        .args(["phonehome", "--home", "", "x.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -151,26 +151,8 @@ impl RtpStats {
     }
 }
 
-/// How media flowed (PROTOCOL.md §7.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MediaPath {
-    DirectUdp,
-    /// Not a path the spec defines; reported if the two parties exchange media over TCP.
-    DirectTcp,
-    RelayUdp,
-    RelayTcp,
-}
-
-impl MediaPath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaPath::DirectUdp => "direct-udp",
-            MediaPath::DirectTcp => "direct-tcp",
-            MediaPath::RelayUdp => "relay-udp",
-            MediaPath::RelayTcp => "relay-tcp",
-        }
-    }
-}
+/// How media flowed (PROTOCOL.md §7.3): the peer's own notion, shared with events.csv.
+pub use crate::peer::truth::MediaPath;
 
 /// One media leg as seen in the capture: frames from `src` to `dst`.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -65,9 +65,12 @@ pub struct Label {
 }
 
 /// How a call's media travels (PROTOCOL.md §7.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MediaPath {
     DirectUdp,
+    /// Not a path the spec defines (a node never chooses it); what the analyzer reports
+    /// when the two parties exchange media over TCP.
+    DirectTcp,
     RelayUdp,
     RelayTcp,
 }
@@ -76,6 +79,7 @@ impl MediaPath {
     pub fn as_str(self) -> &'static str {
         match self {
             MediaPath::DirectUdp => "direct-udp",
+            MediaPath::DirectTcp => "direct-tcp",
             MediaPath::RelayUdp => "relay-udp",
             MediaPath::RelayTcp => "relay-tcp",
         }

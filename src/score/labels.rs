@@ -2,6 +2,7 @@
 //! one capture point only. Holds one row of lookahead; never the file.
 
 use super::{Label, open_maybe_gz, parse_ts};
+use crate::peer::truth::LABEL_COLUMNS;
 use dissectors::registry::TrafficClass;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -25,19 +26,11 @@ pub enum LabelError {
     },
 }
 
-const COLUMNS: [&str; 11] = [
-    "ts",
-    "transport",
-    "src_addr",
-    "src_port",
-    "dst_addr",
-    "dst_port",
-    "msg_type",
-    "class",
-    "home",
-    "txn_id",
-    "call_id",
-];
+/// The columns the join needs: labels.csv's first eleven (`crate::peer::truth`).
+const COLUMNS: &[&str] = match LABEL_COLUMNS.split_at_checked(11) {
+    Some((head, _)) => head,
+    None => LABEL_COLUMNS,
+};
 
 /// Reads labels in file order, keeping the rows of one capture point.
 pub struct LabelReader {
@@ -73,7 +66,7 @@ impl LabelReader {
         for (slot, col) in idx.iter_mut().zip(COLUMNS) {
             *slot = headers
                 .iter()
-                .position(|h| h == col)
+                .position(|h| h == *col)
                 .ok_or(LabelError::Header {
                     path: name.clone(),
                     column: col,
