@@ -6,6 +6,7 @@
 //! reassembly → flow records and ordered streams) → `report` (summary, CSV).
 //! Every stage is sans-IO except `capture`, and takes time from the capture clock.
 
+pub mod analysis;
 pub mod capture;
 pub mod classify;
 pub mod cli;

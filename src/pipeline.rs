@@ -5,7 +5,7 @@
 //! as one trace (like a capture rotated by `tcpdump -C`). An input that cannot be read at all
 //! is reported and skipped; one damaged part-way is analysed up to the damage.
 
-use crate::capture::{CaptureError, CaptureReader, Format};
+use crate::capture::{CaptureError, CaptureReader, Format, Frame};
 use crate::decode::{DecodeStats, Decoder, DefragLimits};
 use crate::dissect::{DissectConfig, DissectStats, Dissection, FlowApp};
 use crate::flow::reassembly::StreamEnd;
@@ -160,6 +160,123 @@ impl FlowSink<FlowApp> for Adapter<'_> {
     }
 }
 
+/// The per-frame machinery shared by offline files and live capture: decoder, flow table,
+/// dissection, handing flows and messages to one consumer. Feed frames in capture order with
+/// [`Engine::frame`], call [`Engine::checkpoint`] now and then, and [`Engine::finish`] once.
+pub struct Engine<'c> {
+    decoder: Decoder,
+    table: FlowTable<FlowApp>,
+    sink: Adapter<'c>,
+    frames: u64,
+    wire_bytes: u64,
+    first_ts: Option<Ts>,
+    last_ts: Option<Ts>,
+}
+
+impl<'c> Engine<'c> {
+    pub fn new(config: &PipelineConfig, consumer: &'c mut dyn FlowConsumer) -> Engine<'c> {
+        Engine {
+            decoder: Decoder::new(config.defrag.clone()),
+            table: FlowTable::<FlowApp>::new(config.flow.clone()),
+            sink: Adapter {
+                consumer,
+                dissection: config
+                    .dissect
+                    .clone()
+                    .map(|c| Dissection::new(dissectors::registry::ALL, c)),
+                digits: 6,
+                ended: false,
+            },
+            frames: 0,
+            wire_bytes: 0,
+            first_ts: None,
+            last_ts: None,
+        }
+    }
+
+    /// Raises the timestamp precision reported to consumers (fractional digits of a second).
+    pub fn raise_precision(&mut self, digits: u8) {
+        self.sink.digits = self.sink.digits.max(digits);
+    }
+
+    /// Frames seen so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The consumer, e.g. to render a live snapshot between frames.
+    pub fn consumer(&mut self) -> &mut dyn FlowConsumer {
+        &mut *self.sink.consumer
+    }
+
+    /// Analyses one frame.
+    pub fn frame(&mut self, frame: &Frame<'_>) {
+        self.frames += 1;
+        self.wire_bytes += u64::from(frame.orig_len);
+        if self.first_ts.is_none_or(|t| frame.ts < t) {
+            self.first_ts = Some(frame.ts);
+        }
+        if self.last_ts.is_none_or(|t| frame.ts > t) {
+            self.last_ts = Some(frame.ts);
+        }
+        let (table, sink) = (&mut self.table, &mut self.sink);
+        let Some(pkt) = self.decoder.decode(frame) else {
+            return;
+        };
+        let at = table.ingest(&pkt, sink);
+        let wanted =
+            sink.dissection.is_some() && table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt));
+        if let (true, Some(d)) = (wanted, &mut sink.dissection) {
+            let uid = table.uid(at.slot);
+            if let Some(app) = table.app_mut(at.slot) {
+                let (consumer, digits) = (&mut *sink.consumer, sink.digits);
+                let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+                let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
+                let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
+                d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
+                    let ctx = MsgCtx::new(uid, dir, ts, (a, b, pkt_dir), proto, digits);
+                    consumer.message(&ctx, msg)
+                });
+            }
+        }
+        if sink.ended {
+            sink.ended = false;
+            sink.consumer.watermark(table.watermark());
+        }
+    }
+
+    /// Periodic housekeeping: expires fragment buffers as of the latest frame.
+    pub fn checkpoint(&mut self) {
+        self.decoder.expire(self.table.now());
+    }
+
+    /// Ends flows idle as of `now` (live capture: time passes without packets).
+    pub fn expire_idle(&mut self, now: Ts) {
+        self.decoder.expire(now);
+        self.table.expire(now, &mut self.sink);
+        if self.sink.ended {
+            self.sink.ended = false;
+            self.sink.consumer.watermark(self.table.watermark());
+        }
+    }
+
+    /// Ends every open flow and returns the statistics (with `inputs` left empty).
+    pub fn finish(mut self) -> RunStats {
+        self.table.finish(&mut self.sink);
+        RunStats {
+            inputs: Vec::new(),
+            frames: self.frames,
+            wire_bytes: self.wire_bytes,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            ts_precision: self.sink.digits,
+            decode: self.decoder.stats().clone(),
+            table: self.table.stats().clone(),
+            dissect: self.sink.dissection.map(|d| d.stats().clone()),
+        }
+    }
+}
+
 /// Runs the pipeline over `inputs` in order, handing flows to `consumer`.
 pub fn run(
     inputs: &[PathBuf],
@@ -167,26 +284,13 @@ pub fn run(
     consumer: &mut dyn FlowConsumer,
     progress: &mut ProgressFn<'_>,
 ) -> RunStats {
-    let mut stats = RunStats {
-        ts_precision: 6,
-        ..RunStats::default()
-    };
-    let mut decoder = Decoder::new(config.defrag.clone());
-    let mut table = FlowTable::<FlowApp>::new(config.flow.clone());
-    let mut sink = Adapter {
-        consumer,
-        dissection: config
-            .dissect
-            .clone()
-            .map(|c| Dissection::new(dissectors::registry::ALL, c)),
-        digits: 6,
-        ended: false,
-    };
+    let mut engine = Engine::new(config, consumer);
+    let mut reports = Vec::new();
     for path in inputs {
         let mut reader = match CaptureReader::open(path) {
             Ok(r) => r,
             Err(error) => {
-                stats.inputs.push(InputReport {
+                reports.push(InputReport {
                     path: path.clone(),
                     format: None,
                     gzip: false,
@@ -204,48 +308,19 @@ pub fn run(
                 Err(e) => break Some(e),
             };
             frames += 1;
-            stats.wire_bytes += u64::from(frame.orig_len);
-            if stats.first_ts.is_none_or(|t| frame.ts < t) {
-                stats.first_ts = Some(frame.ts);
-            }
-            if stats.last_ts.is_none_or(|t| frame.ts > t) {
-                stats.last_ts = Some(frame.ts);
-            }
-            if let Some(pkt) = decoder.decode(&frame) {
-                let at = table.ingest(&pkt, &mut sink);
-                let wanted = sink.dissection.is_some()
-                    && table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt));
-                if let (true, Some(d)) = (wanted, &mut sink.dissection) {
-                    let uid = table.uid(at.slot);
-                    if let Some(app) = table.app_mut(at.slot) {
-                        let (consumer, digits) = (&mut *sink.consumer, sink.digits);
-                        let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-                        let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
-                        let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
-                        d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                            let ctx = MsgCtx::new(uid, dir, ts, (a, b, pkt_dir), proto, digits);
-                            consumer.message(&ctx, msg)
-                        });
-                    }
-                }
-                if sink.ended {
-                    sink.ended = false;
-                    sink.consumer.watermark(table.watermark());
-                }
-            }
+            engine.frame(&frame);
             if frames % CHECKPOINT_FRAMES == 0 {
-                decoder.expire(table.now());
+                engine.checkpoint();
                 reader.release_consumed();
                 progress(path, reader.bytes_consumed(), reader.total_len());
             }
             if frames == 1 {
-                sink.digits = sink.digits.max(reader.ts_precision());
+                engine.raise_precision(reader.ts_precision());
             }
         };
-        sink.digits = sink.digits.max(reader.ts_precision());
+        engine.raise_precision(reader.ts_precision());
         progress(path, reader.bytes_consumed(), reader.total_len());
-        stats.frames += frames;
-        stats.inputs.push(InputReport {
+        reports.push(InputReport {
             path: path.clone(),
             format: Some(reader.format()),
             gzip: reader.is_gzip(),
@@ -253,10 +328,25 @@ pub fn run(
             error,
         });
     }
-    table.finish(&mut sink);
-    stats.ts_precision = sink.digits;
-    stats.decode = decoder.stats().clone();
-    stats.table = table.stats().clone();
-    stats.dissect = sink.dissection.map(|d| d.stats().clone());
+    let mut stats = engine.finish();
+    stats.inputs = reports;
     stats
+}
+
+/// Two consumers fed the same stream, in order (e.g. the reports and a terminal UI).
+pub struct Tee<'a>(pub &'a mut dyn FlowConsumer, pub &'a mut dyn FlowConsumer);
+
+impl FlowConsumer for Tee<'_> {
+    fn flow(&mut self, record: &FlowRecord, digits: u8) {
+        self.0.flow(record, digits);
+        self.1.flow(record, digits);
+    }
+    fn watermark(&mut self, watermark: (i64, u64)) {
+        self.0.watermark(watermark);
+        self.1.watermark(watermark);
+    }
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        self.0.message(ctx, msg);
+        self.1.message(ctx, msg);
+    }
 }

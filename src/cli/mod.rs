@@ -5,9 +5,7 @@
 use crate::dissect::DissectConfig;
 use crate::flow::{FlowConfig, FlowRecord, IdleTimeouts};
 use crate::pipeline::{self, FlowConsumer, MsgCtx, PipelineConfig, RunStats};
-use crate::report::flows_csv::FlowsCsv;
-use crate::report::messages_csv::MessagesCsv;
-use crate::report::summary::{self, FlowTotals, thousands};
+use crate::report::summary::thousands;
 use crate::report::top::{SortBy, TopFlows};
 use crate::time::{SecsDisplay, Ts};
 use clap::{Args, Parser, Subcommand};

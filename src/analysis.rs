@@ -1,0 +1,197 @@
+//! The analysis every front end shares (`analyze`, `live`, `tui`): classification,
+//! measurements and the CSV reports, fed by the pipeline as a [`FlowConsumer`].
+//!
+//! Guarantees: reports are written as flows end (memory bounded by the consumers' caps);
+//! [`Analysis::finish`] closes every report whatever happened before, so partial results are
+//! kept. Must not: print (front ends decide what to say), or read the clock.
+
+use crate::classify::{Classifier, HomeSpec};
+use crate::flow::FlowRecord;
+use crate::measure::{Measurements, Seen};
+use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
+use crate::report::calls_csv::CallsReport;
+use crate::report::flows_csv::{ClassCounts, FlowsCsv};
+use crate::report::messages_csv::MessagesCsv;
+use crate::report::summary::{self, FlowTotals};
+use dissectors::registry::Message;
+use std::path::{Path, PathBuf};
+
+/// Live flows with per-class message counters (one entry per flow that carried a message,
+/// removed when its record arrives). Messages of further flows are not counted per flow
+/// (their rows show zero counts) and are tallied in `class_overflow`.
+pub const MAX_FLOW_CLASS_COUNTERS: usize = 1 << 20;
+
+/// Classification, measurements and reports for one run.
+pub struct Analysis {
+    dir: Option<PathBuf>,
+    dissect: bool,
+    totals: FlowTotals,
+    calls: Option<CallsReport>,
+    csv: Option<FlowsCsv>,
+    messages: Option<MessagesCsv>,
+    classifier: Classifier,
+    measure: Measurements,
+    csv_error: Option<std::io::Error>,
+    /// Per-flow class counters, keyed by uid; never iterated (output order never depends on it).
+    class_counts: rustc_hash::FxHashMap<crate::flow::Uid, ClassCounts>,
+    /// Messages not counted per flow because the counter table was full.
+    class_overflow: u64,
+}
+
+/// What [`Analysis::finish`] produced.
+pub struct Finished {
+    /// The text summary (flows, classes, phone-home headlines).
+    pub summary: String,
+    /// `(rows, what, file)` for each report written, in a stable order.
+    pub written: Vec<(u64, &'static str, &'static str)>,
+    /// One line saying why writing the reports failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Creates `dir` and a report in it, or one line saying why not.
+fn create_report<W>(
+    dir: &Path,
+    name: &str,
+    create: impl FnOnce(&Path) -> std::io::Result<W>,
+) -> Result<W, String> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| create(&path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+impl Analysis {
+    /// An analysis writing its CSV reports into `csv` (none: summary only). Without
+    /// `dissect` only flows.csv is written.
+    pub fn create(
+        csv: Option<&Path>,
+        dissect: bool,
+        home: Vec<HomeSpec>,
+    ) -> Result<Analysis, String> {
+        let mut a = Analysis {
+            dir: csv.map(Path::to_path_buf),
+            dissect,
+            totals: FlowTotals::default(),
+            calls: None,
+            csv: None,
+            messages: None,
+            classifier: Classifier::new(home),
+            measure: Measurements::default(),
+            csv_error: None,
+            class_counts: Default::default(),
+            class_overflow: 0,
+        };
+        if let Some(dir) = csv {
+            a.csv = Some(create_report(dir, "flows.csv", FlowsCsv::create)?);
+            if dissect {
+                a.messages = Some(create_report(dir, "messages.csv", MessagesCsv::create)?);
+                a.calls = Some(create_report(dir, "calls.csv", CallsReport::create)?);
+            }
+        }
+        Ok(a)
+    }
+
+    /// Totals of the flows ended so far (a live run's running summary).
+    pub fn totals(&self) -> &FlowTotals {
+        &self.totals
+    }
+
+    /// Closes every report and renders the summary for `stats`.
+    pub fn finish(mut self, stats: &RunStats) -> Finished {
+        let mut written = Vec::new();
+        let mut failed = self.csv_error.take();
+        if let Some(csv) = self.csv.take() {
+            written.push((csv.rows(), "flows", "flows.csv"));
+            if let Err(e) = csv.finish() {
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(m) = self.messages.take() {
+            written.push((m.rows(), "messages", "messages.csv"));
+            if let Err(e) = m.finish() {
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(c) = self.calls.take() {
+            match c.finish() {
+                Ok(rows) => written.push((rows, "calls", "calls.csv")),
+                Err(e) => drop(failed.get_or_insert(e)),
+            }
+        }
+        let span = match (stats.first_ts, stats.last_ts) {
+            (Some(a), Some(b)) => b.since(a),
+            _ => 0,
+        };
+        if let (Some(dir), true) = (&self.dir, self.dissect) {
+            match self.measure.write_csvs(dir, span) {
+                Ok(files) => written.extend(files),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        let error = failed.map(|e| {
+            let dir = self.dir.as_deref().unwrap_or(Path::new("."));
+            format!("writing reports in {}: {e}", dir.display())
+        });
+        self.totals.class_overflow = self.class_overflow;
+        let mut text = summary::render(stats, &self.totals);
+        let headlines = self.measure.headlines(span, 5);
+        if !headlines.is_empty() {
+            text.push_str("phone home\n");
+            for h in headlines {
+                text.push_str(&format!("  {h}\n"));
+            }
+        }
+        Finished {
+            summary: text,
+            written,
+            error,
+        }
+    }
+}
+
+impl FlowConsumer for Analysis {
+    fn flow(&mut self, record: &FlowRecord, digits: u8) {
+        self.totals.add(record);
+        let counts = self.class_counts.remove(&record.uid).unwrap_or_default();
+        self.totals.add_classes(&counts);
+        if let Some(csv) = &mut self.csv {
+            if let Err(e) = csv.push_classified(record, digits, &counts) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn watermark(&mut self, watermark: (i64, u64)) {
+        if let Some(csv) = &mut self.csv {
+            if let Err(e) = csv.release_below(watermark) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        let c = self.classifier.classify(ctx, msg);
+        let full = self.class_counts.len() >= MAX_FLOW_CLASS_COUNTERS;
+        match self.class_counts.get_mut(&ctx.uid) {
+            Some(counts) => counts.add(c.class, &c.kind, msg.len),
+            None if full => self.class_overflow += 1,
+            None => {
+                let mut counts = ClassCounts::default();
+                counts.add(c.class, &c.kind, msg.len);
+                self.class_counts.insert(ctx.uid, counts);
+            }
+        }
+        let from_home = self.classifier.is_home(ctx.src);
+        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
+        if let Some(w) = &mut self.messages {
+            if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
+                self.csv_error.get_or_insert(e);
+            }
+        }
+        if let Some(c) = &mut self.calls {
+            c.message(ctx, msg);
+        }
+    }
+}
