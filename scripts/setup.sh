@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Installs the system tools p2ptrace's tests and benchmarks compare against: tshark (flow
-# parity tests), ndpiReader and tcpdump (benches/compare.sh). The default build needs none
-# of them. Needs root (or sudo) and Debian/Ubuntu; does nothing when they are present.
+# Installs the system tools p2ptrace's tests and benchmarks use: tshark (flow parity tests),
+# ndpiReader and tcpdump (benches/compare.sh), libpcap-dev (the `--features libpcap` build),
+# iproute2 and nftables (the real-network lab: namespaces, veths, NAT, firewalls), tcpreplay
+# (the live-capture benchmark) and tmux (the TUI's end-to-end test). The default build needs
+# none of them. Needs root (or sudo) and Debian/Ubuntu; installs only what is missing.
 set -euo pipefail
 need=()
 command -v tshark >/dev/null || need+=(tshark)
 command -v ndpiReader >/dev/null || need+=(libndpi-bin)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v tcpreplay >/dev/null || need+=(tcpreplay)
+command -v tmux >/dev/null || need+=(tmux)
+[ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "setup: tshark, ndpiReader and tcpdump already installed"
+  echo "setup: every tool is already installed"
   exit 0
 fi
 SUDO=""
