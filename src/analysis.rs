@@ -174,14 +174,19 @@ impl FlowConsumer for Analysis {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
         let full = self.class_counts.len() >= MAX_FLOW_CLASS_COUNTERS;
-        match self.class_counts.get_mut(&ctx.uid) {
-            Some(counts) => counts.add(c.class, &c.kind, msg.len),
-            None if full => self.class_overflow += 1,
-            None => {
-                let mut counts = ClassCounts::default();
+        let counts = match self.class_counts.get_mut(&ctx.uid) {
+            Some(counts) => Some(counts),
+            None if full => None,
+            None => Some(self.class_counts.entry(ctx.uid).or_default()),
+        };
+        match counts {
+            Some(counts) => {
                 counts.add(c.class, &c.kind, msg.len);
-                self.class_counts.insert(ctx.uid, counts);
+                if msg.protocol == "skylark" {
+                    counts.add_skylark(ctx.dir, msg.txn_id);
+                }
             }
+            None => self.class_overflow += 1,
         }
         let from_home = self.classifier.is_home(ctx.src);
         self.measure.observe(&Seen::new(ctx, msg, &c, from_home));

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{ACK, FIN, PSH, SYN, external_captures, index, pcap, tcp_frame, udp_frame};
+use common::{
+    ACK, FIN, PSH, SYN, external_captures, index, pcap, skylark_vectors, tcp_frame, udp_frame,
+};
 use dissectors::registry::Message;
 use p2ptrace::dissect::DissectConfig;
 use p2ptrace::flow::{Dir, FlowRecord, IdleTimeouts, Uid};
@@ -13,32 +15,6 @@ use p2ptrace::pipeline::{self, FlowConsumer, MsgCtx, PipelineConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-/// `(name, bytes)` of every ```hex vector=NAME block in PROTOCOL.md.
-fn vectors() -> Vec<(String, Vec<u8>)> {
-    let spec = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/dissectors/PROTOCOL.md"
-    ))
-    .unwrap();
-    let mut out = Vec::new();
-    let mut lines = spec.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line.strip_prefix("```hex vector=") else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        for l in lines.by_ref().take_while(|l| !l.starts_with("```")) {
-            bytes.extend(
-                l.split_whitespace()
-                    .map(|h| u8::from_str_radix(h, 16).unwrap()),
-            );
-        }
-        out.push((name.trim().to_string(), bytes));
-    }
-    assert!(out.len() >= 40, "found {} vectors", out.len());
-    out
-}
 
 /// Message type of each vector parsed on its own as a datagram by the Skylark dissector:
 /// what the pipeline must find in the same bytes, however they were carried.
@@ -105,7 +81,7 @@ fn dissect(paths: &[PathBuf]) -> Collect {
 
 #[test]
 fn skylark_is_recognised_on_random_ports_over_udp_and_tcp() {
-    let vectors = vectors();
+    let vectors = skylark_vectors();
     let a = ([10, 1, 0, 7], 51_734);
     let b = ([10, 1, 0, 9], 40_211);
     let mut frames = Vec::new();
@@ -210,7 +186,7 @@ fn real_captures_no_skylark_and_the_other_dissectors_find_their_protocols() {
 fn stun_sharing_a_skylark_udp_port_is_dissected_as_stun() {
     // PROTOCOL.md §2.4: SNs answer STUN on their Skylark port; the first byte tells them
     // apart. The flow is Skylark; its STUN datagrams still become STUN rows.
-    let vectors = vectors();
+    let vectors = skylark_vectors();
     let (client, sn) = (([10, 2, 0, 5], 40_916), ([10, 2, 0, 3], 33_033));
     let stun = dissectors::stun::StunMessage::binding_request([7; 12], Some("skylark/1.0.0"));
     let mut stun_bytes = Vec::new();

@@ -76,3 +76,51 @@ fn one_nat_flows_get_their_class_and_totals_match_messages() {
     assert_eq!(from_flows, from_messages);
     assert!(from_flows["media"].0 > 1000);
 }
+
+/// PROTOCOL.md §13 vector `name`.
+fn vector(name: &str) -> Vec<u8> {
+    common::skylark_vectors()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b)
+        .unwrap()
+}
+
+/// A flow is called Skylark only with evidence: a lone datagram that parses is `skylark?`;
+/// a request answered with its transaction id, or three messages, make it `skylark`.
+#[test]
+fn skylark_service_needs_several_consistent_messages() {
+    use common::{pcap, udp_frame};
+    let (probe, ack) = (vector("hc-probe"), vector("hc-probe-ack"));
+    let (c1, c2, c3, sn) = (
+        ([10, 0, 0, 1], 40001),
+        ([10, 0, 0, 2], 40002),
+        ([10, 0, 0, 3], 40003),
+        ([10, 0, 0, 9], 5555),
+    );
+    let frames = vec![
+        (1_000_000, udp_frame(c1, sn, &probe)),
+        (2_000_000, udp_frame(c2, sn, &probe)),
+        (2_100_000, udp_frame(sn, c2, &ack)),
+        (3_000_000, udp_frame(c3, sn, &probe)),
+        (4_000_000, udp_frame(c3, sn, &probe)),
+        (5_000_000, udp_frame(c3, sn, &probe)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("evidence.pcap");
+    std::fs::write(&cap, pcap(&frames)).unwrap();
+    let o = Command::new(BIN)
+        .args(["analyze", "-q", "--csv"])
+        .arg(dir.path())
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let service: BTreeMap<String, String> = rows(&dir.path().join("flows.csv"))
+        .into_iter()
+        .map(|f| (f["orig_addr"].clone(), f["service"].clone()))
+        .collect();
+    assert_eq!(service["10.0.0.1"], "skylark?", "one unanswered probe");
+    assert_eq!(service["10.0.0.2"], "skylark", "probe answered by txn id");
+    assert_eq!(service["10.0.0.3"], "skylark", "three messages");
+}

@@ -67,13 +67,27 @@ pub const MAX_EVIDENCE: usize = 4;
 /// Longest message kind kept in `evidence` (kinds are short names; this bounds memory).
 pub const MAX_EVIDENCE_KIND_LEN: usize = 48;
 
-/// Per-class message and byte counts of one flow, plus its first distinct message kinds.
+/// Skylark messages that confirm a flow as Skylark on their own (without an answered
+/// transaction): "several consistent messages" of the classification rule.
+pub const MIN_SKYLARK_MSGS: u32 = 3;
+/// Transaction ids remembered per flow to pair requests with answers.
+pub const MAX_PENDING_TXNS: usize = 8;
+
+/// Per-class message and byte counts of one flow, its first distinct message kinds, and the
+/// evidence that it really is Skylark.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClassCounts {
     pub msgs: [u64; 5],
     pub bytes: [u64; 5],
     /// First distinct message kinds, at most [`MAX_EVIDENCE`].
     pub evidence: Vec<String>,
+    /// Skylark messages decoded in the flow.
+    pub skylark_msgs: u32,
+    /// A Skylark transaction id sent one way was answered the other way: random bytes that
+    /// pass the header checksum will not also echo a 64-bit id (PROTOCOL.md §3).
+    pub skylark_answered: bool,
+    /// Recent Skylark transaction ids with the direction that sent them.
+    txns: Vec<(Dir, u64)>,
 }
 
 fn class_index(class: TrafficClass) -> Option<usize> {
@@ -94,6 +108,38 @@ impl ClassCounts {
             && !self.evidence.iter().any(|k| k == kind)
         {
             self.evidence.push(kind.to_string());
+        }
+    }
+
+    /// Notes one Skylark message sent in direction `dir` with transaction id `txn`.
+    pub fn add_skylark(&mut self, dir: Dir, txn: Option<u64>) {
+        self.skylark_msgs = self.skylark_msgs.saturating_add(1);
+        let Some(txn) = txn.filter(|t| *t != 0) else {
+            return;
+        };
+        if self.txns.iter().any(|&(d, t)| t == txn && d != dir) {
+            self.skylark_answered = true;
+        }
+        if !self.skylark_answered && !self.txns.contains(&(dir, txn)) {
+            if self.txns.len() >= MAX_PENDING_TXNS {
+                self.txns.remove(0);
+            }
+            self.txns.push((dir, txn));
+        }
+    }
+
+    /// The flow is called Skylark only with evidence: [`MIN_SKYLARK_MSGS`] decoded messages,
+    /// or a request answered with its transaction id.
+    pub fn skylark_confirmed(&self) -> bool {
+        self.skylark_answered || self.skylark_msgs >= MIN_SKYLARK_MSGS
+    }
+
+    /// The `service` column: a Skylark claim without enough evidence is written `skylark?`.
+    pub fn service<'s>(&self, claimed: Option<&'s str>) -> &'s str {
+        match claimed {
+            Some("skylark") if !self.skylark_confirmed() => "skylark?",
+            Some(s) => s,
+            None => "",
         }
     }
 
@@ -179,7 +225,7 @@ impl FlowsCsv {
             .field(rec.history())
             .field(rec.proto)
             .field(rec.end.as_str())
-            .field(rec.service.unwrap_or_default())
+            .field(counts.service(rec.service))
             .field(counts.dominant().map_or("", TrafficClass::as_str));
         for m in counts.msgs {
             row.field(m);
@@ -231,6 +277,45 @@ mod tests {
         assert_eq!(c.bytes, [40, 0, 0, 0, 60]);
         assert_eq!(c.dominant(), Some(TrafficClass::Media));
         assert_eq!(c.evidence, ["hc-probe", "media", "dns-query"]);
+    }
+
+    #[test]
+    fn skylark_needs_an_answer_or_several_messages() {
+        let mut c = ClassCounts::default();
+        assert_eq!(c.service(Some("skylark")), "skylark?");
+        c.add_skylark(Dir::Orig, Some(7));
+        c.add_skylark(Dir::Orig, Some(7));
+        assert_eq!(
+            c.service(Some("skylark")),
+            "skylark?",
+            "a retransmission is no answer"
+        );
+        c.add_skylark(Dir::Resp, Some(8));
+        assert_eq!(c.service(Some("skylark")), "skylark", "three messages");
+        let mut c = ClassCounts::default();
+        c.add_skylark(Dir::Orig, Some(7));
+        c.add_skylark(Dir::Resp, Some(7));
+        assert!(c.skylark_confirmed(), "answered by transaction id");
+        let mut c = ClassCounts::default();
+        c.add_skylark(Dir::Orig, Some(0));
+        c.add_skylark(Dir::Resp, Some(0));
+        assert!(
+            !c.skylark_confirmed(),
+            "id 0 (media, notifications) pairs nothing"
+        );
+        assert_eq!(c.service(Some("stun")), "stun");
+        assert_eq!(c.service(None), "");
+    }
+
+    #[test]
+    fn pending_transactions_are_bounded() {
+        let mut c = ClassCounts::default();
+        for t in 1..1000 {
+            c.add_skylark(Dir::Orig, Some(t));
+        }
+        assert!(c.txns.len() <= MAX_PENDING_TXNS);
+        c.add_skylark(Dir::Resp, Some(999));
+        assert!(c.skylark_answered);
     }
 
     #[test]

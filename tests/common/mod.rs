@@ -161,3 +161,29 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         })
         .collect()
 }
+
+/// The `hex vector=NAME` test vectors of dissectors/PROTOCOL.md §13, in document order.
+pub fn skylark_vectors() -> Vec<(String, Vec<u8>)> {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dissectors/PROTOCOL.md"
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    let mut lines = spec.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("```hex vector=") else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        for l in lines.by_ref().take_while(|l| !l.starts_with("```")) {
+            bytes.extend(
+                l.split_whitespace()
+                    .map(|h| u8::from_str_radix(h, 16).unwrap()),
+            );
+        }
+        out.push((name.trim().to_string(), bytes));
+    }
+    assert!(out.len() >= 40, "found {} vectors", out.len());
+    out
+}
