@@ -117,4 +117,26 @@ fn no_nat_lookup_of_bob_is_found_within_a_second() {
     assert_eq!(l["target"], "bob");
     let latency: f64 = l["latency_s"].parse().unwrap();
     assert!(latency > 0.0 && latency < 1.0, "{l:?}");
+    // bob is registered with another SN: alice's SN searched ring 1 (§8.6).
+    assert_eq!(
+        (l["sn_searches"].as_str(), l["from_cache"].as_str()),
+        ("1", "false")
+    );
+}
+
+/// In the conference, alice's SN searches for carol; bob asks the same SN for carol 2 s later
+/// and is answered from its 300 s result cache (§8.6) without a ring search, faster.
+#[test]
+fn conference_second_lookup_of_carol_is_answered_from_the_sn_cache() {
+    let dir = analyze("conference");
+    let lookups = rows(&dir.path().join("lookups.csv"));
+    let carol: Vec<_> = lookups.iter().filter(|l| l["target"] == "carol").collect();
+    assert_eq!(carol.len(), 2, "{lookups:?}");
+    assert_eq!(carol[0]["from_cache"], "false");
+    assert_ne!(carol[0]["sn_searches"], "0");
+    assert_eq!(carol[1]["from_cache"], "true");
+    assert_eq!(carol[1]["sn_searches"], "0");
+    let latency =
+        |l: &std::collections::HashMap<String, String>| -> f64 { l["latency_s"].parse().unwrap() };
+    assert!(latency(carol[1]) < latency(carol[0]));
 }

@@ -6,7 +6,10 @@
 //! ends it `not-found`; a `search-referral` (iterative search) counts a ring and keeps it
 //! open. A lookup unanswered at the end of the capture is `timeout`. The target is the
 //! user name the dissector puts in the detail. The protocol does not mark answers from a
-//! cache, so there is no such column.
+//! cache: a lookup is `from_cache` when the client's SN answered `found` without searching
+//! rings itself (no `search` for the target from that SN's port 33033 while the lookup was
+//! open) and without referrals — from its directory or its 300 s result cache (§8.6). Only a
+//! capture that sees the SN's own traffic can tell; elsewhere every answer looks cached.
 //!
 //! Must not: keep unbounded state: at most [`MAX_PENDING`] open lookups and [`MAX_LOOKUPS`]
 //! rows, [`MAX_NODES`] nodes per lookup; the rest is counted in `dropped`.
@@ -56,6 +59,8 @@ pub struct Lookup {
     pub rings: u32,
     nodes: Vec<IpAddr>,
     outcome: Option<Outcome>,
+    /// SN-to-SN ring searches the client's SN sent for this target while it was open.
+    pub sn_searches: u32,
 }
 
 impl Lookup {
@@ -65,6 +70,11 @@ impl Lookup {
 
     pub fn outcome(&self) -> Outcome {
         self.outcome.unwrap_or(Outcome::Timeout)
+    }
+
+    /// Found by the first SN without ring searches or referrals; `None` unless found.
+    pub fn from_cache(&self) -> Option<bool> {
+        (self.outcome() == Outcome::Found).then_some(self.rings == 0 && self.sn_searches == 0)
     }
 
     pub fn latency_s(&self) -> Option<f64> {
@@ -90,6 +100,8 @@ fn target_of(detail: &str) -> String {
 #[derive(Default)]
 pub struct Lookups {
     pending: BTreeMap<(IpAddr, u64), Lookup>,
+    /// Open lookups by (the SN the client asked, target), to credit that SN's ring searches.
+    by_sn: BTreeMap<(IpAddr, String), (IpAddr, u64)>,
     done: Vec<Lookup>,
     pub dropped: u64,
 }
@@ -102,6 +114,8 @@ pub const COLUMNS: &[&str] = &[
     "rings",
     "nodes",
     "outcome",
+    "sn_searches",
+    "from_cache",
 ];
 
 impl Lookups {
@@ -117,7 +131,13 @@ impl Lookups {
         let Some(txn) = txn else { return };
         let error = detail.starts_with("error=");
         match kind {
-            "search" if !error && src.port() != SN_PORT => {
+            "search" if !error && src.port() == SN_PORT => {
+                let by = (src.ip(), target_of(detail));
+                if let Some(l) = self.by_sn.get(&by).and_then(|k| self.pending.get_mut(k)) {
+                    l.sn_searches = l.sn_searches.saturating_add(1);
+                }
+            }
+            "search" if !error => {
                 let key = (src.ip(), txn);
                 if let Some(l) = self.pending.get_mut(&key) {
                     if !l.nodes.contains(&dst.ip()) && l.nodes.len() < MAX_NODES {
@@ -129,16 +149,19 @@ impl Lookups {
                     self.dropped += 1;
                     return;
                 }
+                let target = target_of(detail);
+                self.by_sn.insert((dst.ip(), target.clone()), key);
                 self.pending.insert(
                     key,
                     Lookup {
                         client: src.ip(),
-                        target: target_of(detail),
+                        target,
                         start: ts,
                         answered: None,
                         rings: 0,
                         nodes: vec![dst.ip()],
                         outcome: None,
+                        sn_searches: 0,
                     },
                 );
             }
@@ -161,6 +184,12 @@ impl Lookups {
                     Outcome::Found
                 });
                 if let Some(l) = self.pending.remove(&key) {
+                    if let Some(first) = l.nodes.first() {
+                        let by = (*first, l.target.clone());
+                        if self.by_sn.get(&by) == Some(&key) {
+                            self.by_sn.remove(&by);
+                        }
+                    }
                     if self.done.len() >= MAX_LOOKUPS {
                         self.dropped += 1;
                     } else {
@@ -193,7 +222,12 @@ pub fn write_csv<W: Write>(rows: &[Lookup], mut out: W) -> io::Result<()> {
         };
         r.uint(u64::from(l.rings))
             .uint(l.nodes() as u64)
-            .str(l.outcome().name());
+            .str(l.outcome().name())
+            .uint(u64::from(l.sn_searches));
+        match l.from_cache() {
+            Some(c) => r.str(if c { "true" } else { "false" }),
+            None => r.str(""),
+        };
         out.write_all(r.finish())?;
     }
     Ok(())
@@ -245,8 +279,42 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "10.0.0.5,bob,0.000000000,0.120,0,1,found"
+            "10.0.0.5,bob,0.000000000,0.120,0,1,found,1,false"
         );
+    }
+
+    #[test]
+    fn from_cache_when_the_sn_answers_without_ring_searches() {
+        let mut l = Lookups::default();
+        feed(&mut l, 0, C, SN, "search", 1, "bob");
+        feed(&mut l, 40, SN, C, "search-result", 1, "bob");
+        feed(&mut l, 100, C, SN, "search", 2, "carol");
+        feed(
+            &mut l,
+            110,
+            "203.0.113.9:33033",
+            "203.0.113.2:33033",
+            "search",
+            9,
+            "carol",
+        );
+        feed(&mut l, 150, SN, C, "search-result", 2, "carol");
+        feed(&mut l, 200, C, SN, "search", 3, "dave");
+        feed(&mut l, 210, SN, "203.0.113.2:33033", "search", 9, "dave");
+        feed(&mut l, 220, SN, "203.0.113.3:33033", "search", 9, "dave");
+        feed(&mut l, 300, SN, C, "search-result", 3, "dave");
+        feed(&mut l, 400, SN, "203.0.113.3:33033", "search", 9, "dave");
+        let rows = l.rows();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.sn_searches, r.from_cache()))
+            .collect();
+        assert_eq!(
+            got,
+            [(0, Some(true)), (0, Some(true)), (2, Some(false))],
+            "another SN's search is not ours; searches after the answer are not counted"
+        );
+        assert!(l.by_sn.is_empty());
     }
 
     #[test]
