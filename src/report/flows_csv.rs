@@ -11,6 +11,7 @@ use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use crate::time::SecsDisplay;
 use dissectors::registry::TrafficClass;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -80,7 +81,7 @@ pub struct ClassCounts {
     pub msgs: [u64; 5],
     pub bytes: [u64; 5],
     /// First distinct message kinds, at most [`MAX_EVIDENCE`].
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Cow<'static, str>>,
     /// Skylark messages decoded in the flow.
     pub skylark_msgs: u32,
     /// A Skylark transaction id sent one way was answered the other way: random bytes that
@@ -96,7 +97,7 @@ fn class_index(class: TrafficClass) -> Option<usize> {
 
 impl ClassCounts {
     /// Counts one message of `len` bytes, kind `kind`, class `class` (if any).
-    pub fn add(&mut self, class: Option<TrafficClass>, kind: &str, len: u32) {
+    pub fn add(&mut self, class: Option<TrafficClass>, kind: &Cow<'static, str>, len: u32) {
         if let Some(i) = class.and_then(class_index) {
             if let (Some(m), Some(b)) = (self.msgs.get_mut(i), self.bytes.get_mut(i)) {
                 *m = m.saturating_add(1);
@@ -107,7 +108,7 @@ impl ClassCounts {
             && kind.len() <= MAX_EVIDENCE_KIND_LEN
             && !self.evidence.iter().any(|k| k == kind)
         {
-            self.evidence.push(kind.to_string());
+            self.evidence.push(kind.clone());
         }
     }
 
@@ -269,10 +270,10 @@ mod tests {
     fn counts_per_class_and_dominant_by_bytes() {
         let mut c = ClassCounts::default();
         assert_eq!(c.dominant(), None);
-        c.add(Some(TrafficClass::Login), "hc-probe", 40);
-        c.add(Some(TrafficClass::Media), "media", 30);
-        c.add(Some(TrafficClass::Media), "media", 30);
-        c.add(None, "dns-query", 500);
+        c.add(Some(TrafficClass::Login), &"hc-probe".into(), 40);
+        c.add(Some(TrafficClass::Media), &"media".into(), 30);
+        c.add(Some(TrafficClass::Media), &"media".into(), 30);
+        c.add(None, &"dns-query".into(), 500);
         assert_eq!(c.msgs, [1, 0, 0, 0, 2]);
         assert_eq!(c.bytes, [40, 0, 0, 0, 60]);
         assert_eq!(c.dominant(), Some(TrafficClass::Media));
@@ -321,9 +322,9 @@ mod tests {
     #[test]
     fn evidence_is_distinct_bounded_and_skips_long_kinds() {
         let mut c = ClassCounts::default();
-        c.add(None, &"x".repeat(MAX_EVIDENCE_KIND_LEN + 1), 1);
+        c.add(None, &"x".repeat(MAX_EVIDENCE_KIND_LEN + 1).into(), 1);
         for k in ["a", "a", "b", "c", "d", "e"] {
-            c.add(None, k, 1);
+            c.add(None, &k.to_string().into(), 1);
         }
         assert_eq!(c.evidence, ["a", "b", "c", "d"]);
         assert_eq!(c.dominant(), None);
@@ -334,7 +335,7 @@ mod tests {
         fn dominant_has_the_most_bytes(ops in proptest::collection::vec((0usize..6, any::<u32>()), 0..50)) {
             let mut c = ClassCounts::default();
             for (i, len) in &ops {
-                c.add(CLASSES.get(*i).copied(), "k", *len);
+                c.add(CLASSES.get(*i).copied(), &"k".into(), *len);
             }
             let total: u64 = c.msgs.iter().sum();
             prop_assert_eq!(total, ops.iter().filter(|(i, _)| *i < 5).count() as u64);

@@ -267,9 +267,9 @@ mod tests {
         use dissectors::registry::TrafficClass;
         let mut t = FlowTotals::default();
         let mut c = ClassCounts::default();
-        c.add(Some(TrafficClass::Media), "media", 100);
-        c.add(Some(TrafficClass::Media), "media", 100);
-        c.add(Some(TrafficClass::Login), "hc-probe", 10);
+        c.add(Some(TrafficClass::Media), &"media".into(), 100);
+        c.add(Some(TrafficClass::Media), &"media".into(), 100);
+        c.add(Some(TrafficClass::Login), &"hc-probe".into(), 10);
         t.add_classes(&c);
         t.add_classes(&ClassCounts::default());
         assert_eq!(t.classes[4], (2, 200, 1));
