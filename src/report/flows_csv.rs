@@ -97,6 +97,8 @@ fn class_index(class: TrafficClass) -> Option<usize> {
 
 impl ClassCounts {
     /// Counts one message of `len` bytes, kind `kind`, class `class` (if any).
+    // A `Cow` rather than `&str`: a static kind name is kept without allocating.
+    #[allow(clippy::ptr_arg)]
     pub fn add(&mut self, class: Option<TrafficClass>, kind: &Cow<'static, str>, len: u32) {
         if let Some(i) = class.and_then(class_index) {
             if let (Some(m), Some(b)) = (self.msgs.get_mut(i), self.bytes.get_mut(i)) {
