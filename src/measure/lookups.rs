@@ -34,6 +34,8 @@ const MAX_TARGET: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Found,
+    /// Found, but the entry says the user is offline (§5.3 status 0).
+    FoundOffline,
     NotFound,
     Timeout,
 }
@@ -42,6 +44,7 @@ impl Outcome {
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Found => "found",
+            Outcome::FoundOffline => "found-offline",
             Outcome::NotFound => "not-found",
             Outcome::Timeout => "timeout",
         }
@@ -74,7 +77,8 @@ impl Lookup {
 
     /// Found by the first SN without ring searches or referrals; `None` unless found.
     pub fn from_cache(&self) -> Option<bool> {
-        (self.outcome() == Outcome::Found).then_some(self.rings == 0 && self.sn_searches == 0)
+        matches!(self.outcome(), Outcome::Found | Outcome::FoundOffline)
+            .then_some(self.rings == 0 && self.sn_searches == 0)
     }
 
     pub fn latency_s(&self) -> Option<f64> {
@@ -180,6 +184,8 @@ impl Lookups {
                 l.answered = Some(ts);
                 l.outcome = Some(if error || kind == "search" {
                     Outcome::NotFound
+                } else if detail.ends_with(" status=offline") {
+                    Outcome::FoundOffline
                 } else {
                     Outcome::Found
                 });
@@ -262,8 +268,26 @@ mod tests {
         feed(&mut l, 300, SN, C, "search-referral", 2, "carol");
         feed(&mut l, 400, SN, C, "search", 2, "error=not-found carol");
         feed(&mut l, 500, C, SN, "search", 3, "dave");
+        feed(&mut l, 600, C, SN, "search", 4, "erin");
+        feed(
+            &mut l,
+            650,
+            SN,
+            C,
+            "search-result",
+            4,
+            "erin status=offline",
+        );
         let rows = l.rows();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            (
+                rows[3].target.as_str(),
+                rows[3].outcome(),
+                rows[3].from_cache()
+            ),
+            ("erin", Outcome::FoundOffline, Some(true))
+        );
         assert_eq!(
             (rows[0].target.as_str(), rows[0].outcome()),
             ("bob", Outcome::Found)

@@ -244,6 +244,17 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
             }
             push_detail(&mut detail, name);
         }
+        // A search can find a user who is offline (§8.4: the entry outlives the session);
+        // lookups.csv tells that apart from an online answer (§5.3 status 0).
+        if header.msg_type == MsgType::SearchResult {
+            let status = match o.get(FieldId::Entry).map(|e| e.value) {
+                Some(ValueView::List(entry)) => entry.get_u32(FieldId::Status),
+                _ => None,
+            };
+            if status == Some(0) {
+                push_detail(&mut detail, " status=offline");
+            }
+        }
     }
     if let (Some(stop), false) = (&lax.stop, status == Status::Complete) {
         if !detail.is_empty() {
@@ -318,6 +329,32 @@ mod tests {
         let mut out = Vec::new();
         SkylarkFlow::new(Transport::Udp).parse(Side::Orig, 0, &buf, &mut out);
         out.pop().unwrap()
+    }
+
+    #[test]
+    fn search_result_for_an_offline_user_says_so() {
+        let result = |status| {
+            Wire::new(
+                MsgType::SearchResult,
+                Flags::RESP,
+                6,
+                vec![
+                    Object::str(FieldId::Target, "bob"),
+                    Object::list(
+                        FieldId::Entry,
+                        vec![
+                            Object::str(FieldId::User, "bob"),
+                            Object::u32(FieldId::Status, status),
+                        ],
+                    ),
+                ],
+            )
+        };
+        assert_eq!(
+            parse_udp(&result(0)).detail.as_deref(),
+            Some("bob status=offline")
+        );
+        assert_eq!(parse_udp(&result(1)).detail.as_deref(), Some("bob"));
     }
 
     #[test]
