@@ -2,9 +2,9 @@
 //! its answer by (client, transaction id): latency, rings walked, nodes asked, outcome.
 //!
 //! A `search` from an SN's port 33033 is the SN's own ring search, not a client lookup, and
-//! is not a row. `search-result` ends a lookup `found` (`found-offline` when its entry says offline); an error response (`not-found`)
-//! ends it `not-found`; a `search-referral` (iterative search) counts a ring and keeps it
-//! open. A lookup unanswered at the end of the capture is `timeout`. The target is the
+//! is not a row. `search-result` ends a lookup `found` (`found-offline` when its entry says
+//! offline); an error response (`not-found`) ends it `not-found`; a `search-referral`
+//! (iterative search) counts a ring and keeps it open. A lookup unanswered at the end of the capture is `timeout`. The target is the
 //! user name the dissector puts in the detail. The protocol does not mark answers from a
 //! cache: a lookup is `from_cache` when the client's SN answered `found` without searching
 //! rings itself (no `search` for the target from that SN's port 33033 while the lookup was
