@@ -46,8 +46,18 @@ impl EndReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uid(pub u64);
 
-impl fmt::Display for Uid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// A uid's 12 ASCII characters (see [`Uid::encode`]).
+pub struct UidText([u8; 12]);
+
+impl UidText {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("C00000000000")
+    }
+}
+
+impl Uid {
+    /// `C` and 11 base-62 digits, as Zeek prints connection uids; without `fmt`.
+    pub fn encode(self) -> UidText {
         const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut buf = [b'0'; 12];
         buf[0] = b'C';
@@ -56,7 +66,13 @@ impl fmt::Display for Uid {
             *slot = DIGITS[(v % 62) as usize];
             v /= 62;
         }
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+        UidText(buf)
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encode().as_str())
     }
 }
 

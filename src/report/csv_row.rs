@@ -85,23 +85,41 @@ impl CsvRow {
     /// Appends a timestamp as epoch seconds with 9 fractional digits (like
     /// `Ts::display(9)`), without `fmt` for the usual non-negative case.
     pub fn ts9(&mut self, ts: crate::time::Ts) -> &mut Self {
+        self.ts(ts, 9)
+    }
+
+    /// Appends a timestamp with `digits` fractional digits, truncated like
+    /// `Ts::display(digits)`, without `fmt` for the usual non-negative case.
+    pub fn ts(&mut self, ts: crate::time::Ts, digits: u8) -> &mut Self {
         let n = ts.as_nanos();
+        let digits = digits.min(9);
         if n < 0 {
-            return self.field(ts.display(9));
+            return self.field(ts.display(digits));
         }
         self.separator();
         let n = n.unsigned_abs();
         push_u64(&mut self.buf, n / 1_000_000_000);
+        if digits == 0 {
+            return self;
+        }
         self.buf.push('.');
-        let frac = n % 1_000_000_000;
-        let mut digits = [b'0'; 9];
-        let mut f = frac;
-        for d in digits.iter_mut().rev() {
+        let mut frac = [b'0'; 9];
+        let mut f = n % 1_000_000_000;
+        for d in frac.iter_mut().rev() {
             *d = b'0' + (f % 10) as u8;
             f /= 10;
         }
-        self.buf.extend(digits.iter().map(|&b| char::from(b)));
+        let kept = frac.get(..usize::from(digits)).unwrap_or(&frac);
+        self.buf.extend(kept.iter().map(|&b| char::from(b)));
         self
+    }
+
+    /// Appends an optional unsigned integer (empty when `None`).
+    pub fn opt_uint(&mut self, value: Option<u64>) -> &mut Self {
+        match value {
+            Some(v) => self.uint(v),
+            None => self.str(""),
+        }
     }
 
     fn separator(&mut self) {
@@ -190,6 +208,14 @@ mod tests {
         for n in [0i64, 5, 1_767_225_600_123_456_789, -1_500_000_000] {
             a.ts9(Ts(n));
             b.field(Ts(n).display(9));
+            for digits in [0, 1, 3, 6, 9, 12] {
+                a.ts(Ts(n), digits);
+                b.field(Ts(n).display(digits));
+            }
+        }
+        for v in [None, Some(0), Some(u64::MAX)] {
+            a.opt_uint(v);
+            b.field(v.map(|v| v.to_string()).unwrap_or_default());
         }
         for v in ["plain", "a,b", "q\"uote", ""] {
             a.str(v);

@@ -206,37 +206,37 @@ impl FlowsCsv {
         let r = rec.dir(Dir::Resp);
         let row = &mut self.row;
         row.clear();
-        row.field(rec.uid)
-            .field(rec.ts_start.display(digits))
-            .field(rec.ts_end.display(digits))
+        row.str(rec.uid.encode().as_str())
+            .ts(rec.ts_start, digits)
+            .ts(rec.ts_end, digits)
             .field(SecsDisplay {
                 nanos: rec.duration_ns(),
                 digits,
             })
-            .field(rec.proto_name())
-            .field(rec.orig.addr.to_ip())
-            .field(rec.orig.port)
-            .field(rec.resp.addr.to_ip())
-            .field(rec.resp.port)
-            .field(o.pkts)
-            .field(o.bytes)
-            .field(o.payload)
-            .field(r.pkts)
-            .field(r.bytes)
-            .field(r.payload)
+            .str(rec.proto_name())
+            .ip(rec.orig.addr.to_ip())
+            .uint(u64::from(rec.orig.port))
+            .ip(rec.resp.addr.to_ip())
+            .uint(u64::from(rec.resp.port))
+            .uint(o.pkts)
+            .uint(o.bytes)
+            .uint(o.payload)
+            .uint(r.pkts)
+            .uint(r.bytes)
+            .uint(r.payload)
             .field(rec.state())
             .field(rec.history())
-            .field(rec.proto)
-            .field(rec.end.as_str())
-            .field(counts.service(rec.service))
-            .field(counts.dominant().map_or("", TrafficClass::as_str));
+            .uint(u64::from(rec.proto))
+            .str(rec.end.as_str())
+            .str(counts.service(rec.service))
+            .str(counts.dominant().map_or("", TrafficClass::as_str));
         for m in counts.msgs {
-            row.field(m);
+            row.uint(m);
         }
         for b in counts.bytes {
-            row.field(b);
+            row.uint(b);
         }
-        row.field(counts.evidence.join(";"));
+        row.str(&counts.evidence.join(";"));
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;

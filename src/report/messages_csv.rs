@@ -46,24 +46,19 @@ impl MessagesCsv {
     ) -> io::Result<()> {
         let row = &mut self.row;
         row.clear();
-        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        row.field(ts.display(digits))
-            .field(uid)
-            .field(dir.as_str())
-            .field(msg.protocol)
-            .field(&msg.msg_type)
-            .field(opt(msg.txn_id))
-            .field(opt(msg.call_id))
-            .field(msg.len)
-            .field(msg.status.as_str())
-            .field(
-                c.class
-                    .or(msg.class)
-                    .map(|c| c.as_str())
-                    .unwrap_or_default(),
-            )
-            .field(msg.detail.as_deref().unwrap_or_default())
-            .field(c.home);
+        let class = c.class.or(msg.class).map(|c| c.as_str());
+        row.ts(ts, digits)
+            .str(uid.encode().as_str())
+            .str(dir.as_str())
+            .str(msg.protocol)
+            .str(&msg.msg_type)
+            .opt_uint(msg.txn_id)
+            .opt_uint(msg.call_id)
+            .uint(u64::from(msg.len))
+            .str(msg.status.as_str())
+            .str(class.unwrap_or_default())
+            .str(msg.detail.as_deref().unwrap_or_default())
+            .str(if c.home { "true" } else { "false" });
         self.out.write_all(row.finish())?;
         self.rows += 1;
         Ok(())
