@@ -1,0 +1,402 @@
+//! The terminal UI's event stream: [`Feed`] is a [`FlowConsumer`] that classifies each
+//! message (the same [`Classifier`] and [`Measurements`] the reports use), and forwards flow
+//! records, classified messages, ended calls and snapshots of the report tables to the UI
+//! thread in batches over a bounded channel.
+//!
+//! Guarantees: memory bounded (at most [`MAX_QUEUED_BATCHES`] batches of [`BATCH_LEN`] events
+//! in flight; per-flow message counters capped by [`MAX_FLOW_COUNTERS`]). In blocking mode
+//! (files) nothing is lost: the reader waits for the UI. In dropping mode (live capture) a
+//! batch the UI has no room for is dropped and counted in [`Status::ui_dropped`], so capture
+//! never waits for the screen. Must not: read clocks or touch the terminal.
+
+use crate::classify::{Classifier, HomeSpec};
+use crate::flow::{Dir, FlowRecord, Uid};
+use crate::measure::calls::{CallRecord, CallTracker};
+use crate::measure::{Measurements, Seen};
+use crate::pipeline::{FlowConsumer, MsgCtx};
+use crate::report::csv_row::CsvRow;
+use crate::time::Ts;
+use dissectors::registry::{CallInfo, Message, TrafficClass};
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+/// Events per batch.
+pub const BATCH_LEN: usize = 1024;
+/// Batches queued between the analysis and the UI thread.
+pub const MAX_QUEUED_BATCHES: usize = 64;
+/// Messages between two snapshots of the report tables.
+pub const SNAPSHOT_EVERY: u64 = 50_000;
+/// Flows whose messages are numbered (index within the flow); beyond it indices restart.
+pub const MAX_FLOW_COUNTERS: usize = 1 << 20;
+
+/// Counters the capture side updates and the status bar shows (all relaxed atomics).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Frames read (captured).
+    pub packets: AtomicU64,
+    /// Bytes of those frames on the wire.
+    pub bytes: AtomicU64,
+    /// Frames the kernel dropped (live capture).
+    pub kernel_drops: AtomicU64,
+    /// Frames dropped between capture and analysis (live capture's queue).
+    pub queue_drops: AtomicU64,
+    /// Events dropped because the UI was behind (dropping mode only).
+    pub ui_dropped: AtomicU64,
+    /// Set when the source has no more frames (end of file, capture stopped).
+    pub finished: AtomicU64,
+    /// Set by the UI when the user quits: the capture side should stop.
+    pub stop: AtomicBool,
+}
+
+impl Status {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A flow as the UI shows it (from its record, when the flow ended).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowRow {
+    pub uid: Uid,
+    pub proto: u8,
+    pub orig: SocketAddr,
+    pub resp: SocketAddr,
+    pub start: Ts,
+    pub end: Ts,
+    /// Packets and bytes, originator then responder.
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub service: Option<&'static str>,
+    pub state: &'static str,
+}
+
+impl FlowRow {
+    pub fn from_record(r: &FlowRecord) -> FlowRow {
+        FlowRow {
+            uid: r.uid,
+            proto: r.proto,
+            orig: SocketAddr::new(r.orig.addr.to_ip(), r.orig.port),
+            resp: SocketAddr::new(r.resp.addr.to_ip(), r.resp.port),
+            start: r.ts_start,
+            end: r.ts_end,
+            pkts: [r.stats[0].pkts, r.stats[1].pkts],
+            bytes: [r.stats[0].bytes, r.stats[1].bytes],
+            service: r.service,
+            state: r.state(),
+        }
+    }
+}
+
+/// A classified message: enough to list it, draw it, and build a details reference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MsgRow {
+    pub uid: Uid,
+    pub ts: Ts,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// The flow's (originator, responder).
+    pub endpoints: (SocketAddr, SocketAddr),
+    pub proto: u8,
+    /// Registry protocol name (`skylark`, `stun`, …) and its message type.
+    pub protocol: &'static str,
+    pub msg_type: Cow<'static, str>,
+    /// Canonical name (labels.csv's `msg_type`).
+    pub kind: Cow<'static, str>,
+    pub class: Option<TrafficClass>,
+    /// To a home endpoint.
+    pub home: bool,
+    pub len: u32,
+    pub call_id: Option<u64>,
+    /// Media frame: sequence number and sampling timestamp.
+    pub media: Option<(u16, u32)>,
+    /// Position of the message within its flow (0-based).
+    pub index_in_flow: usize,
+}
+
+/// A report table (the rows of one CSV report, as text).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Parses CSV text (header row first); malformed rows are skipped.
+    pub fn from_csv(bytes: &[u8]) -> Table {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(bytes);
+        let columns = r
+            .headers()
+            .map(|h| h.iter().map(str::to_string).collect())
+            .unwrap_or_default();
+        let rows = r
+            .records()
+            .filter_map(Result::ok)
+            .map(|rec| rec.iter().map(str::to_string).collect())
+            .collect();
+        Table { columns, rows }
+    }
+
+    /// The index of a column by name.
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+}
+
+/// Snapshots of the measurement reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tables {
+    pub hosts: Table,
+    pub phonehome: Table,
+    pub keepalives: Table,
+    pub lookups: Table,
+    pub logins: Table,
+}
+
+/// One ended call: its calls.csv row and the record behind it.
+#[derive(Clone, Debug)]
+pub struct CallRow {
+    pub fields: Vec<String>,
+    pub record: CallRecord,
+}
+
+/// What flows from the analysis to the UI.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Flow(FlowRow),
+    Msg(Box<MsgRow>),
+    Call(Box<CallRow>),
+    Tables(Box<Tables>),
+    /// The source is exhausted; `first`/`last` frame times.
+    Done {
+        first: Option<Ts>,
+        last: Option<Ts>,
+    },
+}
+
+pub type Batch = Vec<Event>;
+
+/// A bounded channel for batches.
+pub fn channel() -> (SyncSender<Batch>, Receiver<Batch>) {
+    sync_channel(MAX_QUEUED_BATCHES)
+}
+
+/// The [`FlowConsumer`] feeding the UI (Send: runs on the analysis thread).
+pub struct Feed {
+    tx: SyncSender<Batch>,
+    buf: Batch,
+    block: bool,
+    status: Arc<Status>,
+    classifier: Classifier,
+    measure: Measurements,
+    calls: CallTracker,
+    digits: u8,
+    since_snapshot: u64,
+    first: Option<Ts>,
+    last: Option<Ts>,
+    index: rustc_hash::FxHashMap<Uid, usize>,
+    row: CsvRow,
+}
+
+impl Feed {
+    /// A feed sending on `tx`; `block`: wait for the UI rather than drop (files).
+    pub fn new(
+        tx: SyncSender<Batch>,
+        home: Vec<HomeSpec>,
+        block: bool,
+        status: Arc<Status>,
+    ) -> Feed {
+        Feed {
+            tx,
+            buf: Vec::with_capacity(BATCH_LEN),
+            block,
+            status,
+            classifier: Classifier::new(home),
+            measure: Measurements::default(),
+            calls: CallTracker::new(),
+            digits: 6,
+            since_snapshot: 0,
+            first: None,
+            last: None,
+            index: Default::default(),
+            row: CsvRow::default(),
+        }
+    }
+
+    fn push(&mut self, e: Event) {
+        self.buf.push(e);
+        if self.buf.len() >= BATCH_LEN {
+            self.flush();
+        }
+    }
+
+    /// Sends what is buffered.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH_LEN));
+        let n = batch.len() as u64;
+        if self.block {
+            // The UI is gone: nothing to deliver to, keep reading so stats stay right.
+            let _ = self.tx.send(batch);
+        } else if let Err(TrySendError::Full(_)) = self.tx.try_send(batch) {
+            Status::add(&self.status.ui_dropped, n);
+        }
+    }
+
+    /// Sends a snapshot of the report tables.
+    pub fn snapshot(&mut self) {
+        self.since_snapshot = 0;
+        let span = match (self.first, self.last) {
+            (Some(a), Some(b)) => b.since(a),
+            _ => 0,
+        };
+        let t = tables(&self.measure, span);
+        self.push(Event::Tables(Box::new(t)));
+    }
+
+    /// Ends the stream: reports open calls, a last snapshot and `Done`, and flushes.
+    pub fn finish(&mut self) {
+        let mut ended = Vec::new();
+        self.calls.finish(&mut |c| ended.push(c));
+        for c in ended {
+            self.call(c);
+        }
+        self.snapshot();
+        let (first, last) = (self.first, self.last);
+        self.push(Event::Done { first, last });
+        self.flush();
+    }
+
+    fn call(&mut self, c: CallRecord) {
+        let line = crate::report::calls_csv::render(&mut self.row, &c, self.digits);
+        let t = Table::from_csv(
+            &[
+                CsvRow::header(crate::report::calls_csv::CALLS_COLUMNS).as_slice(),
+                line,
+            ]
+            .concat(),
+        );
+        let fields = t.rows.into_iter().next().unwrap_or_default();
+        self.push(Event::Call(Box::new(CallRow { fields, record: c })));
+    }
+}
+
+/// The measurement reports rendered as tables.
+/// `span_ns`: the time covered so far (for contacts per hour).
+pub fn tables(m: &Measurements, span_ns: i64) -> Tables {
+    let render = |f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut out = Vec::new();
+        match f(&mut out) {
+            Ok(()) => Table::from_csv(&out),
+            Err(_) => Table::default(),
+        }
+    };
+    let mut phonehome =
+        render(&|o| crate::measure::phonehome::write_csv(&m.phonehome.rows(span_ns), o));
+    // As the reports do: a home endpoint without a name is named by its role.
+    if let (Some(h), Some(n)) = (phonehome.col("home"), phonehome.col("home_name")) {
+        for row in &mut phonehome.rows {
+            let role = row
+                .get(h)
+                .and_then(|a| a.parse().ok())
+                .and_then(|ip| m.hosts.role_of(ip));
+            if let (Some(role), Some(name)) = (role, row.get_mut(n)) {
+                if name.is_empty() {
+                    *name = role.to_string();
+                }
+            }
+        }
+    }
+    Tables {
+        hosts: render(&|o| m.hosts.write_csv(o)),
+        phonehome,
+        keepalives: render(&|o| m.keepalives.write_csv(o)),
+        lookups: render(&|o| crate::measure::lookups::write_csv(&m.lookups.rows(), o)),
+        logins: render(&|o| crate::measure::logins::write_csv(&m.logins.rows(), o)),
+    }
+}
+
+impl FlowConsumer for Feed {
+    fn flow(&mut self, record: &FlowRecord, digits: u8) {
+        self.digits = self.digits.max(digits);
+        self.index.remove(&record.uid);
+        if self.first.is_none_or(|t| record.ts_start < t) {
+            self.first = Some(record.ts_start);
+        }
+        if self.last.is_none_or(|t| record.ts_end > t) {
+            self.last = Some(record.ts_end);
+        }
+        self.push(Event::Flow(FlowRow::from_record(record)));
+    }
+
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        self.digits = self.digits.max(ctx.digits);
+        if self.first.is_none_or(|t| ctx.ts < t) {
+            self.first = Some(ctx.ts);
+        }
+        if self.last.is_none_or(|t| ctx.ts > t) {
+            self.last = Some(ctx.ts);
+        }
+        let c = self.classifier.classify(ctx, msg);
+        let from_home = self.classifier.is_home(ctx.src);
+        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
+        let mut ended = Vec::new();
+        self.calls.message(ctx, msg, &mut |r| ended.push(r));
+        for r in ended {
+            self.call(r);
+        }
+        let full = self.index.len() >= MAX_FLOW_COUNTERS;
+        let index_in_flow = match self.index.get_mut(&ctx.uid) {
+            Some(i) => {
+                *i += 1;
+                *i
+            }
+            None => {
+                if full {
+                    self.index.clear();
+                }
+                self.index.insert(ctx.uid, 0);
+                0
+            }
+        };
+        let endpoints = match ctx.dir {
+            Dir::Orig => (ctx.src, ctx.dst),
+            Dir::Resp => (ctx.dst, ctx.src),
+        };
+        let media = match &msg.call {
+            Some(CallInfo::Media { seq, timestamp }) => Some((*seq, *timestamp)),
+            _ => None,
+        };
+        self.push(Event::Msg(Box::new(MsgRow {
+            uid: ctx.uid,
+            ts: ctx.ts,
+            src: ctx.src,
+            dst: ctx.dst,
+            endpoints,
+            proto: ctx.proto,
+            protocol: msg.protocol,
+            msg_type: msg.msg_type.clone(),
+            kind: c.kind,
+            class: c.class,
+            home: c.home,
+            len: msg.len,
+            call_id: msg.call_id,
+            media,
+            index_in_flow,
+        })));
+        self.since_snapshot += 1;
+        if self.since_snapshot >= SNAPSHOT_EVERY {
+            self.snapshot();
+        }
+    }
+}
