@@ -1,19 +1,26 @@
 //! The terminal UI: snapshots of every view on committed captures (ratatui `TestBackend`,
-//! insta), key handling over a loaded capture, exports, and an end-to-end run of
-//! `p2ptrace tui` inside tmux.
+//! insta) at 80×24 and 120×40, navigation over a loaded capture, exports, bad input, and an
+//! end-to-end run of `p2ptrace tui` inside tmux.
 
-use p2ptrace::tui::app::{Action, App, Export, Key, View};
-use p2ptrace::tui::{Status, load_file, ui};
+use p2ptrace::capture::CaptureReader;
+use p2ptrace::tui::app::{Action, App, Export, Key, Scope, View};
+use p2ptrace::tui::{Status, export, load_file, ui};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 const ONE_NAT: &str = "captures/sim/one-nat/capture.pcapng.gz";
+const PHONE_HOME: &str = "captures/sim/phone-home/capture.pcapng.gz";
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
 
 #[track_caller]
 fn loaded(capture: &str, color: bool) -> App {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(capture);
+    let path = repo(capture);
     let mut app = App::new(
         "capture".into(),
         Some(path.clone()),
@@ -21,6 +28,7 @@ fn loaded(capture: &str, color: bool) -> App {
         Arc::new(Status::default()),
     );
     load_file(&mut app, path, Vec::new()).unwrap();
+    assert!(app.model.done);
     app
 }
 
@@ -39,11 +47,323 @@ fn screen(app: &App, w: u16, h: u16) -> String {
     out
 }
 
-#[test]
-fn eyeball() {
-    let mut app = loaded(ONE_NAT, false);
-    for k in 0..8 {
-        app.on_key(Key::Char(char::from(b'1' + k)));
-        println!("{}", screen(&app, 100, 30));
+/// Draws once (the renderer reports the plot width and page size), then presses `keys`.
+fn keys(app: &mut App, w: u16, h: u16, keys: &[Key]) {
+    for k in keys {
+        screen(app, w, h);
+        app.on_key(*k);
     }
+}
+
+#[test]
+fn every_view_at_80x24_and_120x40() {
+    for (w, h) in [(80u16, 24u16), (120, 40)] {
+        let mut app = loaded(ONE_NAT, false);
+        for v in 0..8u8 {
+            app.on_key(Key::Char(char::from(b'1' + v)));
+            let name = format!("one_nat_{}_{w}x{h}", app.view.slug());
+            insta::assert_snapshot!(name, screen(&app, w, h));
+        }
+        // Messages of the call's signalling flow, with the details pane.
+        app.on_key(Key::Char('2'));
+        app.on_key(Key::Char('f'));
+        for c in "class:signalling host:100.64.0.1".chars() {
+            app.on_key(Key::Char(c));
+        }
+        app.on_key(Key::Enter);
+        app.on_key(Key::Enter);
+        assert_eq!(app.view, View::Messages);
+        insta::assert_snapshot!(
+            format!("one_nat_messages_of_flow_{w}x{h}"),
+            screen(&app, w, h)
+        );
+        app.on_key(Key::Char('?'));
+        insta::assert_snapshot!(format!("one_nat_help_{w}x{h}"), screen(&app, w, h));
+    }
+}
+
+#[test]
+fn phone_home_and_keepalive_distributions() {
+    let mut app = loaded(PHONE_HOME, false);
+    for v in [View::PhoneHome, View::Keepalives, View::Timeline] {
+        app.on_key(Key::Char(char::from(b'1' + v as u8)));
+        insta::assert_snapshot!(
+            format!("phone_home_{}_80x24", v.slug()),
+            screen(&app, 80, 24)
+        );
+    }
+    assert!(!app.model.keepalive_intervals.is_empty());
+    assert!(app.model.contact_intervals().len() > 1);
+}
+
+#[test]
+fn colour_timeline_draws_blocks_and_letters_without_colour() {
+    let app = loaded(ONE_NAT, true);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains('█'), "{s}");
+    assert!(s.contains("login"));
+    let plain = screen(&loaded(ONE_NAT, false), 80, 24);
+    assert!(!plain.contains('█'));
+    assert!(plain.contains("MMMM"), "{plain}");
+}
+
+#[test]
+fn a_call_opens_its_messages_in_order() {
+    let mut app = loaded(ONE_NAT, false);
+    keys(&mut app, 80, 24, &[Key::Char('4'), Key::Enter]);
+    assert_eq!(app.view, View::Messages);
+    let Some(Scope::Call(id)) = app.scope else {
+        panic!("scope {:?}", app.scope)
+    };
+    let rows = app.rows(View::Messages);
+    assert!(rows.len() > 1000, "{} messages of call {id}", rows.len());
+    let times: Vec<_> = (0..rows.len())
+        .filter_map(|i| app.scope_msg(i).map(|m| m.ts))
+        .collect();
+    assert_eq!(times.len(), rows.len());
+    let kinds: Vec<&str> = (0..20)
+        .filter_map(|i| app.scope_msg(i).map(|m| m.kind.as_ref()))
+        .collect();
+    assert!(
+        kinds.contains(&"invite") && kinds.contains(&"accept"),
+        "{kinds:?}"
+    );
+    // Filter the call's messages to signalling only.
+    keys(&mut app, 80, 24, &[Key::Char('f')]);
+    for c in "class:signalling".chars() {
+        app.on_key(Key::Char(c));
+    }
+    app.on_key(Key::Enter);
+    let n = app.rows(View::Messages).len();
+    assert!((2..=20).contains(&n), "{n}");
+}
+
+#[test]
+fn timeline_zoom_keeps_the_cursor_time_and_hosts_are_grouped_by_role() {
+    let mut app = loaded(ONE_NAT, false);
+    screen(&app, 80, 24);
+    let lanes = app.lanes();
+    let roles: Vec<&str> = lanes.iter().map(|h| app.model.role(*h)).collect();
+    assert_eq!(
+        roles,
+        [
+            "login-server",
+            "home",
+            "super-node+relay",
+            "super-node",
+            "client",
+            "client"
+        ]
+    );
+    keys(&mut app, 80, 24, &[Key::Right; 20]);
+    let before = app.cursor_range().unwrap().0;
+    keys(&mut app, 80, 24, &[Key::Char('+'), Key::Char('+')]);
+    let after = app.cursor_range().unwrap();
+    let bin = app.bin_ns();
+    assert!(
+        (after.0.since(before)).abs() <= 2 * bin,
+        "{before:?} {after:?}"
+    );
+    keys(&mut app, 80, 24, &[Key::End]);
+    let last = app.model.last.unwrap();
+    let (_, end) = app.cursor_range().unwrap();
+    assert!(
+        end.since(last).abs() <= 2 * app.bin_ns(),
+        "{end:?} {last:?}"
+    );
+}
+
+#[test]
+fn exports_write_csv_and_pcapng_of_the_lanes_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = loaded(ONE_NAT, false);
+    app.export_dir = dir.path().to_path_buf();
+    // Flows, filtered to media: a CSV with the header and two rows.
+    keys(&mut app, 80, 24, &[Key::Char('2'), Key::Char('f')]);
+    for c in "class:media".chars() {
+        app.on_key(Key::Char(c));
+    }
+    app.on_key(Key::Enter);
+    let Action::Export(e) = app.on_key(Key::Char('e')) else {
+        panic!("no export")
+    };
+    let line = export::perform(&e);
+    assert!(line.starts_with("exported 2 rows"), "{line}");
+    let text = std::fs::read_to_string(dir.path().join("p2ptrace-flows.csv")).unwrap();
+    assert!(
+        text.starts_with("uid,proto,orig,resp,service,class,"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3);
+    // Timeline: the whole window, lane of alice's public address (a client lane), as pcapng.
+    app.lists[1].filter.clear();
+    keys(&mut app, 80, 24, &[Key::Char('1')]);
+    let lane = app
+        .lanes()
+        .iter()
+        .position(|h| h.to_string() == "100.64.0.1")
+        .unwrap();
+    app.timeline.lane = lane;
+    let Action::Export(e) = app.on_key(Key::Char('e')) else {
+        panic!("no pcapng export: {:?}", app.notice)
+    };
+    let Export::Pcapng { path, flows, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        flows
+            .iter()
+            .all(|(_, a, b)| a.ip().to_string() == "100.64.0.1"
+                || b.ip().to_string() == "100.64.0.1")
+    );
+    let line = export::perform(&e);
+    assert!(line.starts_with("exported"), "{line}");
+    let mut r = CaptureReader::open(path).unwrap();
+    let mut n = 0;
+    while let Some(_f) = r.next_frame().unwrap() {
+        n += 1;
+    }
+    assert!(n > 1900, "{n} frames");
+    // A second export does not overwrite the first.
+    let Action::Export(Export::Pcapng { path: p2, .. }) = app.on_key(Key::Char('e')) else {
+        panic!()
+    };
+    assert_ne!(&p2, path);
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_p2ptrace")
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_exit_1() {
+    let out = Command::new(bin())
+        .args(["tui", "/nonexistent/capture.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("p2ptrace: error: "), "{err}");
+    assert!(out.stdout.is_empty(), "nothing drawn");
+    // A readable file but no terminal: refused before touching the screen.
+    let out = Command::new(bin())
+        .args(["tui", repo(ONE_NAT).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a terminal"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// A tmux session removed on drop (also when the test fails).
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.0];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+    fn pane(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", &self.0])
+    }
+    /// Waits (at most 20 s) until the pane shows `text`.
+    #[track_caller]
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let p = self.pane();
+            if p.contains(text) {
+                return p;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("pane never showed {text:?}:\n{p}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn tui_in_a_real_terminal_navigates_to_a_call_and_restores_the_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("skipped: tmux is not installed");
+        return;
+    }
+    let name = format!("p2ptrace-tui-{}", std::process::id());
+    let shell_cmd = format!(
+        "cd {} && {} tui {ONE_NAT} --no-color; echo TUI-EXIT=$?",
+        env!("CARGO_MANIFEST_DIR"),
+        bin()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &format!("{shell_cmd}; sleep 30"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t = Tmux(name);
+    let p = t.wait_for("done");
+    assert!(p.contains("Timeline"), "{p}");
+    assert!(p.contains("SN+R 203.0.113.1"), "{p}");
+    // Calls view, Enter on the call: its messages; Right: the details pane.
+    t.keys(&["4"]);
+    let p = t.wait_for("relay-udp");
+    assert!(p.contains("alice"), "{p}");
+    t.keys(&["Enter"]);
+    let p = t.wait_for("Messages of call");
+    assert!(p.contains("invite"), "{p}");
+    t.keys(&["Right"]);
+    t.wait_for("Details");
+    t.keys(&["?"]);
+    t.wait_for("Keys");
+    // Separately: ESC followed at once by q reads as Alt-q.
+    t.keys(&["Escape"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.pane().contains("Keys") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    t.keys(&["q"]);
+    let p = t.wait_for("TUI-EXIT=0");
+    // Back on the normal screen: the UI's frame is gone, the shell's line is there.
+    assert!(
+        !p.contains("Messages of call"),
+        "alternate screen not left:\n{p}"
+    );
+    // The terminal is out of raw mode: typed text echoes and the line discipline works.
+    let stty = Command::new("tmux")
+        .args(["display-message", "-p", "-t", &t.0, "#{alternate_on}"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&stty.stdout).trim(), "0");
+}
+
+#[test]
+fn snapshots_dir_exists() {
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").exists());
 }

@@ -710,13 +710,13 @@ impl App {
             View::Flows => {
                 if let Some(f) = self.model.flows.get(item) {
                     self.scope = Some(Scope::Flow(f.uid));
-                    self.to_messages();
+                    self.show_messages();
                 }
             }
             View::Calls => {
                 if let Some(c) = self.model.calls.get(item) {
                     self.scope = Some(Scope::Call(u64::from(c.record.call_id)));
-                    self.to_messages();
+                    self.show_messages();
                 }
             }
             View::Hosts | View::PhoneHome | View::Keepalives | View::Lookups => {
@@ -734,7 +734,7 @@ impl App {
         }
     }
 
-    fn to_messages(&mut self) {
+    fn show_messages(&mut self) {
         let l = &mut self.lists[View::Messages.index()];
         l.sel = 0;
         l.filter.clear();
@@ -900,7 +900,7 @@ impl App {
                     (lanes.get(self.timeline.lane), self.cursor_range())
                 {
                     self.scope = Some(Scope::Cell { host, t0, t1 });
-                    self.to_messages();
+                    self.show_messages();
                 }
             }
             _ => {}

@@ -400,3 +400,86 @@ impl FlowConsumer for Feed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Dir;
+
+    fn ctx(uid: u64, ts: i64) -> MsgCtx {
+        MsgCtx::new(
+            Uid(uid),
+            Dir::Orig,
+            Ts(ts),
+            (
+                "10.0.0.5:4000".parse().unwrap(),
+                "10.0.0.9:5000".parse().unwrap(),
+                Dir::Orig,
+            ),
+            17,
+            6,
+        )
+    }
+
+    fn voice() -> Message {
+        Message {
+            protocol: "skylark",
+            msg_type: Cow::Borrowed("voice"),
+            txn_id: None,
+            call_id: Some(7),
+            len: 80,
+            status: dissectors::registry::Status::Complete,
+            class: Some(TrafficClass::Media),
+            detail: None,
+            call: Some(CallInfo::Media {
+                seq: 1,
+                timestamp: 160,
+            }),
+        }
+    }
+
+    #[test]
+    fn dropping_mode_counts_what_the_ui_had_no_room_for() {
+        let (tx, rx) = channel();
+        let status = Arc::new(Status::default());
+        let mut feed = Feed::new(tx, Vec::new(), false, status.clone());
+        let n = BATCH_LEN * (MAX_QUEUED_BATCHES + 3);
+        for i in 0..n {
+            feed.message(&ctx(1, i as i64), &voice());
+        }
+        feed.flush();
+        let received: usize = rx.try_iter().map(|b| b.len()).sum();
+        let dropped = Status::get(&status.ui_dropped) as usize;
+        assert!(dropped >= 3 * BATCH_LEN, "{dropped}");
+        // Every message, plus the table snapshots taken along the way.
+        assert_eq!(received + dropped, n + n / SNAPSHOT_EVERY as usize);
+    }
+
+    #[test]
+    fn messages_are_numbered_within_their_flow_and_classified() {
+        let (tx, rx) = channel();
+        let mut feed = Feed::new(tx, Vec::new(), true, Arc::new(Status::default()));
+        for i in 0..3 {
+            feed.message(&ctx(1, i), &voice());
+        }
+        feed.message(&ctx(2, 5), &voice());
+        feed.finish();
+        let events: Vec<Event> = rx.try_iter().flatten().collect();
+        let idx: Vec<(u64, usize)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Msg(m) => Some((m.uid.0, m.index_in_flow)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(idx, vec![(1, 0), (1, 1), (1, 2), (2, 0)]);
+        assert!(events.iter().any(|e| matches!(e, Event::Tables(_))));
+        assert!(matches!(events.last(), Some(Event::Done { .. })));
+        let Some(Event::Msg(m)) = events.first() else {
+            panic!()
+        };
+        assert_eq!(m.class, Some(TrafficClass::Media));
+        assert_eq!(m.media, Some((1, 160)));
+        assert_eq!(m.endpoints.0, m.src);
+    }
+}

@@ -729,46 +729,28 @@ fn render_phonehome_chart(app: &App, f: &mut Frame, area: Rect) {
 
 /// Every key, for the help overlay and docs/tui.md.
 pub const HELP: &[(&str, &str)] = &[
-    (
-        "Tab / Shift-Tab, 1–8",
-        "next / previous view, or view by number",
-    ),
-    ("?", "this help (Esc or ? closes)"),
+    ("Tab S-Tab, 1-8", "next / previous view, view by number"),
+    ("?", "this help (Esc or ? closes it)"),
     ("q, Ctrl-C", "quit"),
     (
-        "↑↓ j k, PgUp PgDn",
-        "move the selection (row, or timeline lane)",
+        "Up Down j k PgUp PgDn",
+        "move the selection (row, timeline lane)",
     ),
+    ("g G, Home End", "first / last row; timeline: start / end"),
+    ("Enter", "open: flow/call/cell -> messages, host -> flows"),
+    ("Esc", "back (details, list, previous view); cancel"),
+    ("s S, r", "sort by next / previous column; reverse"),
+    ("f", "filter: class:media host:IP proto:tcp home COL:TEXT"),
+    ("/, n N", "incremental search; next / previous match"),
     (
-        "g G, Home End",
-        "first / last row; timeline: jump to start / end",
-    ),
-    (
-        "Enter",
-        "open: flow → messages, call → its messages, host → its flows, cell → messages",
-    ),
-    ("Esc", "back (details → list → previous view), cancel input"),
-    ("s S, r", "sort by next / previous column, reverse order"),
-    (
-        "f",
-        "filter line: class:media host:10.0.0.5 proto:tcp home COLUMN:TEXT text",
-    ),
-    ("/, n N", "incremental search, next / previous match"),
-    (
-        "→ l / ← h",
-        "Messages: focus details / list; Timeline: move cursor",
+        "Right l, Left h",
+        "Messages: details / list; Timeline: cursor",
     ),
     ("+ - (z Z)", "Timeline: zoom in / out around the cursor"),
-    ("H L", "Timeline: pan left / right by a quarter window"),
-    (
-        "t, 0",
-        "Timeline: go to a time (s from start); 0 fits the whole capture",
-    ),
+    ("H L (S-Left S-Right)", "Timeline: pan by a quarter window"),
+    ("t, 0", "Timeline: go to time (s from start); fit all"),
     ("f", "Timeline: follow the newest data (live)"),
-    (
-        "e",
-        "export: table as CSV; timeline window as pcapng of the lane's flows",
-    ),
+    ("e", "export: table -> CSV; timeline window -> pcapng"),
 ];
 
 fn render_help(f: &mut Frame, area: Rect) {
