@@ -367,3 +367,78 @@ fn tui_in_a_real_terminal_navigates_to_a_call_and_restores_the_terminal() {
 fn snapshots_dir_exists() {
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").exists());
 }
+
+/// Not a pass/fail test: times the work of one frame over a million messages (run with
+/// `cargo test --test tui perf -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn perf_a_million_messages() {
+    use dissectors::registry::TrafficClass;
+    use p2ptrace::flow::Uid;
+    use p2ptrace::time::Ts;
+    use p2ptrace::tui::feed::{Event, MsgRow};
+    use std::borrow::Cow;
+    use std::time::Instant;
+    let mut app = App::new("perf".into(), None, true, Arc::new(Status::default()));
+    let t = Instant::now();
+    let n = 1_000_000u64;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let src: std::net::SocketAddr = format!("10.0.{}.{}:4000", (i / 7) % 50, i % 7)
+            .parse()
+            .unwrap();
+        let dst: std::net::SocketAddr = "10.1.0.1:5000".parse().unwrap();
+        batch.push(Event::Msg(Box::new(MsgRow {
+            uid: Uid(i % 50_000),
+            ts: Ts((i as i64) * 1_000_000),
+            src,
+            dst,
+            endpoints: (src, dst),
+            proto: 17,
+            protocol: "skylark",
+            msg_type: Cow::Borrowed("voice"),
+            kind: Cow::Borrowed("voice"),
+            class: Some(TrafficClass::Media),
+            home: false,
+            len: 80,
+            call_id: Some(i % 100),
+            media: Some(((i % 65536) as u16, (i * 240) as u32)),
+            index_in_flow: 0,
+        })));
+        if batch.len() == 1024 {
+            app.apply(std::mem::take(&mut batch));
+        }
+    }
+    app.apply(batch);
+    println!("apply 1M messages: {:?}", t.elapsed());
+    for (name, keys) in [
+        ("timeline", vec![Key::Char('1')]),
+        ("timeline zoomed", vec![Key::Char('+')]),
+        ("flows", vec![Key::Char('2')]),
+        (
+            "flows sorted by bytes",
+            vec![Key::Char('S'), Key::Char('S'), Key::Char('S')],
+        ),
+        (
+            "flows filtered",
+            vec![Key::Char('f'), Key::Char('x'), Key::Enter],
+        ),
+    ] {
+        for k in keys {
+            app.on_key(k);
+        }
+        let t = Instant::now();
+        screen(&app, 120, 40);
+        let first = t.elapsed();
+        let t = Instant::now();
+        screen(&app, 120, 40);
+        println!(
+            "{name}: first frame {first:?}, next frame {:?}",
+            t.elapsed()
+        );
+    }
+    println!(
+        "size of a message row: {} bytes",
+        std::mem::size_of::<MsgRow>()
+    );
+}

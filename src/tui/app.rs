@@ -197,7 +197,10 @@ fn sort_key(s: &str) -> SortKey {
     }
 }
 
-type RowCache = RefCell<Vec<Option<(u64, Vec<usize>)>>>;
+/// A view's rows (item indices), shared so a frame can read them without copying.
+pub type Rows = std::rc::Rc<Vec<usize>>;
+
+type RowCache = RefCell<Vec<Option<(u64, Rows)>>>;
 
 /// The whole UI state.
 pub struct App {
@@ -232,6 +235,23 @@ pub struct App {
     search_origin: usize,
     /// The current scope's message indices (the Messages view's items).
     scope_list: RefCell<Vec<usize>>,
+    /// The timeline's last grid and what it was computed for (see `ui`).
+    pub(crate) grid: RefCell<Option<GridCache>>,
+}
+
+/// The timeline's grid for one window (`key`), from data `version`, computed at `at_ms`.
+pub(crate) struct GridCache {
+    pub key: u64,
+    pub version: u64,
+    pub at_ms: u64,
+    pub cells: Vec<GridCell>,
+}
+
+/// One timeline cell: messages per class, and whether a phone-home message left from it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GridCell {
+    pub counts: [u32; 5],
+    pub home: bool,
 }
 
 impl App {
@@ -270,6 +290,7 @@ impl App {
             computed_at: RefCell::new([(u64::MAX, 0); 8]),
             search_origin: 0,
             scope_list: RefCell::new(Vec::new()),
+            grid: RefCell::new(None),
         }
     }
 
@@ -278,6 +299,11 @@ impl App {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.fit_timeline();
+    }
+
+    /// UI time (ms) as of the last tick.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
     }
 
     /// Applies a batch of events to the model.
@@ -523,7 +549,7 @@ impl App {
     }
 
     /// The rows of a list view after filter and sort, as item indices (cached).
-    pub fn rows(&self, view: View) -> Vec<usize> {
+    pub fn rows(&self, view: View) -> Rows {
         let vi = view.index();
         let key = self.cache_key(view);
         {
@@ -541,7 +567,7 @@ impl App {
         if view == View::Messages {
             *self.scope_list.borrow_mut() = self.scope_msgs();
         }
-        let rows = self.compute_rows(view);
+        let rows: Rows = std::rc::Rc::new(self.compute_rows(view));
         if let Some(slot) = self.rows.borrow_mut().get_mut(vi) {
             *slot = Some((key, rows.clone()));
         }
@@ -894,6 +920,15 @@ impl App {
                 self.input_buf.clear();
                 self.input = Input::Goto;
             }
+            Key::Char('o') => {
+                // The selected lane's flows.
+                if let Some(host) = self.lanes().get(self.timeline.lane) {
+                    let l = &mut self.lists[View::Flows.index()];
+                    l.filter = format!("host:{host}");
+                    l.sel = 0;
+                    self.view = View::Flows;
+                }
+            }
             Key::Enter => {
                 let lanes = self.lanes();
                 if let (Some(&host), Some((t0, t1))) =
@@ -990,8 +1025,8 @@ impl App {
         let columns: Vec<String> = self.columns(view).iter().map(|c| c.to_string()).collect();
         let rows = self
             .rows(view)
-            .into_iter()
-            .map(|i| {
+            .iter()
+            .map(|&i| {
                 (0..columns.len())
                     .map(|c| self.cell(view, i, c).into_owned())
                     .collect()
@@ -1018,7 +1053,8 @@ impl App {
             return Action::None;
         };
         let t1 = t0.add_nanos(self.timeline.span_ns);
-        let allowed: rustc_hash::FxHashSet<usize> = self.rows(View::Flows).into_iter().collect();
+        let allowed: rustc_hash::FxHashSet<usize> =
+            self.rows(View::Flows).iter().copied().collect();
         let mut flows = Vec::new();
         for (i, f) in self.model.flows.iter().enumerate() {
             if !allowed.contains(&i) || (f.orig.ip() != host && f.resp.ip() != host) {
@@ -1307,7 +1343,7 @@ mod tests {
                 a.on_key(Key::Backspace);
             }
             type_line(&mut a, filter);
-            assert_eq!(a.rows(View::Flows), want, "{filter}");
+            assert_eq!(*a.rows(View::Flows), want, "{filter}");
         }
         assert_eq!(a.lists[1].filter, "service:skylark proto:udp");
     }
@@ -1321,9 +1357,9 @@ mod tests {
             a.on_key(Key::Char('s'));
         }
         assert_eq!(a.lists[1].sort_col, Some(6));
-        assert_eq!(a.rows(View::Flows), vec![0, 2, 1]);
+        assert_eq!(*a.rows(View::Flows), vec![0, 2, 1]);
         a.on_key(Key::Char('r'));
-        assert_eq!(a.rows(View::Flows), vec![1, 2, 0]);
+        assert_eq!(*a.rows(View::Flows), vec![1, 2, 0]);
         a.on_key(Key::Char('S'));
         assert_eq!(a.lists[1].sort_col, Some(5));
     }

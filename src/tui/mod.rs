@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 pub const FRAME_MS: u64 = 50;
 /// Batches applied to the model per frame at most (the rest wait for the next frame).
 pub const MAX_BATCHES_PER_FRAME: usize = 64;
+/// Time per frame spent applying batches at most (ms), so keys stay responsive.
+pub const APPLY_BUDGET_MS: u64 = 30;
 /// Frames read between two fragment-buffer expiries.
 const CHECKPOINT_FRAMES: u64 = 1 << 16;
 
@@ -184,7 +186,11 @@ pub fn run_tui(source: Source, rx: Receiver<Batch>, status: Arc<Status>) -> io::
     let mut connected = true;
     let result = loop {
         if connected {
+            let budget = Instant::now();
             for _ in 0..MAX_BATCHES_PER_FRAME {
+                if budget.elapsed() > Duration::from_millis(APPLY_BUDGET_MS) {
+                    break;
+                }
                 match rx.try_recv() {
                     Ok(b) => app.apply(b),
                     Err(TryRecvError::Empty) => break,

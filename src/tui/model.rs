@@ -33,6 +33,9 @@ pub const MAX_CONTACTS_PER_PAIR: usize = 10_000;
 /// Keepalive intervals kept (all pairs together), and pairs tracked.
 pub const MAX_KEEPALIVE_INTERVALS: usize = 100_000;
 pub const MAX_KEEPALIVE_PAIRS: usize = 20_000;
+/// Messages per block of the time index (each block records its earliest and latest time,
+/// so the timeline skips blocks outside its window).
+pub const TIME_BLOCK: usize = 4096;
 /// Hosts given a timeline lane.
 pub const MAX_HOSTS: usize = 4096;
 
@@ -184,6 +187,8 @@ pub struct Model {
     pub flows: Vec<FlowEntry>,
     flow_index: FxHashMap<Uid, usize>,
     pub msgs: Vec<MsgRow>,
+    /// (earliest, latest) time of each [`TIME_BLOCK`] messages of `msgs`.
+    pub blocks: Vec<(Ts, Ts)>,
     pub msgs_dropped: u64,
     pub flows_dropped: u64,
     pub calls: Vec<CallRow>,
@@ -380,6 +385,12 @@ impl Model {
             }
         }
         if keep {
+            if idx % TIME_BLOCK == 0 {
+                self.blocks.push((ts, ts));
+            } else if let Some(b) = self.blocks.last_mut() {
+                b.0 = b.0.min(ts);
+                b.1 = b.1.max(ts);
+            }
             self.msgs.push(m);
         } else {
             self.msgs_dropped += 1;
@@ -412,6 +423,20 @@ impl Model {
                 self.keepalive_intervals.push(ts.since(last) as f64 / 1e9);
             }
         }
+    }
+
+    /// The messages whose time may lie in `[t0, t1)` (whole blocks; callers still check).
+    pub fn msgs_between(&self, t0: Ts, t1: Ts) -> impl Iterator<Item = &MsgRow> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(move |(_, (lo, hi))| *hi >= t0 && *lo < t1)
+            .flat_map(move |(i, _)| {
+                let start = i * TIME_BLOCK;
+                self.msgs
+                    .get(start..(start + TIME_BLOCK).min(self.msgs.len()))
+                    .unwrap_or(&[])
+            })
     }
 
     pub fn flow_by_uid(&self, uid: Uid) -> Option<&FlowEntry> {

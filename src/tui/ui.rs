@@ -7,7 +7,7 @@
 //! A keepalive, M media; `^` marks a phone-home contact in both modes. Must not: change
 //! model or view state beyond the offsets and sizes it reports back through `Cell`s.
 
-use super::app::{App, Input, Scope, VIEWS, View};
+use super::app::{App, GridCache, GridCell, Input, Scope, VIEWS, View};
 use super::feed::Status;
 use super::model::{CLASSES, class_index};
 use crate::time::Ts;
@@ -201,7 +201,7 @@ fn render_input(app: &App, f: &mut Frame, area: Rect) {
 fn hint(view: View) -> &'static str {
     match view {
         View::Timeline => {
-            "arrows move  +/- zoom  H/L pan  g/G start/end  t goto  f follow  Enter open  e pcapng"
+            "arrows move  +/- zoom  H/L pan  g/G ends  t goto  f follow  Enter cell  o lane  e pcapng"
         }
         View::Messages => {
             "Enter/→ details  Esc back  s/S sort  r reverse  f filter  / search  e csv"
@@ -338,13 +338,6 @@ fn render_messages(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-/// Counts per class, and whether a phone-home contact started, for one cell.
-#[derive(Clone, Copy, Default)]
-struct CellAgg {
-    counts: [u32; 5],
-    home: bool,
-}
-
 fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
     let block = Block::bordered().title(format!(
         "Timeline{}",
@@ -408,30 +401,28 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
     let index: FxHashMap<IpAddr, usize> =
         visible.iter().enumerate().map(|(i, h)| (*h, i)).collect();
     let w = plot_w as usize;
-    let mut grid = vec![CellAgg::default(); visible.len() * w];
-    for m in &app.model.msgs {
-        if m.ts < t0 || m.ts >= t1 {
-            continue;
-        }
-        let col = (m.ts.since(t0) / bin) as usize;
-        if col >= w {
-            continue;
-        }
-        for (host, is_src) in [(m.src.ip(), true), (m.dst.ip(), false)] {
-            if let Some(&lane) = index.get(&host) {
-                if let Some(c) = grid.get_mut(lane * w + col) {
-                    if let Some(cl) = m.class {
-                        if let Some(n) = c.counts.get_mut(class_index(cl)) {
-                            *n += 1;
-                        }
-                    }
-                    if m.home && is_src {
-                        c.home = true;
-                    }
-                }
-            }
-        }
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        (t0, bin, w, &visible).hash(&mut h);
+        h.finish()
+    };
+    let mut cache = app.grid.borrow_mut();
+    // Same window, newer data: recomputed at most every REFRESH_MS while data streams in.
+    let fresh = cache.as_ref().is_some_and(|g| {
+        g.key == key
+            && (g.version == app.model.version
+                || app.now_ms().saturating_sub(g.at_ms) < super::app::REFRESH_MS)
+    });
+    if !fresh {
+        *cache = Some(GridCache {
+            key,
+            version: app.model.version,
+            at_ms: app.now_ms(),
+            cells: grid(app, &index, t0, t1, bin, w),
+        });
     }
+    let grid: &[GridCell] = cache.as_ref().map(|g| g.cells.as_slice()).unwrap_or(&[]);
     let buf = f.buffer_mut();
     for (li, host) in visible.iter().enumerate() {
         let y = body.y + li as u16;
@@ -541,6 +532,40 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
         rel(t1)
     );
     f.render_widget(Paragraph::new(text), axis);
+}
+
+/// Messages of the window binned per visible lane and column (one pass over the messages).
+fn grid(
+    app: &App,
+    index: &FxHashMap<IpAddr, usize>,
+    t0: Ts,
+    t1: Ts,
+    bin: i64,
+    w: usize,
+) -> Vec<GridCell> {
+    let mut grid = vec![GridCell::default(); index.len() * w];
+    for m in app.model.msgs_between(t0, t1) {
+        if m.ts < t0 || m.ts >= t1 {
+            continue;
+        }
+        let col = (m.ts.since(t0) / bin) as usize;
+        if col >= w {
+            continue;
+        }
+        for (host, is_src) in [(m.src.ip(), true), (m.dst.ip(), false)] {
+            let Some(c) = index
+                .get(&host)
+                .and_then(|&lane| grid.get_mut(lane * w + col))
+            else {
+                continue;
+            };
+            if let Some(n) = m.class.and_then(|cl| c.counts.get_mut(class_index(cl))) {
+                *n += 1;
+            }
+            c.home |= m.home && is_src;
+        }
+    }
+    grid
 }
 
 fn secs_short(ns: i64) -> String {
@@ -738,6 +763,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("g G, Home End", "first / last row; timeline: start / end"),
     ("Enter", "open: flow/call/cell -> messages, host -> flows"),
+    ("o", "Timeline: the selected lane's flows"),
     ("Esc", "back (details, list, previous view); cancel"),
     ("s S, r", "sort by next / previous column; reverse"),
     ("f", "filter: class:media host:IP proto:tcp home COL:TEXT"),
