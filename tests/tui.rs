@@ -331,10 +331,14 @@ fn tui_in_a_real_terminal_navigates_to_a_call_and_restores_the_terminal() {
     let p = t.wait_for("done");
     assert!(p.contains("Timeline"), "{p}");
     assert!(p.contains("SN+R 203.0.113.1"), "{p}");
+    // Resize to 80×24: the next frame uses the short tab names.
+    t.run(&["resize-window", "-t", &t.0, "-x", "80", "-y", "24"]);
+    let p = t.wait_for("1 Time 2 Flows");
+    assert!(p.contains("SN+R 203.0.113.1"), "{p}");
     // Calls view, Enter on the call: its messages; Right: the details pane.
     t.keys(&["4"]);
-    let p = t.wait_for("relay-udp");
-    assert!(p.contains("alice"), "{p}");
+    let p = t.wait_for("Calls (1)");
+    assert!(p.contains("alice") && p.contains("relay-"), "{p}");
     t.keys(&["Enter"]);
     let p = t.wait_for("Messages of call");
     assert!(p.contains("invite"), "{p}");
@@ -441,4 +445,41 @@ fn perf_a_million_messages() {
         "size of a message row: {} bytes",
         std::mem::size_of::<MsgRow>()
     );
+}
+
+#[test]
+fn no_color_environment_shows_letters_in_a_real_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("skipped: tmux is not installed");
+        return;
+    }
+    let name = format!("p2ptrace-tui-nc-{}", std::process::id());
+    let cmd = format!(
+        "cd {} && NO_COLOR=1 {} tui {ONE_NAT}; echo TUI-EXIT=$?; sleep 30",
+        env!("CARGO_MANIFEST_DIR"),
+        bin()
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &cmd,
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t = Tmux(name);
+    let p = t.wait_for("done");
+    assert!(p.contains("MMMMMMMMMM") && p.contains("L login"), "{p}");
+    t.keys(&["q"]);
+    t.wait_for("TUI-EXIT=0");
 }
