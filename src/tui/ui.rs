@@ -275,6 +275,7 @@ fn render_list(app: &App, f: &mut Frame, area: Rect, view: View, title: &str) {
             row
         }
     });
+    fit_widths(&mut widths, inner.width as usize);
     let constraints: Vec<Constraint> = widths
         .iter()
         .map(|w| Constraint::Length(*w as u16))
@@ -295,6 +296,18 @@ fn render_list(app: &App, f: &mut Frame, area: Rect, view: View, title: &str) {
             let r = Rect::new(inner.x, inner.y + 1, inner.width, 1);
             f.render_widget(Paragraph::new(msg), r);
         }
+    }
+}
+
+/// Shrinks the widest columns until they fit `avail` with one space between columns, so
+/// the layout is never over-constrained (the solver's choice there is not deterministic).
+fn fit_widths(widths: &mut [usize], avail: usize) {
+    let spacing = widths.len().saturating_sub(1);
+    while widths.iter().sum::<usize>() + spacing > avail {
+        let Some(w) = widths.iter_mut().filter(|w| **w > 3).max_by_key(|w| **w) else {
+            break;
+        };
+        *w -= 1;
     }
 }
 
