@@ -227,6 +227,8 @@ pub struct App {
     pub details: RefCell<DetailsCache>,
     /// Visible rows of the current list at the last draw.
     pub page: Cell<usize>,
+    /// Width of the current list at the last draw (which columns `s` cycles through).
+    pub list_width: Cell<u16>,
     now_ms: u64,
     /// (data version, rows) per view, and when each was computed.
     rows: RowCache,
@@ -285,6 +287,7 @@ impl App {
             export_dir: PathBuf::from("."),
             details: RefCell::new(DetailsCache::default()),
             page: Cell::new(10),
+            list_width: Cell::new(u16::MAX),
             now_ms: 0,
             rows: RefCell::new(vec![None; 8]),
             computed_at: RefCell::new([(u64::MAX, 0); 8]),
@@ -358,9 +361,17 @@ impl App {
         }
     }
 
-    /// Columns drawn by default (the rest are exported and sortable).
-    pub fn shown_columns(&self, view: View) -> Vec<usize> {
+    /// Columns drawn in `width` cells (all columns are sortable and exported).
+    pub fn shown_columns(&self, view: View, width: u16) -> Vec<usize> {
         let names: &[&str] = match view {
+            View::Flows if width < 100 => {
+                &["proto", "orig", "resp", "class", "dur", "bytes", "msgs"]
+            }
+            View::Flows if width < 130 => &[
+                "proto", "orig", "resp", "service", "class", "start", "dur", "pkts", "bytes",
+                "msgs", "home",
+            ],
+            View::Messages if width < 100 => &["#", "time", "src", "dst", "type", "class", "len"],
             View::Calls => &[
                 "call_id",
                 "caller",
@@ -689,7 +700,7 @@ impl App {
             }
             return;
         }
-        let ncols = self.columns(view).len();
+        let shown = self.shown_columns(view, self.list_width.get());
         let l = self.list();
         match key {
             Key::Up | Key::Char('k') => l.sel = l.sel.saturating_sub(1),
@@ -698,11 +709,17 @@ impl App {
             Key::PageDown => l.sel = (l.sel + page).min(n.saturating_sub(1)),
             Key::Home | Key::Char('g') => l.sel = 0,
             Key::End | Key::Char('G') => l.sel = n.saturating_sub(1),
-            Key::Char('s') if ncols > 0 => {
-                l.sort_col = Some(l.sort_col.map_or(0, |c| (c + 1) % ncols));
-            }
-            Key::Char('S') if ncols > 0 => {
-                l.sort_col = Some(l.sort_col.map_or(ncols - 1, |c| (c + ncols - 1) % ncols));
+            Key::Char('s') | Key::Char('S') if !shown.is_empty() => {
+                // Through the columns drawn, from the current one.
+                let pos = l.sort_col.and_then(|c| shown.iter().position(|s| *s == c));
+                let n = shown.len();
+                let next = match (key, pos) {
+                    (Key::Char('s'), Some(p)) => (p + 1) % n,
+                    (Key::Char('s'), None) => 0,
+                    (_, Some(p)) => (p + n - 1) % n,
+                    (_, None) => n - 1,
+                };
+                l.sort_col = shown.get(next).copied();
             }
             Key::Char('r') => l.desc = !l.desc,
             Key::Char('f') => {

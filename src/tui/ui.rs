@@ -215,7 +215,8 @@ fn render_list(app: &App, f: &mut Frame, area: Rect, view: View, title: &str) {
     let rows = app.rows(view);
     let l = &app.lists[view_index(view)];
     let cols = app.columns(view);
-    let shown = app.shown_columns(view);
+    app.list_width.set(area.width.saturating_sub(2));
+    let shown = app.shown_columns(view, area.width.saturating_sub(2));
     let block = Block::bordered().title(format!(
         "{title} ({}{})",
         rows.len(),
