@@ -29,6 +29,12 @@ pub const BATCH_LEN: usize = 1024;
 pub const MAX_QUEUED_BATCHES: usize = 64;
 /// Messages between two snapshots of the report tables.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
+/// Dropping mode (live): a batch is sent once this much capture time has passed since the
+/// last one, so a quiet network still shows up promptly.
+pub const FLUSH_EVERY_NS: i64 = 200_000_000;
+/// Dropping mode (live): the report tables are snapshotted at least this often (capture
+/// time).
+pub const SNAPSHOT_EVERY_NS: i64 = 5_000_000_000;
 /// Flows whose messages are numbered (index within the flow); beyond it indices restart.
 pub const MAX_FLOW_COUNTERS: usize = 1 << 20;
 
@@ -204,6 +210,9 @@ pub struct Feed {
     last: Option<Ts>,
     index: rustc_hash::FxHashMap<Uid, usize>,
     row: CsvRow,
+    /// Capture time of the last flush and of the last snapshot (dropping mode).
+    flushed_at: Option<Ts>,
+    snapshot_at: Option<Ts>,
 }
 
 impl Feed {
@@ -228,6 +237,8 @@ impl Feed {
             last: None,
             index: Default::default(),
             row: CsvRow::default(),
+            flushed_at: None,
+            snapshot_at: None,
         }
     }
 
@@ -250,6 +261,22 @@ impl Feed {
             let _ = self.tx.send(batch);
         } else if let Err(TrySendError::Full(_)) = self.tx.try_send(batch) {
             Status::add(&self.status.ui_dropped, n);
+        }
+    }
+
+    /// Dropping mode: time-based snapshots and flushes, by capture time (live capture time
+    /// follows the wall clock closely enough; no clock is read here).
+    pub fn pace(&mut self, now: Ts) {
+        if self
+            .snapshot_at
+            .is_none_or(|t| now.since(t) >= SNAPSHOT_EVERY_NS)
+        {
+            self.snapshot_at = Some(now);
+            self.snapshot();
+        }
+        if self.flushed_at.is_none_or(|t| now.since(t) >= FLUSH_EVERY_NS) {
+            self.flushed_at = Some(now);
+            self.flush();
         }
     }
 
@@ -337,6 +364,9 @@ impl FlowConsumer for Feed {
             self.last = Some(record.ts_end);
         }
         self.push(Event::Flow(FlowRow::from_record(record)));
+        if !self.block {
+            self.pace(record.ts_end);
+        }
     }
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
@@ -398,6 +428,9 @@ impl FlowConsumer for Feed {
         if self.since_snapshot >= SNAPSHOT_EVERY {
             self.snapshot();
         }
+        if !self.block {
+            self.pace(ctx.ts);
+        }
     }
 }
 
@@ -451,8 +484,22 @@ mod tests {
         let received: usize = rx.try_iter().map(|b| b.len()).sum();
         let dropped = Status::get(&status.ui_dropped) as usize;
         assert!(dropped >= 3 * BATCH_LEN, "{dropped}");
-        // Every message, plus the table snapshots taken along the way.
-        assert_eq!(received + dropped, n + n / SNAPSHOT_EVERY as usize);
+        // Every message, plus the table snapshots taken along the way (one at the start).
+        assert_eq!(received + dropped, n + n / SNAPSHOT_EVERY as usize + 1);
+    }
+
+    #[test]
+    fn dropping_mode_sends_a_batch_every_200ms_of_capture_time() {
+        let (tx, rx) = channel();
+        let mut feed = Feed::new(tx, Vec::new(), false, Arc::new(Status::default()));
+        feed.message(&ctx(1, 0), &voice());
+        assert_eq!(rx.try_iter().count(), 1, "the first message goes at once");
+        feed.message(&ctx(1, 100_000_000), &voice());
+        assert_eq!(rx.try_iter().count(), 0);
+        feed.message(&ctx(1, 250_000_000), &voice());
+        let got: Vec<Batch> = rx.try_iter().collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), 2);
     }
 
     #[test]
