@@ -442,8 +442,8 @@ fn perf_a_million_messages() {
         );
     }
     println!(
-        "size of a message row: {} bytes",
-        std::mem::size_of::<MsgRow>()
+        "size of a kept message: {} bytes",
+        std::mem::size_of::<p2ptrace::tui::model::Msg>()
     );
 }
 

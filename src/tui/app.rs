@@ -515,7 +515,7 @@ impl App {
     }
 
     /// The `item`-th message of the current scope.
-    pub fn scope_msg(&self, item: usize) -> Option<&super::feed::MsgRow> {
+    pub fn scope_msg(&self, item: usize) -> Option<&super::model::Msg> {
         let idx = *self.scope_cache().get(item)?;
         self.model.msgs.get(idx)
     }
@@ -1012,13 +1012,13 @@ impl App {
         let m = self.scope_msg(item)?;
         Some(MessageRef {
             capture: self.capture.clone().unwrap_or_default(),
-            uid_endpoints: m.endpoints,
+            uid_endpoints: self.model.endpoints(m),
             proto: m.proto,
             dir_from: m.src,
             ts: m.ts,
             protocol: m.protocol,
             msg_type: m.msg_type.to_string(),
-            index_in_flow: m.index_in_flow,
+            index_in_flow: m.index_in_flow as usize,
         })
     }
 

@@ -274,7 +274,10 @@ impl Feed {
             self.snapshot_at = Some(now);
             self.snapshot();
         }
-        if self.flushed_at.is_none_or(|t| now.since(t) >= FLUSH_EVERY_NS) {
+        if self
+            .flushed_at
+            .is_none_or(|t| now.since(t) >= FLUSH_EVERY_NS)
+        {
             self.flushed_at = Some(now);
             self.flush();
         }

@@ -17,7 +17,7 @@ use dissectors::registry::TrafficClass;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// Messages kept (about 150 bytes each).
+/// Messages kept (about 176 bytes each).
 pub const MAX_MESSAGES: usize = 1 << 20;
 /// Flows kept.
 pub const MAX_FLOWS: usize = 1 << 20;
@@ -58,6 +58,25 @@ pub fn class_index(c: TrafficClass) -> usize {
         // A class added later: drawn with media until it gets its own slot.
         _ => 4,
     }
+}
+
+/// A message as kept for the views: [`MsgRow`] without what the flow already knows (its
+/// endpoints) or what only the call series needs (media fields) — about 170 bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Msg {
+    pub uid: Uid,
+    pub ts: Ts,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub proto: u8,
+    pub protocol: &'static str,
+    pub msg_type: std::borrow::Cow<'static, str>,
+    pub kind: std::borrow::Cow<'static, str>,
+    pub class: Option<TrafficClass>,
+    pub home: bool,
+    pub len: u32,
+    pub call_id: Option<u64>,
+    pub index_in_flow: u32,
 }
 
 /// A flow: from its first message or its record, whichever comes first.
@@ -186,7 +205,7 @@ impl CallSeries {
 pub struct Model {
     pub flows: Vec<FlowEntry>,
     flow_index: FxHashMap<Uid, usize>,
-    pub msgs: Vec<MsgRow>,
+    pub msgs: Vec<Msg>,
     /// (earliest, latest) time of each [`TIME_BLOCK`] messages of `msgs`.
     pub blocks: Vec<(Ts, Ts)>,
     pub msgs_dropped: u64,
@@ -385,6 +404,21 @@ impl Model {
             }
         }
         if keep {
+            let m = Msg {
+                uid: m.uid,
+                ts: m.ts,
+                src: m.src,
+                dst: m.dst,
+                proto: m.proto,
+                protocol: m.protocol,
+                msg_type: m.msg_type,
+                kind: m.kind,
+                class: m.class,
+                home: m.home,
+                len: m.len,
+                call_id: m.call_id,
+                index_in_flow: u32::try_from(m.index_in_flow).unwrap_or(u32::MAX),
+            };
             if idx % TIME_BLOCK == 0 {
                 self.blocks.push((ts, ts));
             } else if let Some(b) = self.blocks.last_mut() {
@@ -426,7 +460,7 @@ impl Model {
     }
 
     /// The messages whose time may lie in `[t0, t1)` (whole blocks; callers still check).
-    pub fn msgs_between(&self, t0: Ts, t1: Ts) -> impl Iterator<Item = &MsgRow> {
+    pub fn msgs_between(&self, t0: Ts, t1: Ts) -> impl Iterator<Item = &Msg> {
         self.blocks
             .iter()
             .enumerate()
@@ -437,6 +471,13 @@ impl Model {
                     .get(start..(start + TIME_BLOCK).min(self.msgs.len()))
                     .unwrap_or(&[])
             })
+    }
+
+    /// The (originator, responder) of a message's flow (its own ends if the flow was not
+    /// kept).
+    pub fn endpoints(&self, m: &Msg) -> (SocketAddr, SocketAddr) {
+        self.flow_by_uid(m.uid)
+            .map_or((m.src, m.dst), |f| (f.orig, f.resp))
     }
 
     pub fn flow_by_uid(&self, uid: Uid) -> Option<&FlowEntry> {
