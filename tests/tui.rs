@@ -483,3 +483,23 @@ fn no_color_environment_shows_letters_in_a_real_terminal() {
     t.keys(&["q"]);
     t.wait_for("TUI-EXIT=0");
 }
+
+#[test]
+fn a_damaged_capture_shows_what_came_before_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(repo("captures/voip-mix.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    // Cut inside a record, well past the start.
+    std::fs::write(&cut, &full[..full.len() / 2 + 7]).unwrap();
+    let mut app = App::new(
+        "cut".into(),
+        Some(cut.clone()),
+        false,
+        Arc::new(Status::default()),
+    );
+    load_file(&mut app, cut, Vec::new()).unwrap();
+    assert!(app.model.done);
+    assert!(!app.model.flows.is_empty());
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("input: "), "{s}");
+}

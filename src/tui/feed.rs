@@ -55,6 +55,8 @@ pub struct Status {
     pub finished: AtomicU64,
     /// Set by the UI when the user quits: the capture side should stop.
     pub stop: AtomicBool,
+    /// Why reading stopped early (a damaged file, a capture error), shown by the UI.
+    pub error: std::sync::Mutex<Option<String>>,
 }
 
 impl Status {
@@ -63,6 +65,18 @@ impl Status {
     }
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records why the source stopped (the first reason is kept).
+    pub fn set_error(&self, e: String) {
+        if let Ok(mut g) = self.error.lock() {
+            g.get_or_insert(e);
+        }
+    }
+
+    /// The recorded reason, if any.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|g| g.clone())
     }
 }
 

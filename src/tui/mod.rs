@@ -118,7 +118,15 @@ pub fn spawn_file_analysis(
             let mut engine = Engine::new(&config, &mut feed);
             let mut frames = 0u64;
             // A damaged tail ends the analysis there; what came before is shown.
-            while let Ok(Some(frame)) = reader.next_frame() {
+            loop {
+                let frame = match reader.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => {
+                        status.set_error(format!("{e} (the {frames} frames before it are shown)"));
+                        break;
+                    }
+                };
                 if status.stop.load(Ordering::Relaxed) {
                     break;
                 }

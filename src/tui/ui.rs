@@ -190,9 +190,10 @@ fn render_input(app: &App, f: &mut Frame, area: Rect) {
         Input::Filter => format!("filter: {}_", app.input_buf),
         Input::Search => format!("search: {}_", app.input_buf),
         Input::Goto => format!("go to (seconds from start): {}_", app.input_buf),
-        Input::None => match &app.notice {
-            Some(n) => n.clone(),
-            None => hint(app.view).to_string(),
+        Input::None => match (&app.notice, app.status.error()) {
+            (Some(n), _) => n.clone(),
+            (None, Some(e)) => format!("input: {e}"),
+            (None, None) => hint(app.view).to_string(),
         },
     };
     f.render_widget(Paragraph::new(text), area);
