@@ -503,3 +503,11 @@ fn a_damaged_capture_shows_what_came_before_and_says_why() {
     let s = screen(&app, 80, 24);
     assert!(s.contains("input: "), "{s}");
 }
+
+#[test]
+fn voip_mix_timeline_and_flows() {
+    let mut app = loaded("captures/voip-mix.pcap", false);
+    insta::assert_snapshot!("voip_mix_timeline_80x24", screen(&app, 80, 24));
+    app.on_key(Key::Char('2'));
+    insta::assert_snapshot!("voip_mix_flows_80x24", screen(&app, 80, 24));
+}

@@ -253,6 +253,8 @@ pub(crate) struct GridCache {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct GridCell {
     pub counts: [u32; 5],
+    /// Messages with no overlay class (plain DNS, STUN, …).
+    pub other: u32,
     pub home: bool,
 }
 

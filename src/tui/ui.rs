@@ -4,7 +4,8 @@
 //! Guarantees: draws only what is visible (lists from their offset, the timeline from the
 //! messages in its window), usable from 80×24 up, never panics on any size (tiny areas draw
 //! nothing). In no-colour mode classes are letters: L login, K lookup, S signalling,
-//! A keepalive, M media; `^` marks a phone-home contact in both modes. Must not: change
+//! A keepalive, M media; `o` marks messages of no overlay class and `^` a phone-home contact
+//! in both modes. Must not: change
 //! model or view state beyond the offsets and sizes it reports back through `Cell`s.
 
 use super::app::{App, GridCache, GridCell, Input, Scope, VIEWS, View};
@@ -373,7 +374,7 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
         }
         legend.push(Span::raw(format!(" {} ", c.as_str())));
     }
-    legend.push(Span::raw("^ phone-home  ═ call"));
+    legend.push(Span::raw("o other ^ home ═ call"));
     let [leg, body, axis] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -462,11 +463,12 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
                 .max_by_key(|(i, n)| (**n, usize::MAX - *i))
                 .and_then(|(i, _)| CLASSES.get(i).copied());
             let (mut ch, mut style) = match dominant {
+                None if c.other > 0 => ('o', Style::default()),
                 None => ('·', Style::default().fg(Color::DarkGray)),
                 Some(cl) if app.color => ('█', Style::default().fg(class_color(cl))),
                 Some(cl) => (class_letter(cl), Style::default()),
             };
-            if !app.color && dominant.is_none() {
+            if !app.color && dominant.is_none() && c.other == 0 {
                 style = Style::default();
                 ch = '.';
             }
@@ -574,8 +576,9 @@ fn grid(
             else {
                 continue;
             };
-            if let Some(n) = m.class.and_then(|cl| c.counts.get_mut(class_index(cl))) {
-                *n += 1;
+            match m.class.and_then(|cl| c.counts.get_mut(class_index(cl))) {
+                Some(n) => *n += 1,
+                None => c.other += 1,
             }
             c.home |= m.home && is_src;
         }
