@@ -7,7 +7,7 @@ use p2ptrace::tui::app::{Action, App, Export, Key, Scope, View};
 use p2ptrace::tui::{Status, export, load_file, ui};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -367,11 +367,6 @@ fn tui_in_a_real_terminal_navigates_to_a_call_and_restores_the_terminal() {
     assert_eq!(String::from_utf8_lossy(&stty.stdout).trim(), "0");
 }
 
-#[test]
-fn snapshots_dir_exists() {
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").exists());
-}
-
 /// Not a pass/fail test: times the work of one frame over a million messages (run with
 /// `cargo test --test tui perf -- --ignored --nocapture`).
 #[test]
@@ -491,4 +486,32 @@ fn no_color_environment_shows_letters_and_e_exports_in_a_real_terminal() {
     assert_eq!(csv.lines().count(), 13);
     t.keys(&["q"]);
     t.wait_for("TUI-EXIT=0");
+}
+
+#[test]
+fn a_damaged_capture_shows_what_came_before_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(repo("captures/voip-mix.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    // Cut inside a record, well past the start.
+    std::fs::write(&cut, &full[..full.len() / 2 + 7]).unwrap();
+    let mut app = App::new(
+        "cut".into(),
+        Some(cut.clone()),
+        false,
+        Arc::new(Status::default()),
+    );
+    load_file(&mut app, cut, Vec::new()).unwrap();
+    assert!(app.model.done);
+    assert!(!app.model.flows.is_empty());
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("input: "), "{s}");
+}
+
+#[test]
+fn voip_mix_timeline_and_flows() {
+    let mut app = loaded("captures/voip-mix.pcap", false);
+    insta::assert_snapshot!("voip_mix_timeline_80x24", screen(&app, 80, 24));
+    app.on_key(Key::Char('2'));
+    insta::assert_snapshot!("voip_mix_flows_80x24", screen(&app, 80, 24));
 }
