@@ -515,3 +515,24 @@ fn voip_mix_timeline_and_flows() {
     app.on_key(Key::Char('2'));
     insta::assert_snapshot!("voip_mix_flows_80x24", screen(&app, 80, 24));
 }
+
+#[test]
+fn a_host_or_a_lane_opens_its_flows() {
+    let mut app = loaded(ONE_NAT, false);
+    keys(&mut app, 80, 24, &[Key::Char('7'), Key::Enter]);
+    assert_eq!(app.view, View::Flows);
+    assert_eq!(app.lists[1].filter, "host:100.64.0.1");
+    assert_eq!(app.rows(View::Flows).len(), 6);
+    keys(
+        &mut app,
+        80,
+        24,
+        &[Key::Char('1'), Key::Char('g'), Key::Char('o')],
+    );
+    assert_eq!(app.view, View::Flows);
+    assert_eq!(
+        app.lists[1].filter, "host:198.51.100.10",
+        "the login server's lane"
+    );
+    assert_eq!(app.rows(View::Flows).len(), 2);
+}
