@@ -885,7 +885,12 @@ impl App {
     pub fn cursor_range(&self) -> Option<(Ts, Ts)> {
         let t0 = self.timeline.t0?;
         let bin = self.bin_ns();
-        let a = t0.add_nanos(bin.saturating_mul(self.timeline.cursor as i64));
+        // After a resize the cursor may lie past the plot: use its last column.
+        let col = self
+            .timeline
+            .cursor
+            .min(self.timeline.width.get().saturating_sub(1));
+        let a = t0.add_nanos(bin.saturating_mul(col as i64));
         Some((a, a.add_nanos(bin)))
     }
 

@@ -478,7 +478,7 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
                     style = Style::default().bg(class_color(cl)).fg(Color::Black);
                 }
             }
-            if selected && col == app.timeline.cursor {
+            if selected && col == app.timeline.cursor.min(w.saturating_sub(1)) {
                 style = style.add_modifier(Modifier::REVERSED);
                 if ch == '·' || ch == '.' {
                     ch = '+';
