@@ -21,6 +21,7 @@ mod peer;
 mod phonehome;
 mod score;
 mod sim;
+mod tui;
 
 use analyze::analyze;
 use flows::flows;
@@ -95,6 +96,13 @@ pub enum Command {
     /// Score the analyzer's classification against ground-truth labels (labels.csv).
     #[command(after_help = score::AFTER_HELP)]
     Score(score::ScoreArgs),
+    /// Terminal UI over a capture: timeline, flows, messages, calls, lookups, phone-home,
+    /// hosts and keepalives.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace tui captures/sim/one-nat/capture.pcapng.gz\n  \
+        p2ptrace tui trace.pcap --home 198.51.100.80 --no-color\n\n\
+        Keys: ? shows them all; q quits. docs/tui.md describes the views.")]
+    Tui(tui::TuiArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -317,6 +325,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim(&args),
         Command::Score(args) => score::score(&args),
         Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
+        Command::Tui(args) => tui::tui(&args),
     };
     ExitCode::from(code)
 }
