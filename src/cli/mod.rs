@@ -174,6 +174,18 @@ pub struct LabArgs {
     /// Directory for labels.csv and events.csv (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Run on real kernel networking (root): network namespaces, veths, nftables NAT and
+    /// firewalls; SCENARIO is then a simulator scenario (no-nat, one-nat,
+    /// both-nat-udp-blocked or a file). Also writes capture.pcapng (docs/netlab.md).
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: access links to capture besides the core (node names, comma-separated;
+    /// default: every client).
+    #[arg(long, value_name = "NODES", value_delimiter = ',', requires = "netns")]
+    pub capture_at: Option<Vec<String>>,
+    /// With --netns: run this long instead of the scenario's stop_after (e.g. 30s).
+    #[arg(long, value_name = "T", value_parser = parse_sim_duration, requires = "netns")]
+    pub duration: Option<std::time::Duration>,
 }
 
 #[derive(Args, Debug)]
