@@ -332,16 +332,16 @@ impl Topology {
                 // loss after it (forward), as the simulator's links do.
                 let per_10k = (d.loss * 10_000.0).round().clamp(0.0, 10_000.0) as u32;
                 bridge_rules.push_str(&format!(
-                    "add rule bridge p2pt pre iifname \"{port}\" numgen random mod 10000 < {per_10k} drop\n\
-                     add rule bridge p2pt fwd oifname \"{port}\" numgen random mod 10000 < {per_10k} drop\n"
+                    "add rule bridge p2pt loss_in iifname \"{port}\" numgen random mod 10000 < {per_10k} drop\n\
+                     add rule bridge p2pt loss_out oifname \"{port}\" numgen random mod 10000 < {per_10k} drop\n"
                 ));
             }
         }
         if !bridge_rules.is_empty() {
             let rules = format!(
                 "add table bridge p2pt\n\
-                 add chain bridge p2pt pre {{ type filter hook prerouting priority 0; policy accept; }}\n\
-                 add chain bridge p2pt fwd {{ type filter hook forward priority 0; policy accept; }}\n\
+                 add chain bridge p2pt loss_in {{ type filter hook prerouting priority 0; policy accept; }}\n\
+                 add chain bridge p2pt loss_out {{ type filter hook forward priority 0; policy accept; }}\n\
                  {bridge_rules}"
             );
             run(
@@ -400,14 +400,14 @@ pub fn nat_rules(mode: NatMode, udp_blocked: bool) -> String {
     };
     let fw = if udp_blocked {
         // Baset & Schulzrinne's UDP-restricted firewall: no UDP in or out of the site.
-        "meta l4proto udp drop"
+        "meta l4proto udp drop;"
     } else {
         ""
     };
     format!(
         "table ip p2pt {{\n\
-         \tchain post {{ type nat hook postrouting priority srcnat; policy accept; oifname \"wan0\" {masq}; }}\n\
-         \tchain fwd {{ type filter hook forward priority filter; policy accept; {fw} }}\n\
+         \tchain nat_out {{ type nat hook postrouting priority srcnat; policy accept; oifname \"wan0\" {masq}; }}\n\
+         \tchain fw {{ type filter hook forward priority filter; policy accept; {fw} }}\n\
          }}\n"
     )
 }
