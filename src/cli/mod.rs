@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analyze;
+mod diff;
 mod flows;
 mod peer;
 mod phonehome;
@@ -95,6 +96,10 @@ pub enum Command {
     /// Score the analyzer's classification against ground-truth labels (labels.csv).
     #[command(after_help = score::AFTER_HELP)]
     Score(score::ScoreArgs),
+    /// Compare two runs of a scenario side by side (e.g. `sim` and `lab --netns`): message
+    /// mix, bytes per class, login time, call set-up latency, media path.
+    #[command(after_help = diff::AFTER_HELP)]
+    Diff(diff::DiffArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -329,6 +334,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim(&args),
         Command::Score(args) => score::score(&args),
         Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
+        Command::Diff(args) => diff::diff(&args),
     };
     ExitCode::from(code)
 }

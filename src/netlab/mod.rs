@@ -147,6 +147,20 @@ impl NetlabReport {
 /// `p2ptrace lab --netns`: runs, prints the report; the exit status (0 ok, 1 failed or
 /// errors during the run, 2 bad scenario, 130 interrupted before the run).
 pub fn command(opts: &NetlabOptions) -> u8 {
+    // SAFETY: geteuid(2) has no preconditions.
+    let checked = if unsafe { libc::geteuid() } != 0 {
+        Err(NetlabError::NotRoot)
+    } else {
+        load(opts).map(|_| ())
+    };
+    if let Err(e) = checked {
+        eprintln!("p2ptrace: error: {e}");
+        return if matches!(e, NetlabError::Scenario(_)) {
+            2
+        } else {
+            1
+        };
+    }
     eprintln!(
         "p2ptrace: lab --netns {}: building the network (Ctrl-C stops and tears down)",
         opts.scenario
