@@ -19,12 +19,22 @@ const TOLERANCE_MS: &str = "20";
 
 fn root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        true
-    } else {
+    if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: lab --netns needs root (network namespaces, nftables)");
-        false
+        return false;
     }
+    // `ip -V` and `nft -v` print versions; scripts/setup.sh installs all three.
+    for (tool, arg) in [("ip", "-V"), ("nft", "-v"), ("tcpdump", "--version")] {
+        if !Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            eprintln!("skipped: lab --netns needs {tool} (scripts/setup.sh installs it)");
+            return false;
+        }
+    }
+    true
 }
 
 #[track_caller]

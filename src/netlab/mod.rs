@@ -671,7 +671,7 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
     for e in &events {
         tally.event(e);
     }
-    let view = View::new(&topology, &defs, &s, mappings);
+    let view = View::of_run(&topology, &defs, &s, mappings);
     let mut frames = Vec::new();
     let mut label_counts = Vec::new();
     for (p, host) in &points {
@@ -767,7 +767,7 @@ struct View {
 }
 
 impl View {
-    fn new(
+    fn of_run(
         t: &Topology,
         defs: &[HostDef],
         s: &SimScenario,
@@ -789,6 +789,14 @@ impl View {
                 )
             })
             .collect();
+        View::new(names, hosts, maps)
+    }
+
+    fn new(
+        names: Vec<String>,
+        hosts: Vec<(IpAddr, IpAddr, bool, bool)>,
+        maps: Vec<(usize, nat::Mappings)>,
+    ) -> View {
         let mut out = BTreeMap::new();
         let mut back = BTreeMap::new();
         for (i, m) in maps {
@@ -849,5 +857,160 @@ impl View {
                 Some((src, inside))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::truth::Role;
+    use dissectors::registry::TrafficClass;
+
+    fn label(node: &str, t: Transport, src: &str, dst: &str) -> Label {
+        Label {
+            ts: Ts(1),
+            transport: t,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            msg_type: "voice",
+            class: TrafficClass::Media,
+            home: false,
+            txn_id: None,
+            call_id: None,
+            node: node.into(),
+            role: Role::Client,
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// sn1 public; alice behind NAT 100.64.0.1; bob behind NAT 100.64.0.2 with UDP blocked.
+    fn view() -> View {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut alice = nat::Mappings::new();
+        alice.insert(
+            (17, addr("192.168.1.2:4000"), addr("203.0.113.1:33033")),
+            addr("100.64.0.1:4000"),
+        );
+        let mut bob = nat::Mappings::new();
+        bob.insert(
+            (6, addr("192.168.1.2:5000"), addr("203.0.113.1:33033")),
+            addr("100.64.0.2:61000"),
+        );
+        View::new(
+            vec!["sn1".into(), "alice".into(), "bob".into()],
+            vec![
+                (ip("203.0.113.1"), ip("203.0.113.1"), false, false),
+                (ip("192.168.1.2"), ip("100.64.0.1"), false, true),
+                (ip("192.168.1.2"), ip("100.64.0.2"), true, true),
+            ],
+            vec![(1, alice), (2, bob)],
+        )
+    }
+
+    #[test]
+    fn the_core_sees_natted_senders_with_their_public_mapping() {
+        let v = view();
+        let l = label(
+            "alice",
+            Transport::Udp,
+            "192.168.1.2:4000",
+            "203.0.113.1:33033",
+        );
+        assert_eq!(
+            v.seen(&l, None),
+            Some((addr("100.64.0.1:4000"), addr("203.0.113.1:33033")))
+        );
+        // Only alice's own link and the core see it, untranslated on her link.
+        assert_eq!(
+            v.seen(&l, Some(1)),
+            Some((addr("192.168.1.2:4000"), addr("203.0.113.1:33033")))
+        );
+        assert_eq!(v.seen(&l, Some(2)), None);
+        // No mapping: the packet never left the site.
+        let lost = label(
+            "alice",
+            Transport::Udp,
+            "192.168.1.2:4001",
+            "203.0.113.1:33033",
+        );
+        assert_eq!(v.seen(&lost, None), None);
+    }
+
+    #[test]
+    fn replies_are_translated_back_on_the_natted_access_link() {
+        let v = view();
+        let l = label(
+            "sn1",
+            Transport::Tcp,
+            "203.0.113.1:33033",
+            "100.64.0.2:61000",
+        );
+        assert_eq!(v.seen(&l, None), Some((l.src, l.dst)));
+        assert_eq!(
+            v.seen(&l, Some(2)),
+            Some((addr("203.0.113.1:33033"), addr("192.168.1.2:5000")))
+        );
+        assert_eq!(
+            v.seen(&l, Some(0)),
+            Some((l.src, l.dst)),
+            "the sender's link"
+        );
+        assert_eq!(v.seen(&l, Some(1)), None);
+    }
+
+    #[test]
+    fn the_udp_firewall_hides_udp_beyond_the_site() {
+        let v = view();
+        let out = label(
+            "bob",
+            Transport::Udp,
+            "192.168.1.2:5000",
+            "203.0.113.1:33033",
+        );
+        assert_eq!(v.seen(&out, None), None);
+        assert!(
+            v.seen(&out, Some(2)).is_some(),
+            "bob's own link still sees it"
+        );
+        let inbound = label(
+            "sn1",
+            Transport::Udp,
+            "203.0.113.1:33033",
+            "100.64.0.2:5000",
+        );
+        assert!(v.seen(&inbound, None).is_some(), "dropped after the core");
+        assert_eq!(v.seen(&inbound, Some(2)), None);
+    }
+
+    #[test]
+    fn nat_rules_match_the_setups() {
+        let pr = topo::nat_rules(NatMode::PortRestricted, false);
+        assert!(pr.contains("oifname \"wan0\" masquerade;") && !pr.contains("drop"));
+        let sym = topo::nat_rules(NatMode::Symmetric, true);
+        assert!(sym.contains("masquerade fully-random") && sym.contains("udp drop"));
+        assert_eq!(topo::owner_pid("p2pt-1234-core"), Some(1234));
+        assert_eq!(topo::owner_pid("p2pt-x-core"), None);
+        assert_eq!(topo::owner_pid("other"), None);
+    }
+
+    #[test]
+    fn scenarios_the_kernel_cannot_run_are_refused() {
+        let opts = |scenario: &str| NetlabOptions {
+            scenario: scenario.into(),
+            out: PathBuf::from("unused"),
+            duration: None,
+            access: None,
+        };
+        assert!(load(&opts("both-nat-udp-blocked")).is_ok());
+        assert!(matches!(
+            load(&opts("large")),
+            Err(NetlabError::Scenario(_))
+        ));
+        assert!(
+            matches!(load(&opts("conference")), Err(NetlabError::Scenario(e)) if e.contains("full-cone"))
+        );
     }
 }
