@@ -56,6 +56,8 @@ pub const MAX_LABELS_PER_NODE: usize = 2_000_000;
 pub const MAX_EVENTS_PER_NODE: usize = 100_000;
 /// Longest run.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// Servers and super nodes stop this long after the clients.
+pub const SERVER_GRACE_NS: i64 = 300_000_000;
 /// How long every node may take to bind its sockets.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -328,9 +330,14 @@ fn node_thread(
         commander: driver.commander(),
         ls_key,
     });
-    let Ok(Some((t0, stop_at))) = go.recv() else {
+    let Ok(Some((t0, mut stop_at))) = go.recv() else {
         return out;
     };
+    if !matches!(spec, Spec::Client(_)) {
+        // Clients leave first, as they do in one driver: a server closing first would make
+        // a still-running client note a lost super node.
+        stop_at = stop_at.add_nanos(SERVER_GRACE_NS);
+    }
     std::thread::sleep(driver.clock().until(t0));
     for (at, cmd) in &steps {
         let at = t0.add_nanos(i64::try_from(at.as_nanos()).unwrap_or(i64::MAX));
