@@ -153,7 +153,7 @@ pub fn command(opts: &NetlabOptions) -> u8 {
     let checked = if unsafe { libc::geteuid() } != 0 {
         Err(NetlabError::NotRoot)
     } else {
-        load(opts).map(|_| ())
+        load(opts).and_then(|s| capture_points(&s, opts).map(|_| ()))
     };
     if let Err(e) = checked {
         eprintln!("p2ptrace: error: {e}");
@@ -432,6 +432,31 @@ pub fn load(opts: &NetlabOptions) -> Result<SimScenario, NetlabError> {
     Ok(s)
 }
 
+/// The capture points: `core` (None), then the access links of the nodes named in
+/// `opts.access` (default: every client).
+fn capture_points(
+    s: &SimScenario,
+    opts: &NetlabOptions,
+) -> Result<Vec<(String, Option<usize>)>, NetlabError> {
+    let mut points: Vec<(String, Option<usize>)> = vec![("core".into(), None)];
+    let access: Vec<String> = match &opts.access {
+        Some(v) => v.clone(),
+        None => s.base.clients.iter().map(|c| c.name.clone()).collect(),
+    };
+    for a in &access {
+        if a == "core" || points.iter().any(|(p, _)| p == a) {
+            continue;
+        }
+        let Some(i) = (0..s.node_count()).find(|&i| node_name(&s.base, i) == a) else {
+            return Err(NetlabError::Scenario(format!(
+                "--capture-at {a}: no such node (core or a node name)"
+            )));
+        };
+        points.push((a.clone(), Some(i)));
+    }
+    Ok(points)
+}
+
 /// Runs `opts` on real kernel networking.
 pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
     // SAFETY: geteuid(2) has no preconditions.
@@ -439,6 +464,7 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         return Err(NetlabError::NotRoot);
     }
     let s = load(opts)?;
+    let points = capture_points(&s, opts)?;
     let started = Instant::now();
     install_ctrl_c();
     let mut warnings = Vec::new();
@@ -499,21 +525,6 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         .prefix(".netlab-")
         .tempdir_in(out)
         .map_err(out_err(out))?;
-    let mut points: Vec<(String, Option<usize>)> = vec![("core".into(), None)];
-    let access: Vec<String> = match &opts.access {
-        Some(v) => v.clone(),
-        None => s.base.clients.iter().map(|c| c.name.clone()).collect(),
-    };
-    for a in &access {
-        let Some(i) = (0..s.node_count()).find(|&i| node_name(&s.base, i) == a) else {
-            return Err(NetlabError::Scenario(format!(
-                "--capture-at {a}: no such node"
-            )));
-        };
-        if a != "core" && !points.iter().any(|(p, _)| p == a) {
-            points.push((a.clone(), Some(i)));
-        }
-    }
     let mut captures = Vec::new();
     for (p, host) in &points {
         let (ns, iface) = match host {
