@@ -154,12 +154,12 @@ fn score_is_perfect(capture: &Path, labels: &Path) {
 
 /// One setup end to end: the run, its files, the paper's media path, the score at every
 /// capture point, and no leftovers.
-fn setup(scenario: &str, media_path: &str, login_transport: &str) {
+fn setup(scenario: &str, media_path: &str, login_transport: &str) -> Option<tempfile::TempDir> {
     if !root() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join(scenario);
+    let out = dir.path().join("run");
     let (stdout, pid) = run_lab(scenario, &out);
     assert!(stdout.contains("capture core:"), "{stdout}");
     assert_eq!(leftovers(pid, &out), "", "left behind by {scenario}");
@@ -199,6 +199,7 @@ fn setup(scenario: &str, media_path: &str, login_transport: &str) {
             &out.join(format!("labels-{client}.csv")),
         );
     }
+    Some(dir)
 }
 
 #[test]
@@ -219,7 +220,34 @@ fn no_nat_media_is_direct_udp() {
 
 #[test]
 fn one_nat_media_is_relayed_udp() {
-    setup("one-nat", "relay-udp", "udp");
+    if let Some(dir) = setup("one-nat", "relay-udp", "udp") {
+        // The client's discovery calls a port-restricted NAT a cone (PROTOCOL.md nat-type 2:
+        // the same reflexive address towards two SNs).
+        assert_nat_type(&dir.path().join("run"), "cone");
+    }
+}
+
+#[test]
+fn symmetric_nat_is_discovered_as_symmetric() {
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/netlab/one-symmetric-nat.toml");
+    if let Some(dir) = setup(scenario.to_str().unwrap(), "relay-udp", "udp") {
+        assert_nat_type(&dir.path().join("run"), "symmetric");
+    }
+}
+
+/// alice's login event names the NAT type her discovery found.
+#[track_caller]
+fn assert_nat_type(out: &Path, nat: &str) {
+    let events = csv_rows(&out.join("events.csv"));
+    let login = events
+        .iter()
+        .find(|e| e["event"] == "login" && e["node"] == "alice")
+        .unwrap();
+    assert!(
+        login["detail"].contains(&format!("nat={nat} ")),
+        "{login:?}"
+    );
 }
 
 #[test]
