@@ -389,3 +389,34 @@ fn diff_prints_both_runs_side_by_side() {
         "{err}"
     );
 }
+
+/// A topology that fails half-way (an MTU the kernel refuses on the second host) removes the
+/// namespaces it had already created (the guard's Drop).
+#[test]
+fn a_failed_build_removes_what_it_created() {
+    use p2ptrace::netlab::topo::{HostDef, NatMode, Topology};
+    if !root() {
+        return;
+    }
+    let host = |ip: [u8; 4], nat: Option<(NatMode, [u8; 4])>, mtu: u16| HostDef {
+        ip: ip.into(),
+        nat: nat.map(|(m, p)| (m, p.into())),
+        udp_blocked: false,
+        loss: 0.0,
+        mtu,
+    };
+    let defs = [
+        host([198, 51, 100, 10], None, 1500),
+        host(
+            [192, 168, 1, 2],
+            Some((NatMode::PortRestricted, [100, 64, 0, 1])),
+            0,
+        ),
+    ];
+    let err = match Topology::build(&defs) {
+        Ok(_) => panic!("an MTU of 0 must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("mtu") && !err.contains('\n'), "{err}");
+    assert_eq!(leftovers(std::process::id(), Path::new("/nonexistent")), "");
+}
