@@ -466,6 +466,8 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
     let s = load(opts)?;
     let points = capture_points(&s, opts)?;
     let started = Instant::now();
+    // A Ctrl-C of an earlier run in this process is over.
+    STOP.store(false, Ordering::SeqCst);
     install_ctrl_c();
     let mut warnings = Vec::new();
     let stale = topo::remove_stale();
