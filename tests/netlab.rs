@@ -204,17 +204,33 @@ fn setup(scenario: &str, media_path: &str, login_transport: &str) -> Option<temp
 
 #[test]
 fn no_nat_media_is_direct_udp() {
-    // A namespace of a crashed earlier run (its pid cannot exist) is removed first.
+    // A namespace of a crashed earlier run (its pid cannot exist), with a process still in
+    // it, is removed first.
     let stale = "p2pt-4294967-core";
+    let mut sleeper = None;
     if root() {
         ok(&Command::new("ip")
             .args(["netns", "add", stale])
             .output()
             .unwrap());
+        sleeper = Some(
+            Command::new("ip")
+                .args(["netns", "exec", stale, "sleep", "300"])
+                .spawn()
+                .unwrap(),
+        );
     }
     setup("no-nat", "direct-udp", "udp");
-    if root() {
+    if let Some(mut sleeper) = sleeper {
         assert!(!Path::new("/run/netns").join(stale).exists());
+        let start = Instant::now();
+        while sleeper.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "process not killed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
