@@ -14,6 +14,7 @@ pub mod decode;
 pub mod dissect;
 pub mod flow;
 pub mod measure;
+pub mod netlab;
 pub mod peer;
 pub mod pipeline;
 pub mod report;

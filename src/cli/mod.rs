@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod analyze;
+mod diff;
 mod flows;
 mod peer;
 mod phonehome;
@@ -103,6 +104,10 @@ pub enum Command {
         p2ptrace tui trace.pcap --home 198.51.100.80 --no-color\n\n\
         Keys: ? shows them all; q quits. docs/tui.md describes the views.")]
     Tui(tui::TuiArgs),
+    /// Compare two runs of a scenario side by side (e.g. `sim` and `lab --netns`): message
+    /// mix, bytes per class, login time, call set-up latency, media path.
+    #[command(after_help = diff::AFTER_HELP)]
+    Diff(diff::DiffArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -182,6 +187,18 @@ pub struct LabArgs {
     /// Directory for labels.csv and events.csv (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Run on real kernel networking (root): network namespaces, veths, nftables NAT and
+    /// firewalls; SCENARIO is then a simulator scenario (no-nat, one-nat,
+    /// both-nat-udp-blocked or a file). Also writes capture.pcapng (docs/netlab.md).
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: access links to capture besides the core (node names, comma-separated;
+    /// default: every client).
+    #[arg(long, value_name = "NODES", value_delimiter = ',', requires = "netns")]
+    pub capture_at: Option<Vec<String>>,
+    /// With --netns: run this long instead of the scenario's stop_after (e.g. 30s).
+    #[arg(long, value_name = "T", value_parser = parse_sim_duration, requires = "netns")]
+    pub duration: Option<std::time::Duration>,
 }
 
 #[derive(Args, Debug)]
@@ -326,6 +343,7 @@ pub fn main() -> ExitCode {
         Command::Score(args) => score::score(&args),
         Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
         Command::Tui(args) => tui::tui(&args),
+        Command::Diff(args) => diff::diff(&args),
     };
     ExitCode::from(code)
 }

@@ -10,6 +10,14 @@ fn stop_on_ctrl_c(commander: crate::peer::driver::Commander) {
 }
 
 pub(super) fn lab(args: &LabArgs) -> u8 {
+    if args.netns {
+        return crate::netlab::command(&crate::netlab::NetlabOptions {
+            scenario: args.scenario.clone(),
+            out: args.out.clone(),
+            duration: args.duration,
+            access: args.capture_at.clone(),
+        });
+    }
     use crate::peer::driver::DriverConfig;
     use crate::peer::lab::{Lab, roles};
     use crate::peer::scenario::Scenario;
