@@ -20,3 +20,4 @@ pub mod report;
 pub mod score;
 pub mod sim;
 pub mod time;
+pub mod tui;
