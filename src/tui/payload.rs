@@ -267,16 +267,18 @@ impl State {
         let count = self.counts.entry(ctx.uid).or_default();
         let index = *count;
         *count += 1;
-        let bytes = if self.proto == 17 {
-            Some(Ok(self.datagram.clone()))
-        } else {
-            self.cut_tcp(ctx, msg)
-        };
         let wanted = ctx.src == self.from
             && ctx.ts == self.ts
             && msg.protocol == self.protocol
-            && msg.msg_type == self.msg_type;
-        if !wanted || self.found.is_some() {
+            && msg.msg_type == self.msg_type
+            && self.found.is_none();
+        // Every TCP message advances its direction's cursor, wanted or not.
+        let bytes = if self.proto == 17 {
+            wanted.then(|| Ok(self.datagram.clone()))
+        } else {
+            self.cut_tcp(ctx, msg)
+        };
+        if !wanted {
             return;
         }
         let result = match bytes {
@@ -570,6 +572,47 @@ mod tests {
         let e = extract(&q).unwrap();
         assert_eq!(e.bytes.len(), 52);
         assert!(dissectors::dns::DnsView::parse(&e.bytes).is_ok());
+    }
+
+    #[test]
+    fn http_request_is_its_head_and_body() {
+        let path = sim_capture();
+        let q = MessageQuery {
+            capture: &path,
+            endpoints: (addr("100.64.0.1:42786"), addr("198.51.100.80:80")),
+            proto: 6,
+            from: addr("198.51.100.80:80"),
+            ts: Ts(1_767_225_600_148_879_039),
+            protocol: "http",
+            msg_type: "response",
+            index_in_flow: 1,
+        };
+        let e = extract(&q).unwrap();
+        assert_eq!(e.bytes.len(), 97);
+        assert!(e.bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+
+    /// The last message of a 6-hour simulation (866 messages into its flow), timed:
+    /// `cargo test --release --lib tui::payload -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn late_message_of_a_long_capture() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/sim/phone-home/capture.pcapng.gz");
+        let q = MessageQuery {
+            capture: &path,
+            endpoints: (addr("100.64.0.3:38296"), addr("203.0.113.2:33033")),
+            proto: 6,
+            from: addr("203.0.113.2:33033"),
+            ts: Ts(1_767_247_199_189_156_143),
+            protocol: "skylark",
+            msg_type: "sn-refresh-ack",
+            index_in_flow: 865,
+        };
+        let t = std::time::Instant::now();
+        let e = extract(&q).unwrap();
+        println!("extracted {} bytes in {:?}", e.bytes.len(), t.elapsed());
+        assert_eq!(e.bytes.len(), 20);
     }
 
     #[test]
