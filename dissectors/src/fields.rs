@@ -46,6 +46,7 @@ pub fn fields(protocol: &str, bytes: &[u8]) -> Vec<Field> {
     let mut o = Out {
         len: bytes.len(),
         fields: Vec::new(),
+        reserve: 1,
     };
     let end = match protocol {
         "skylark" => skylark_msg(&mut o, bytes),
@@ -55,7 +56,18 @@ pub fn fields(protocol: &str, bytes: &[u8]) -> Vec<Field> {
         "tls" => tls_msg(&mut o, bytes),
         _ => 0,
     };
-    if end < bytes.len() || o.fields.is_empty() {
+    o.reserve = 0;
+    if o.fields.len() + 1 >= MAX_FIELDS {
+        // Cut at the field limit: the rest starts where the last field shown ends.
+        let shown = o.fields.last().map_or(0, |f| f.range.end);
+        let rest = bytes.len().saturating_sub(shown);
+        o.push(
+            0,
+            "data",
+            format_args!("{rest} bytes not shown (field limit)"),
+            shown..bytes.len(),
+        );
+    } else if end < bytes.len() || o.fields.is_empty() {
         let rest = bytes.get(end..).unwrap_or_default();
         o.push(
             0,
@@ -71,11 +83,13 @@ pub fn fields(protocol: &str, bytes: &[u8]) -> Vec<Field> {
 struct Out {
     len: usize,
     fields: Vec<Field>,
+    /// Slots kept for the final `data` field, so the undecoded rest always shows.
+    reserve: usize,
 }
 
 impl Out {
     fn full(&self) -> bool {
-        self.fields.len() >= MAX_FIELDS
+        self.fields.len() + self.reserve >= MAX_FIELDS
     }
 
     fn push(&mut self, depth: usize, name: &str, value: impl fmt::Display, range: Range<usize>) {
@@ -1431,6 +1445,35 @@ mod tests {
             assert_eq!((fs[0].name.as_str(), fs[0].range.clone()), ("data", 0..7));
         }
         assert_eq!(fields("dns", &[])[0].range, 0..0);
+    }
+
+    #[test]
+    fn field_cap_keeps_room_for_the_undecoded_rest() {
+        // 600 empty blobs: more objects than MAX_FIELDS allows after the header fields.
+        let n = 600usize;
+        let body_len = 4 * n;
+        let mut b = vec![0x53, 0x10, 0x01, 0x01, 0, 0, 0, 1];
+        b.extend_from_slice(&(body_len as u16).to_be_bytes());
+        let check = skylark::header::header_check(&b[..10]);
+        b.extend_from_slice(&check.to_be_bytes());
+        for _ in 0..n {
+            b.extend_from_slice(&[0x05, 0x08, 0, 0]);
+        }
+        let mut b2 = b.clone();
+        b2.extend_from_slice(&b[12..]);
+        let fs = fields("skylark", &b);
+        check_bounds(&fs, b.len());
+        assert_eq!(fs.len(), 8 + n);
+        // Twice as many objects: capped, and the last field covers the bytes not shown.
+        let len = b2.len();
+        b2[8..10].copy_from_slice(&((2 * body_len) as u16).to_be_bytes());
+        let check = skylark::header::header_check(&b2[..10]);
+        b2[10..12].copy_from_slice(&check.to_be_bytes());
+        let fs = fields("skylark", &b2);
+        check_bounds(&fs, len);
+        assert_eq!(fs.len(), MAX_FIELDS, "{:?}", &fs[fs.len() - 3..]);
+        assert_eq!(fs.last().unwrap().name, "data");
+        assert_eq!(fs.last().unwrap().range.end, len);
     }
 
     #[test]

@@ -263,6 +263,13 @@ impl State {
         self.found.is_some()
     }
 
+    /// At the end: a candidate with another index is better than nothing.
+    fn take_fallback(&mut self) {
+        if self.found.is_none() {
+            self.found = self.fallback.take();
+        }
+    }
+
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let count = self.counts.entry(ctx.uid).or_default();
         let index = *count;
@@ -486,15 +493,6 @@ impl FlowConsumer for Recorder {
     }
 }
 
-impl State {
-    /// At the end: a candidate with another index is better than nothing.
-    fn take_fallback(&mut self) {
-        if self.found.is_none() {
-            self.found = self.fallback.take();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +570,29 @@ mod tests {
         let e = extract(&q).unwrap();
         assert_eq!(e.bytes.len(), 52);
         assert!(dissectors::dns::DnsView::parse(&e.bytes).is_ok());
+    }
+
+    #[test]
+    fn stun_answer_decodes_to_the_mapped_address_the_analysis_reported() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/voip-mix.pcap");
+        let q = MessageQuery {
+            capture: &path,
+            endpoints: (addr("92.5.180.25:33445"), addr("62.227.8.118:3478")),
+            proto: 17,
+            from: addr("62.227.8.118:3478"),
+            ts: Ts(1_700_000_007_919_875_000),
+            protocol: "stun",
+            msg_type: "binding-success",
+            index_in_flow: 1,
+        };
+        let e = extract(&q).unwrap();
+        assert_eq!(e.bytes.len(), 32);
+        let fs = dissectors::fields::fields("stun", &e.bytes);
+        let x = fs.iter().find(|f| f.name == "XOR-MAPPED-ADDRESS").unwrap();
+        assert_eq!(
+            (x.value.as_str(), x.range.clone()),
+            ("92.5.180.25:33445", 20..32)
+        );
     }
 
     #[test]
