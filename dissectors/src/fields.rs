@@ -1476,6 +1476,51 @@ mod tests {
         assert_eq!(fs.last().unwrap().range.end, len);
     }
 
+    /// Every `hex vector=` block of PROTOCOL.md §13.
+    fn spec_vectors() -> Vec<(String, Vec<u8>)> {
+        let md = include_str!("../PROTOCOL.md");
+        let mut out = Vec::new();
+        let mut lines = md.lines();
+        while let Some(line) = lines.next() {
+            if let Some(name) = line.trim().strip_prefix("```hex vector=") {
+                let hexs: String = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+                out.push((name.to_owned(), hex(&hexs)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_spec_vector_decodes_completely() {
+        let vectors = spec_vectors();
+        assert!(vectors.len() >= 40, "{}", vectors.len());
+        for (name, b) in vectors {
+            let fs = fields("skylark", &b);
+            check_bounds(&fs, b.len());
+            assert_eq!(fs[0].range, 0..b.len(), "{name}");
+            assert!(
+                find(&fs, "header check").value.ends_with("(correct)"),
+                "{name}"
+            );
+            for f in &fs {
+                assert!(
+                    !["data", "malformed", "truncated"].contains(&f.name.as_str())
+                        && !f.value.contains("runs past")
+                        && !f.value.starts_with("bad "),
+                    "{name}: {f:?}"
+                );
+            }
+            // Top-level objects tile the body exactly.
+            let top: Vec<_> = fs.iter().filter(|f| f.depth == 1).skip(7).collect();
+            let mut at = 12;
+            for f in top {
+                assert_eq!(f.range.start, at, "{name}: {f:?}");
+                at = f.range.end;
+            }
+            assert_eq!(at, b.len(), "{name}");
+        }
+    }
+
     #[test]
     fn every_prefix_of_the_vectors_stays_in_bounds() {
         for (proto, h) in [
