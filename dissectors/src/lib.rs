@@ -20,6 +20,7 @@
 mod detail;
 pub mod dns;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod registry;
 pub mod skylark;

@@ -18,6 +18,7 @@ pub mod details;
 pub mod export;
 pub mod feed;
 pub mod model;
+pub mod payload;
 pub mod ui;
 
 use crate::capture::CaptureReader;

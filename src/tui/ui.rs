@@ -350,7 +350,14 @@ fn render_messages(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(block, details);
     if let Some(r) = app.selected_message_ref() {
         let mut cache = app.details.borrow_mut();
-        super::details::render_details(inner, f.buffer_mut(), &r, app.field, &mut cache);
+        super::details::render_details_styled(
+            inner,
+            f.buffer_mut(),
+            &r,
+            app.field,
+            &mut cache,
+            !app.color,
+        );
     }
 }
 
