@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 mod analyze;
 mod flows;
+mod live;
 mod peer;
 mod phonehome;
 mod score;
@@ -95,6 +96,18 @@ pub enum Command {
     /// Score the analyzer's classification against ground-truth labels (labels.csv).
     #[command(after_help = score::AFTER_HELP)]
     Score(score::ScoreArgs),
+    /// Capture an interface live and analyse it like `analyze` (root or CAP_NET_RAW; drops
+    /// to --user once the capture is open). Ctrl-C or SIGTERM end it cleanly.
+    #[command(after_help = "Examples:\n  \
+        sudo p2ptrace live eth0\n  \
+        sudo p2ptrace live eth0 --duration 10m --csv out/ -w out/trace.pcapng\n  \
+        sudo p2ptrace live eth0 -w ring.pcapng --rotate-size 100M --rotate-files 10\n  \
+        sudo p2ptrace live lo --count 1000 -q\n  \
+        sudo p2ptrace live eth0 -f 'udp or tcp port 443'   (libpcap build)\n\n\
+        Details: docs/live.md")]
+    Live(Box<live::LiveArgs>),
+    /// List capture interfaces: name, state, whether capture is permitted, addresses.
+    Interfaces(live::InterfacesArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -174,6 +187,10 @@ pub struct LabArgs {
     /// Directory for labels.csv and events.csv (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also capture the lab's traffic on `lo` into DIR/capture.pcapng (root or
+    /// CAP_NET_RAW): ground truth over the real kernel network stack.
+    #[arg(long)]
+    pub capture: bool,
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +334,8 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim(&args),
         Command::Score(args) => score::score(&args),
         Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
+        Command::Live(args) => live::live(&args),
+        Command::Interfaces(args) => live::interfaces(&args),
     };
     ExitCode::from(code)
 }
