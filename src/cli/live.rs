@@ -158,8 +158,11 @@ fn open_source(args: &LiveArgs) -> Result<Box<dyn CaptureSource>, (String, u8)> 
 }
 
 /// Creates (if needed) and hands every report file in `dir` to `target`.
-fn hand_over_reports(dir: &Path, target: privs::Target) -> Result<(), String> {
-    privs::chown(dir, target)?;
+/// The directory itself only when this run created it.
+fn hand_over_reports(dir: &Path, created: bool, target: privs::Target) -> Result<(), String> {
+    if created {
+        privs::chown(dir, target)?;
+    }
     for name in EARLY_REPORTS.iter().chain(&LATE_REPORTS) {
         let path = dir.join(name);
         std::fs::OpenOptions::new()
@@ -190,6 +193,7 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
             return code;
         }
     };
+    let csv_existed = args.csv.as_deref().is_some_and(Path::exists);
     let mut analysis = match Analysis::create(args.csv.as_deref(), true, args.home.clone()) {
         Ok(a) => a,
         Err(e) => {
@@ -230,13 +234,29 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
                 privs::chown(&r.first_path(), target)?;
             }
             if let Some(dir) = &args.csv {
-                hand_over_reports(dir, target)?;
+                hand_over_reports(dir, !csv_existed, target)?;
             }
             privs::drop_to(target)
         });
         if let Err(e) = dropped {
             eprintln!("p2ptrace: error: {e}");
             return 1;
+        }
+        // Rotated files are created after the drop (as tcpdump -Z -C does).
+        let rotates = args.rotate_size.is_some() || args.rotate_time.is_some();
+        if let (Some(w), true) = (&args.write, rotates) {
+            let dir = match w.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !privs::can_write_dir(&dir) {
+                eprintln!(
+                    "p2ptrace: error: rotating -w files as user {} needs a directory it can write ({} is not)",
+                    args.user,
+                    dir.display()
+                );
+                return 1;
+            }
         }
     }
     if std::env::var_os("P2PTRACE_DEBUG_PRIVS").is_some() {

@@ -373,11 +373,9 @@ pub fn run(
         messages: &messages,
     };
     let pipeline = config.pipeline.clone();
-    let mut engine = pipeline.as_ref().map(|p| {
-        let mut e = Engine::new(p, &mut counting);
-        e.raise_precision(9);
-        e
-    });
+    // Timestamps are nanoseconds; precision is raised after the first frame, exactly as
+    // `pipeline::run` does for a file, so the recording analysed offline prints the same.
+    let mut engine = pipeline.as_ref().map(|p| Engine::new(p, &mut counting));
     let mut live = LiveStats {
         backend,
         ..LiveStats::default()
@@ -434,6 +432,9 @@ pub fn run(
                             interface: 0,
                             data,
                         });
+                        if e.frames() == 1 {
+                            e.raise_precision(9);
+                        }
                     }
                 }
                 batch.clear();

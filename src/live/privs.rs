@@ -100,3 +100,13 @@ pub fn thread_uid_line() -> String {
         })
         .unwrap_or_else(|| "Uid: unknown".into())
 }
+
+/// Whether the (real) user may create files in `dir`.
+pub fn can_write_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
