@@ -111,7 +111,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{s}': not a size (e.g. 100M)"))?;
     let bytes = n * mult as f64;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 1e18) {
+    if !(1.0..1e18).contains(&bytes) {
         return Err(format!("'{s}': must be a positive size"));
     }
     Ok(bytes as u64)

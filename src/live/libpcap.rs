@@ -7,6 +7,7 @@ use super::afpacket::{OpenError, iface_state};
 use super::source::{CaptureSource, KernelStats, RawFrame, SourceError};
 use crate::capture::LinkType;
 use crate::time::Ts;
+use std::os::unix::io::AsRawFd;
 
 /// Kernel ring buffer asked of libpcap (bytes).
 pub const BUFFER_BYTES: i32 = 64 << 20;
@@ -20,6 +21,8 @@ pub struct Pcap {
     cap: pcap::Capture<pcap::Active>,
     linktype: LinkType,
     snaplen: u32,
+    /// poll(2) said frames are waiting; read until libpcap has none.
+    ready: bool,
 }
 
 impl Pcap {
@@ -51,7 +54,7 @@ impl Pcap {
             .buffer_size(BUFFER_BYTES)
             .precision(pcap::Precision::Nano)
             .open();
-        let mut cap = match cap {
+        let cap = match cap {
             Ok(c) => c,
             Err(e) => {
                 let text = e.to_string();
@@ -70,6 +73,9 @@ impl Pcap {
                 );
             }
         };
+        // Non-blocking reads plus our own poll(2): libpcap's read timeout does not bound a
+        // blocking read in immediate mode, and the session must see its stop flag.
+        let mut cap = cap.setnonblock().map_err(|e| other(e.to_string()))?;
         if let Some(f) = filter {
             cap.filter(f, true)
                 .map_err(|e| other(format!("filter '{f}': {e}")))?;
@@ -80,6 +86,7 @@ impl Pcap {
             cap,
             linktype,
             snaplen,
+            ready: false,
         })
     }
 }
@@ -98,6 +105,19 @@ impl CaptureSource for Pcap {
     }
 
     fn next_frame(&mut self) -> Result<Option<RawFrame<'_>>, SourceError> {
+        if !self.ready {
+            let mut fds = libc::pollfd {
+                fd: self.cap.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll(2) on one valid pollfd.
+            let n = unsafe { libc::poll(&mut fds, 1, TIMEOUT_MS) };
+            if n <= 0 {
+                return Ok(None);
+            }
+            self.ready = true;
+        }
         match self.cap.next_packet() {
             Ok(p) => {
                 let h = p.header;
@@ -109,7 +129,11 @@ impl CaptureSource for Pcap {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                // Drained what poll announced: poll again next time.
+                self.ready = false;
+                Ok(None)
+            }
             Err(e) => {
                 let iface = self.iface.clone();
                 Err(match iface_state(&iface) {
