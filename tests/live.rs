@@ -660,3 +660,82 @@ fn lab_capture_records_the_lab_and_scores_perfectly() {
     assert!(score.status.success(), "{}", stderr(&score));
     assert_score_perfect(&String::from_utf8_lossy(&score.stdout));
 }
+
+/// A network namespace created for one test, deleted on drop (also when the test fails).
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Option<Netns> {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        let ok = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| Netns(name.to_string()))
+    }
+
+    #[track_caller]
+    fn run(&self, args: &[&str]) {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn interface_going_down_is_one_error_line_with_reports_written() {
+    if skip_unless_root("interface_going_down_is_one_error_line_with_reports_written") {
+        return;
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipping: iproute2 not installed");
+        return;
+    }
+    let Some(ns) = Netns::create("p2ptrace-live-down") else {
+        eprintln!("skipping: cannot create a network namespace here");
+        return;
+    };
+    ns.run(&[
+        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]);
+    ns.run(&["ip", "link", "set", "d0", "up"]);
+    ns.run(&["ip", "link", "set", "d1", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("d.pcapng");
+    let csv = dir.path().join("csv");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0, bin(), "live", "d0", "-q", "-w"])
+        .arg(&pcap)
+        .arg("--csv")
+        .arg(&csv)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = Running(Some(cmd.spawn().unwrap()));
+    wait_for(&pcap);
+    ns.run(&["ip", "link", "set", "d0", "down"]);
+    let out = run.wait(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with("p2ptrace: error: interface d0 went down"),
+        "{err}"
+    );
+    assert!(csv.join("flows.csv").exists() && csv.join("hosts.csv").exists());
+    let _ = frames_in(&[pcap]); // complete and readable
+}
