@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates captures/lab/<scenario>/ : runs the loopback lab for real while capturing `lo`
-# (p2ptrace lab --capture; needs root or CAP_NET_RAW), then stores capture.pcapng.gz
-# (gzip -n: no name or time in the header), labels.csv, events.csv and the offline reports'
-# summary. The traffic is real, so timestamps, ports and TCP details differ on every run;
-# EXPECT.md says what must hold instead (score 1.0, no drops).
+# (p2ptrace lab --capture; needs root or CAP_NET_RAW), stores capture.pcapng.gz,
+# labels.csv.gz and events.csv.gz (gzip -n: no name or time in the header) and scores them.
+# The traffic is real, so timestamps, ports and TCP details differ on every run; EXPECT.md
+# says what must hold instead (every label matched, precision = recall = 1.0, no drops).
 #
 # Usage: scripts/regen-lab-capture.sh [SCENARIO_DIR]   (default captures/lab/basic-call)
 set -euo pipefail
@@ -15,6 +15,7 @@ bin="${CARGO_TARGET_DIR:-target}/debug/p2ptrace"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$bin" lab "$dir/scenario.toml" --out "$tmp" --capture
-gzip -n -9 -c "$tmp/capture.pcapng" > "$dir/capture.pcapng.gz"
-cp "$tmp/labels.csv" "$tmp/events.csv" "$dir/"
-"$bin" score "$dir/capture.pcapng.gz" --labels "$dir/labels.csv" --tolerance-ms 10
+for f in capture.pcapng labels.csv events.csv; do
+    gzip -n -9 -c "$tmp/$f" > "$dir/$f.gz"
+done
+"$bin" score "$dir/capture.pcapng.gz" --labels "$dir/labels.csv.gz" --tolerance-ms 10

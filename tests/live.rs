@@ -560,7 +560,7 @@ fn committed_lab_capture_scores_perfectly() {
         .arg("score")
         .arg(dir.join("capture.pcapng.gz"))
         .arg("--labels")
-        .arg(dir.join("labels.csv"))
+        .arg(dir.join("labels.csv.gz"))
         .args(["--json", "--tolerance-ms", "10"])
         .output()
         .unwrap();
