@@ -33,6 +33,8 @@ pub mod libpcap;
 pub mod privs;
 pub mod record;
 pub mod source;
+#[cfg(test)]
+mod tests;
 
 pub use afpacket::OpenError;
 pub use source::{CaptureSource, KernelStats, RawFrame, SourceError};
