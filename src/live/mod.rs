@@ -64,7 +64,8 @@ pub const BATCH_MAX_AGE: Duration = Duration::from_millis(20);
 /// dropped and counted as queue drops. Worst-case queued memory: 65 × 4 MiB.
 pub const MAX_BATCH_FRAMES_HARD: usize = 4 * MAX_BATCH_FRAMES;
 pub const MAX_BATCH_BYTES_HARD: usize = 4 * MAX_BATCH_BYTES;
-/// After a stop, frames already in the kernel's buffer are still read for at most this long.
+/// After a stop, frames already in the kernel's buffer (stamped before the stop) are still
+/// read for at most this long.
 pub const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// How often the analysis wakes without frames (status, idle flows, stop conditions).
 const TICK: Duration = Duration::from_millis(100);
@@ -272,6 +273,8 @@ fn capture_loop(
     let mut batch_started = Instant::now();
     let mut stats_at = Instant::now();
     let mut drain_until: Option<Instant> = None;
+    // Frames stamped after the stop are not "already captured": draining ends at the first.
+    let mut stop_ts = Ts(i64::MAX);
     let mut captured = 0u64;
     let mut error = None;
     // Hands the batch over if the queue has room; a fresh (recycled) one takes its place.
@@ -294,6 +297,7 @@ fn capture_loop(
     loop {
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + DRAIN_MAX);
+            stop_ts = afpacket::now();
         }
         if drain_until.is_some_and(|t| Instant::now() >= t) {
             break;
@@ -302,6 +306,7 @@ fn capture_loop(
             break;
         }
         match source.next_frame() {
+            Ok(Some(frame)) if frame.ts > stop_ts => break,
             Ok(Some(frame)) => {
                 captured += 1;
                 shared.captured.store(captured, Ordering::Relaxed);
