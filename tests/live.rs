@@ -534,6 +534,16 @@ fn parsers_run_as_nobody_after_the_capture_opens() {
 }
 
 #[test]
+fn live_and_interfaces_have_help_with_examples() {
+    for cmd in ["live", "interfaces"] {
+        let out = Command::new(bin()).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Examples:"), "{cmd}: {text}");
+    }
+}
+
+#[test]
 fn interfaces_lists_loopback_with_its_address() {
     let out = Command::new(bin()).arg("interfaces").output().unwrap();
     assert!(out.status.success());

@@ -77,7 +77,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         p2ptrace lab basic-call --out out/\n  \
         p2ptrace lab conference --out out/\n  \
-        p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)")]
+        p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)\n  \
+        sudo p2ptrace lab basic-call --out out/ --capture   (also out/capture.pcapng, docs/live.md)")]
     Lab(LabArgs),
     /// Run a scenario in the deterministic network simulator (NATs, firewalls, lossy links,
     /// real TCP) and write capture.pcapng, labels.csv and events.csv.
@@ -107,6 +108,9 @@ pub enum Command {
         Details: docs/live.md")]
     Live(Box<live::LiveArgs>),
     /// List capture interfaces: name, state, whether capture is permitted, addresses.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace interfaces\n  \
+        sudo p2ptrace interfaces   (capture permitted: yes)")]
     Interfaces(live::InterfacesArgs),
 }
 
