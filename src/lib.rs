@@ -13,6 +13,7 @@ pub mod cli;
 pub mod decode;
 pub mod dissect;
 pub mod flow;
+pub mod live;
 pub mod measure;
 pub mod netlab;
 pub mod peer;

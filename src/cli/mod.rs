@@ -18,6 +18,7 @@ use std::process::ExitCode;
 mod analyze;
 mod diff;
 mod flows;
+mod live;
 mod peer;
 mod phonehome;
 mod score;
@@ -78,7 +79,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         p2ptrace lab basic-call --out out/\n  \
         p2ptrace lab conference --out out/\n  \
-        p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)")]
+        p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)\n  \
+        sudo p2ptrace lab basic-call --out out/ --capture   (also out/capture.pcapng, docs/live.md)")]
     Lab(LabArgs),
     /// Run a scenario in the deterministic network simulator (NATs, firewalls, lossy links,
     /// real TCP) and write capture.pcapng, labels.csv and events.csv.
@@ -108,6 +110,21 @@ pub enum Command {
     /// mix, bytes per class, login time, call set-up latency, media path.
     #[command(after_help = diff::AFTER_HELP)]
     Diff(diff::DiffArgs),
+    /// Capture an interface live and analyse it like `analyze` (root or CAP_NET_RAW; drops
+    /// to --user once the capture is open). Ctrl-C or SIGTERM end it cleanly.
+    #[command(after_help = "Examples:\n  \
+        sudo p2ptrace live eth0\n  \
+        sudo p2ptrace live eth0 --duration 10m --csv out/ -w out/trace.pcapng\n  \
+        sudo p2ptrace live eth0 -w ring.pcapng --rotate-size 100M --rotate-files 10\n  \
+        sudo p2ptrace live lo --count 1000 -q\n  \
+        sudo p2ptrace live eth0 -f 'udp or tcp port 443'   (libpcap build)\n\n\
+        Details: docs/live.md")]
+    Live(Box<live::LiveArgs>),
+    /// List capture interfaces: name, state, whether capture is permitted, addresses.
+    #[command(after_help = "Examples:\n  \
+        p2ptrace interfaces\n  \
+        sudo p2ptrace interfaces   (capture permitted: yes)")]
+    Interfaces(live::InterfacesArgs),
 }
 
 /// The role `p2ptrace peer` runs.
@@ -199,6 +216,10 @@ pub struct LabArgs {
     /// With --netns: run this long instead of the scenario's stop_after (e.g. 30s).
     #[arg(long, value_name = "T", value_parser = parse_sim_duration, requires = "netns")]
     pub duration: Option<std::time::Duration>,
+    /// Also capture the lab's traffic on `lo` into DIR/capture.pcapng (root or
+    /// CAP_NET_RAW): ground truth over the real kernel network stack.
+    #[arg(long, conflicts_with = "netns")]
+    pub capture: bool,
 }
 
 #[derive(Args, Debug)]
@@ -344,6 +365,8 @@ pub fn main() -> ExitCode {
         Command::Phonehome(args) => phonehome::phonehome_cmd(&args),
         Command::Tui(args) => tui::tui(&args),
         Command::Diff(args) => diff::diff(&args),
+        Command::Live(args) => live::live(&args),
+        Command::Interfaces(args) => live::interfaces(&args),
     };
     ExitCode::from(code)
 }
