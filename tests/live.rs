@@ -93,28 +93,10 @@ fn wait_for(path: &Path) {
 
 /// `(name, bytes)` of every ```hex vector=NAME block in PROTOCOL.md.
 fn vectors() -> Vec<Vec<u8>> {
-    let spec = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/dissectors/PROTOCOL.md"
-    ))
-    .unwrap();
-    let mut out = Vec::new();
-    let mut lines = spec.lines();
-    while let Some(line) = lines.next() {
-        if !line.starts_with("```hex vector=") {
-            continue;
-        }
-        let mut bytes = Vec::new();
-        for l in lines.by_ref().take_while(|l| !l.starts_with("```")) {
-            bytes.extend(
-                l.split_whitespace()
-                    .map(|h| u8::from_str_radix(h, 16).unwrap()),
-            );
-        }
-        out.push(bytes);
-    }
-    assert!(out.len() >= 40);
-    out
+    common::skylark_vectors()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect()
 }
 
 /// Sends every Skylark test vector as a UDP datagram from 127.88.`net`.1 to .2, then all of
@@ -748,4 +730,47 @@ fn interface_going_down_is_one_error_line_with_reports_written() {
     );
     assert!(csv.join("flows.csv").exists() && csv.join("hosts.csv").exists());
     let _ = frames_in(&[pcap]); // complete and readable
+}
+
+/// `p2ptrace live` in a real terminal opens the TUI in follow mode over the live stream;
+/// quitting it stops the capture, restores the terminal and still writes every report.
+#[test]
+fn live_in_a_terminal_shows_the_tui_and_quitting_writes_the_reports() {
+    if skip_unless_root("live_in_a_terminal_shows_the_tui_and_quitting_writes_the_reports") {
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    let name = format!("p2ptrace-live-{}", std::process::id());
+    let cmd = format!(
+        "{} live lo --no-color --csv {}; echo LIVE-EXIT=$?; sleep 30",
+        bin(),
+        csv.display()
+    );
+    let ok = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
+        .args(["sh", "-c", &cmd])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let t = common::Tmux(name);
+    t.wait_for("Timeline [follow]");
+    send_skylark(9);
+    t.keys(&["2"]);
+    let p = t.wait_for("127.88.9.1");
+    assert!(p.contains("lo |"), "status bar names the interface:\n{p}");
+    t.keys(&["q"]);
+    let p = t.wait_for("LIVE-EXIT=0");
+    assert!(p.contains("live capture"), "summary after the UI:\n{p}");
+    assert!(
+        !p.contains("Timeline [follow]"),
+        "alternate screen left:\n{p}"
+    );
+    let flows = common::csv_rows(&csv.join("flows.csv"));
+    assert!(flows.iter().any(|r| r["orig_addr"] == "127.88.9.1"));
+    assert!(csv.join("messages.csv").exists() && csv.join("hosts.csv").exists());
 }

@@ -24,7 +24,7 @@ fn root() -> bool {
         return false;
     }
     // `ip -V` and `nft -v` print versions; scripts/setup.sh installs all three.
-    for (tool, arg) in [("ip", "-V"), ("nft", "-v"), ("tcpdump", "--version")] {
+    for (tool, arg) in [("ip", "-V"), ("nft", "-v")] {
         if !Command::new(tool)
             .arg(arg)
             .output()

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+mod common;
+use common::Tmux;
+
 const ONE_NAT: &str = "captures/sim/one-nat/capture.pcapng.gz";
 const PHONE_HOME: &str = "captures/sim/phone-home/capture.pcapng.gz";
 
@@ -255,47 +258,6 @@ fn bad_input_is_one_error_line_and_exit_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs a terminal"), "{err}");
     assert!(out.stdout.is_empty());
-}
-
-/// A tmux session removed on drop (also when the test fails).
-struct Tmux(String);
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.0];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-    fn pane(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", &self.0])
-    }
-    /// Waits (at most 20 s) until the pane shows `text`.
-    #[track_caller]
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let p = self.pane();
-            if p.contains(text) {
-                return p;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("pane never showed {text:?}:\n{p}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
 }
 
 #[test]

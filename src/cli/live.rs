@@ -34,10 +34,13 @@ pub struct LiveArgs {
     /// The interface to capture (see `p2ptrace interfaces`).
     #[arg(value_name = "IFACE")]
     pub iface: String,
-    /// Print the periodic text summary instead of the terminal UI (the text summary is all
-    /// there is for now).
+    /// Print a periodically refreshed text summary instead of the terminal UI (the UI opens
+    /// only when stdin and stdout are terminals).
     #[arg(long)]
     pub no_tui: bool,
+    /// Letters instead of colours for traffic classes in the terminal UI (also NO_COLOR).
+    #[arg(long)]
+    pub no_color: bool,
     /// BPF capture filter (tcpdump syntax); needs the libpcap build.
     #[arg(long, short = 'f', value_name = "BPF")]
     pub filter: Option<String>,
@@ -175,10 +178,68 @@ fn hand_over_reports(dir: &Path, created: bool, target: privs::Target) -> Result
     Ok(())
 }
 
-/// The consumer of a live run. The terminal UI hooks in here: build it beside `analysis` and
-/// return `Tee(analysis, ui)` (see `crate::live` for how it redraws).
-fn consumer_for_live(analysis: &mut Analysis) -> &mut dyn FlowConsumer {
-    analysis
+/// Runs the capture with the terminal UI: analysis (reports + the UI's feed) on a worker
+/// thread, the UI on this one. Quitting the UI stops the capture; reports are written after.
+fn run_with_tui(
+    args: &LiveArgs,
+    source: Box<dyn CaptureSource>,
+    live_config: LiveConfig,
+    stop: Arc<AtomicBool>,
+    mut analysis: Analysis,
+    recorder: Option<Recorder>,
+) -> Result<(crate::live::Outcome, Analysis), String> {
+    use crate::tui::{Feed, Status};
+    use std::sync::atomic::Ordering;
+    let ui_status = Arc::new(Status::default());
+    let (tx, rx) = crate::tui::feed::channel();
+    // Dropping mode: a UI that falls behind loses display events (counted), never capture.
+    let mut feed = Feed::new(tx, args.home.clone(), false, ui_status.clone());
+    let (worker_status, worker_stop) = (ui_status.clone(), stop.clone());
+    let worker = std::thread::Builder::new()
+        .name("p2ptrace-analysis".into())
+        .spawn(move || {
+            let mut on_status = |s: &crate::live::LiveStats| {
+                let st = &worker_status;
+                st.packets.store(s.captured, Ordering::Relaxed);
+                st.bytes.store(s.analysed_bytes, Ordering::Relaxed);
+                st.kernel_drops.store(s.kernel.dropped, Ordering::Relaxed);
+                st.queue_drops.store(s.queue_dropped, Ordering::Relaxed);
+                if st.stop.load(Ordering::Relaxed) {
+                    worker_stop.store(true, Ordering::Relaxed);
+                }
+            };
+            let outcome = crate::live::run(
+                source,
+                &live_config,
+                worker_stop.clone(),
+                &mut crate::pipeline::Tee(&mut analysis, &mut feed),
+                recorder,
+                &mut on_status,
+            );
+            on_status(&outcome.live);
+            if let Some(e) = &outcome.source_error {
+                worker_status.set_error(e.to_string());
+            }
+            feed.finish();
+            (outcome, analysis)
+        })
+        .map_err(|e| format!("cannot start the analysis thread: {e}"))?;
+    let source = crate::tui::Source {
+        name: args.iface.clone(),
+        capture: None,
+        live: true,
+        color: crate::tui::color_wanted(args.no_color),
+    };
+    let ui = crate::tui::run_tui(source, rx, ui_status.clone());
+    ui_status.stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let joined = worker
+        .join()
+        .map_err(|_| "the analysis thread failed".to_string())?;
+    if let Err(e) = ui {
+        eprintln!("p2ptrace: error: terminal: {e}");
+    }
+    Ok(joined)
 }
 
 pub(super) fn live(args: &LiveArgs) -> u8 {
@@ -297,16 +358,32 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
             source.backend()
         );
     }
-    let iface = args.iface.clone();
-    let mut status = |s: &crate::live::LiveStats| eprintln!("p2ptrace: {}", s.line(&iface));
-    let outcome = crate::live::run(
-        source,
-        &live_config,
-        stop,
-        consumer_for_live(&mut analysis),
-        recorder,
-        &mut status,
-    );
+    let tui = !args.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let (outcome, analysis) = if tui {
+        let live_config = LiveConfig {
+            status_every: Some(std::time::Duration::from_millis(200)),
+            ..live_config
+        };
+        match run_with_tui(args, source, live_config, stop, analysis, recorder) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("p2ptrace: error: {e}");
+                return 1;
+            }
+        }
+    } else {
+        let iface = args.iface.clone();
+        let mut status = |s: &crate::live::LiveStats| eprintln!("p2ptrace: {}", s.line(&iface));
+        let outcome = crate::live::run(
+            source,
+            &live_config,
+            stop,
+            &mut analysis,
+            recorder,
+            &mut status,
+        );
+        (outcome, analysis)
+    };
     let mut code = 0;
     if let Some(e) = &outcome.source_error {
         eprintln!("p2ptrace: error: {e} (reports cover what was captured before)");

@@ -44,7 +44,8 @@ pub(super) fn lab(args: &LabArgs) -> u8 {
     stop_on_ctrl_c(lab.commander());
     let capture = if args.capture {
         let hosts = lab.nodes().iter().map(|n| n.addr.ip()).collect();
-        match LabCapture::start(&args.out.join("capture.pcapng"), hosts) {
+        let path = args.out.join("capture.pcapng");
+        match crate::live::recording::Recording::start("lo", &path, Some(hosts), None) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("p2ptrace: error: {e}");
@@ -73,97 +74,30 @@ pub(super) fn lab(args: &LabArgs) -> u8 {
         }
     };
     if let Some(c) = capture {
-        if let Err(e) = c.finish() {
-            eprintln!("p2ptrace: error: {e}");
-            code = 1;
+        let path = c.path().to_path_buf();
+        match c.finish() {
+            Ok(r) => {
+                eprintln!(
+                    "p2ptrace: wrote {} frames to {} (kernel drops {}, queue drops {})",
+                    thousands(r.frames),
+                    path.display(),
+                    thousands(r.kernel_drops),
+                    thousands(r.queue_drops)
+                );
+                if r.kernel_drops + r.queue_drops > 0 {
+                    eprintln!(
+                        "p2ptrace: error: the capture lost frames; labels will not all match"
+                    );
+                    code = 1;
+                }
+            }
+            Err(e) => {
+                eprintln!("p2ptrace: error: {e}");
+                code = 1;
+            }
         }
     }
     code
-}
-
-/// `lab --capture`: records `lo` (only the lab's addresses) on its own threads while the lab
-/// runs. Records only — nothing is parsed, so nothing runs as root but the capture.
-struct LabCapture {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<crate::live::Outcome>,
-    path: PathBuf,
-}
-
-/// Frames still in flight when the lab returns (a last FIN/ACK) get this long to arrive.
-const LAB_CAPTURE_LINGER: std::time::Duration = std::time::Duration::from_millis(300);
-
-impl LabCapture {
-    fn start(path: &Path, hosts: Vec<std::net::IpAddr>) -> Result<LabCapture, String> {
-        use crate::live::afpacket::AfPacket;
-        use crate::live::record::{RecordConfig, Recorder};
-        let snaplen = crate::capture::MAX_CAPLEN;
-        let source = AfPacket::open("lo", snaplen, false).map_err(|e| e.to_string())?;
-        use crate::live::CaptureSource as _;
-        let config = RecordConfig {
-            path: path.to_path_buf(),
-            ..RecordConfig::default()
-        };
-        let recorder = Recorder::create(config, "lo", source.linktype(), snaplen)
-            .map_err(|e| format!("cannot write {e}"))?;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let live = crate::live::LiveConfig {
-            only_hosts: Some(hosts),
-            ..crate::live::LiveConfig::default()
-        };
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("p2ptrace-lab-capture".into())
-            .spawn(move || {
-                crate::live::run(
-                    Box::new(source),
-                    &live,
-                    flag,
-                    &mut NoConsumer,
-                    Some(recorder),
-                    &mut |_| {},
-                )
-            })
-            .map_err(|e| format!("cannot start the capture: {e}"))?;
-        Ok(LabCapture {
-            stop,
-            thread,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn finish(self) -> Result<(), String> {
-        std::thread::sleep(LAB_CAPTURE_LINGER);
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let outcome = self
-            .thread
-            .join()
-            .map_err(|_| "the capture thread failed".to_string())?;
-        if let Some(e) = outcome.source_error {
-            return Err(e.to_string());
-        }
-        if let Some(e) = outcome.record_error {
-            return Err(format!("recording stopped: {e}"));
-        }
-        let l = &outcome.live;
-        eprintln!(
-            "p2ptrace: wrote {} frames to {} (kernel drops {}, queue drops {})",
-            thousands(l.recorded.0),
-            self.path.display(),
-            thousands(l.kernel.dropped),
-            thousands(l.queue_dropped)
-        );
-        if l.kernel.dropped + l.queue_dropped > 0 {
-            return Err("the capture lost frames; labels will not all match".into());
-        }
-        Ok(())
-    }
-}
-
-/// The consumer of a record-only capture (never called: no pipeline runs).
-struct NoConsumer;
-
-impl FlowConsumer for NoConsumer {
-    fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
 }
 
 /// Parses the role options of `p2ptrace peer` into the spec of one node.

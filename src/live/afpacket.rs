@@ -56,10 +56,36 @@ impl OpenError {
     }
 }
 
-/// The link type frames of `iface` carry, from its ARPHRD type in sysfs.
+/// `ioctl(req)` on `iface` through a throwaway socket of the calling thread's network
+/// namespace (sysfs would show the namespace that mounted it, not ours).
+fn ifreq_ioctl(iface: &str, req: libc::c_ulong) -> Option<libc::ifreq> {
+    let name = iface.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: socket(2); the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIF* requests read the name and write into the ifreq we own.
+    let rc = unsafe { libc::ioctl(fd, req as _, &mut ifr as *mut libc::ifreq) };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    (rc == 0).then_some(ifr)
+}
+
+/// The link type frames of `iface` carry, from its ARPHRD type (SIOCGIFHWADDR).
 pub fn linktype_of(iface: &str) -> Option<LinkType> {
-    let ty = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).ok()?;
-    match ty.trim().parse::<u32>().ok()? {
+    let ifr = ifreq_ioctl(iface, libc::SIOCGIFHWADDR)?;
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+    let family = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family };
+    match family {
         // ARPHRD_ETHER, ARPHRD_LOOPBACK (Linux gives lo a zeroed Ethernet header).
         1 | 772 => Some(LinkType::ETHERNET),
         // ARPHRD_NONE (tun), ARPHRD_IPGRE-less raw IP devices such as wireguard.
@@ -68,11 +94,12 @@ pub fn linktype_of(iface: &str) -> Option<LinkType> {
     }
 }
 
-/// Whether `iface` exists and is administratively up (IFF_UP) — from sysfs.
+/// Whether `iface` exists and is administratively up (IFF_UP), from SIOCGIFFLAGS.
 pub fn iface_state(iface: &str) -> Option<bool> {
-    let flags = std::fs::read_to_string(format!("/sys/class/net/{iface}/flags")).ok()?;
-    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
-    Some(flags & 1 != 0)
+    let ifr = ifreq_ioctl(iface, libc::SIOCGIFFLAGS)?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    Some(flags & libc::IFF_UP as libc::c_short != 0)
 }
 
 fn setsockopt<T>(fd: libc::c_int, level: i32, name: i32, value: &T) -> io::Result<()> {

@@ -32,6 +32,7 @@ pub mod afpacket;
 pub mod libpcap;
 pub mod privs;
 pub mod record;
+pub mod recording;
 pub mod source;
 #[cfg(test)]
 mod tests;
@@ -198,6 +199,7 @@ impl LiveStats {
 }
 
 /// What a live run produced.
+#[derive(Default)]
 pub struct Outcome {
     /// Pipeline statistics (frames analysed, decode, flows), as offline.
     pub stats: RunStats,

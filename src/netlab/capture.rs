@@ -1,114 +1,66 @@
-//! Capture points of a `lab --netns` run: one capture process per point, and the conversion
-//! of its file into the run's pcapng.
+//! Capture points of a `lab --netns` run: one record-only capture per point, and the
+//! conversion of its file into the run's pcapng.
 //!
-//! [`start_capture`] is the single place that decides how a link is captured (today
-//! `ip netns exec NS tcpdump -U -i IFACE -w FILE`); [`CaptureProcess`] stops it with SIGTERM
-//! and waits, also from Drop, so a failed run leaves no capture process behind.
+//! [`start_capture`] is the single place that decides how a link is captured: p2ptrace's own
+//! AF_PACKET recorder ([`crate::live::recording`]) on a thread that entered the point's
+//! namespace, so the socket lives there. [`CaptureProcess`] stops it and finalises the file,
+//! also from Drop, so a failed run leaves no capture behind.
 //!
 //! Must not: capture outside the run's namespaces.
 
 use super::NetlabError;
 use crate::capture::CaptureReader;
 use crate::capture::write::PcapNgWriter;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use crate::live::recording::{Recorded, Recording};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-/// How long a capture process may take to start listening.
-pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a capture process may take to exit after SIGTERM before it is killed.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames converted per capture point at most.
 pub const MAX_FRAMES_PER_POINT: u64 = 50_000_000;
 
 /// A running capture; stop with [`CaptureProcess::stop`] (Drop stops it too).
 pub struct CaptureProcess {
-    child: Option<Child>,
+    recording: Option<Recording>,
     pub file: PathBuf,
+    /// What the stopped capture wrote, or why it failed.
+    pub result: Option<Result<Recorded, String>>,
 }
 
-/// Starts capturing `iface` in namespace `ns` into `file` (pcap, nanosecond timestamps) and
+/// Starts capturing `iface` in namespace `ns` into `file` (pcapng, nanosecond timestamps) and
 /// returns once the capture is listening.
 pub fn start_capture(ns: &str, iface: &str, file: &Path) -> Result<CaptureProcess, NetlabError> {
-    let command = format!(
-        "ip netns exec {ns} tcpdump -i {iface} -w {}",
-        file.display()
-    );
-    let fail = |reason: String| NetlabError::Command {
-        command: command.clone(),
-        reason,
-    };
-    let mut child = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "tcpdump", "-U", "-n", "-s", "0", "-Z", "root",
-        ])
-        .args(["--time-stamp-precision=nano", "-i", iface, "-w"])
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(e.to_string()))?;
-    let Some(stderr) = child.stderr.take() else {
-        return Err(fail("no stderr".into()));
-    };
-    let mut proc = CaptureProcess {
-        child: Some(child),
+    let name = ns.to_string();
+    let prepare: crate::live::recording::Prepare = Box::new(move || super::enter_netns(&name));
+    let recording = Recording::start(iface, file, None, Some(prepare)).map_err(|reason| {
+        NetlabError::Command {
+            command: format!("capture {iface} in {ns}"),
+            reason,
+        }
+    })?;
+    Ok(CaptureProcess {
+        recording: Some(recording),
         file: file.to_path_buf(),
-    };
-    // tcpdump says "listening on IFACE" once its socket is bound; then every later packet is
-    // captured. Its later stderr lines are drained so it never blocks on a full pipe.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut sent = false;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if !sent {
-                let _ = tx.send(line);
-                sent = true;
-            }
-        }
-    });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(line) if line.contains("listening on") => Ok(proc),
-        Ok(line) => {
-            proc.stop();
-            Err(fail(line))
-        }
-        Err(_) => {
-            proc.stop();
-            Err(fail("did not start listening".into()))
-        }
-    }
+        result: None,
+    })
 }
 
 impl CaptureProcess {
-    /// SIGTERM (tcpdump flushes and exits), then waits; kills it after [`STOP_TIMEOUT`].
+    /// Stops the capture and finalises its file; lost frames are reported on stderr.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let Some(recording) = self.recording.take() else {
             return;
         };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
+        let result = recording.finish();
+        match &result {
+            Ok(r) if r.kernel_drops + r.queue_drops > 0 => eprintln!(
+                "p2ptrace: warning: capture {} lost {} frames",
+                self.file.display(),
+                r.kernel_drops + r.queue_drops
+            ),
+            Err(e) => eprintln!("p2ptrace: warning: capture {}: {e}", self.file.display()),
+            Ok(_) => {}
         }
-        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => break,
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.result = Some(result);
     }
 }
 

@@ -543,7 +543,7 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         captures.push(capture::start_capture(
             &ns,
             iface,
-            &tmp.path().join(format!("{p}.pcap")),
+            &tmp.path().join(format!("{p}.pcapng")),
         )?);
     }
     let pollers: Vec<(usize, nat::ConntrackPoller)> = topology
@@ -705,7 +705,7 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         };
         frames.push((
             p.clone(),
-            capture::to_pcapng(&tmp.path().join(format!("{p}.pcap")), &pcap, p)?,
+            capture::to_pcapng(&tmp.path().join(format!("{p}.pcapng")), &pcap, p)?,
         ));
         let f = std::fs::File::create(&csv).map_err(out_err(&csv))?;
         let mut w = LabelWriter::new(BufWriter::new(f)).map_err(out_err(&csv))?;

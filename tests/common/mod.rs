@@ -187,3 +187,47 @@ pub fn skylark_vectors() -> Vec<(String, Vec<u8>)> {
     assert!(out.len() >= 40, "found {} vectors", out.len());
     out
 }
+
+/// A tmux session removed on drop (also when the test fails).
+pub struct Tmux(pub String);
+
+impl Tmux {
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.0];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+    pub fn pane(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", &self.0])
+    }
+    /// Waits (at most 20 s) until the pane shows `text`.
+    #[track_caller]
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let p = self.pane();
+            if p.contains(text) {
+                return p;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("pane never showed {text:?}:\n{p}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
