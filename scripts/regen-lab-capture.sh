@@ -18,4 +18,4 @@ trap 'rm -rf "$tmp"' EXIT
 for f in capture.pcapng labels.csv events.csv; do
     gzip -n -9 -c "$tmp/$f" > "$dir/$f.gz"
 done
-"$bin" score "$dir/capture.pcapng.gz" --labels "$dir/labels.csv.gz" --tolerance-ms 10
+"$bin" score "$dir/capture.pcapng.gz" --labels "$dir/labels.csv.gz"

@@ -553,7 +553,7 @@ fn committed_lab_capture_scores_perfectly() {
         .arg(dir.join("capture.pcapng.gz"))
         .arg("--labels")
         .arg(dir.join("labels.csv.gz"))
-        .args(["--json", "--tolerance-ms", "10"])
+        .arg("--json")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

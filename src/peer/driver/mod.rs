@@ -799,11 +799,14 @@ impl<S: Sink> Driver<S> {
             return;
         };
         let local = *local;
+        // Stamped before the call: on loopback the datagram reaches a capture during
+        // send_to, so a stamp taken after it can trail the capture by the scheduler's delay.
+        let sent_at = self.clock.now();
         match sock.send_to(&d.data, d.to) {
             Ok(_) => {
                 self.stats.udp_tx += 1;
                 let mut label = d.label;
-                label.ts = self.clock.now();
+                label.ts = sent_at;
                 label.src = local;
                 self.stats.labels += 1;
                 self.sink.label(&label);

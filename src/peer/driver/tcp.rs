@@ -280,11 +280,13 @@ impl<S: Sink> Driver<S> {
                 c.out.pop_front();
                 continue;
             }
+            // Stamped before the call, as for UDP (the segment can pass a capture during it).
+            let sent_at = self.clock.now();
             match c.stream.write(rest) {
                 Ok(0) => return false,
                 Ok(n) => {
                     if let Some(mut label) = chunk.label.take() {
-                        label.ts = self.clock.now();
+                        label.ts = sent_at;
                         self.stats.labels += 1;
                         self.sink.label(&label);
                     }
