@@ -308,14 +308,28 @@ pub fn run(
                 Err(e) => break Some(e),
             };
             frames += 1;
-            engine.frame(&frame);
+            if frames == 1 {
+                // The first frame of a pcapng follows its interface block, which sets the
+                // precision: raise it before the frame's messages are reported. (One copy:
+                // the frame borrows the reader.)
+                let (ts, linktype, orig_len, interface) =
+                    (frame.ts, frame.linktype, frame.orig_len, frame.interface);
+                let data = frame.data.to_vec();
+                engine.raise_precision(reader.ts_precision());
+                engine.frame(&Frame {
+                    ts,
+                    linktype,
+                    orig_len,
+                    interface,
+                    data: &data,
+                });
+            } else {
+                engine.frame(&frame);
+            }
             if frames % CHECKPOINT_FRAMES == 0 {
                 engine.checkpoint();
                 reader.release_consumed();
                 progress(path, reader.bytes_consumed(), reader.total_len());
-            }
-            if frames == 1 {
-                engine.raise_precision(reader.ts_precision());
             }
         };
         engine.raise_precision(reader.ts_precision());

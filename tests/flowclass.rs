@@ -124,3 +124,35 @@ fn skylark_service_needs_several_consistent_messages() {
     assert_eq!(service["10.0.0.2"], "skylark", "probe answered by txn id");
     assert_eq!(service["10.0.0.3"], "skylark", "three messages");
 }
+
+/// A message completed by the very first frame of a nanosecond pcapng prints with the
+/// capture's 9 digits, like every later one (the interface block precedes the frame).
+#[test]
+fn first_frame_messages_use_the_captures_precision() {
+    use p2ptrace::capture::LinkType;
+    use p2ptrace::capture::write::PcapNgWriter;
+    use p2ptrace::time::Ts;
+    let probe = vector("hc-probe");
+    let frame = common::udp_frame(([10, 0, 0, 1], 40001), ([10, 0, 0, 9], 5555), &probe);
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("ns.pcapng");
+    let mut w = PcapNgWriter::new(std::fs::File::create(&cap).unwrap(), "test").unwrap();
+    let i = w.add_interface("eth0", LinkType::ETHERNET, 0).unwrap();
+    for n in 0..2 {
+        let ts = Ts(1_700_000_000_123_456_789 + n * 1_000_000_001);
+        w.write_packet(i, ts, &frame, frame.len() as u32).unwrap();
+    }
+    w.finish().unwrap();
+    let o = Command::new(BIN)
+        .args(["analyze", "-q", "--csv"])
+        .arg(dir.path())
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ts: Vec<String> = rows(&dir.path().join("messages.csv"))
+        .into_iter()
+        .map(|m| m["ts"].clone())
+        .collect();
+    assert_eq!(ts, ["1700000000.123456789", "1700000001.123456790"]);
+}

@@ -382,9 +382,13 @@ pub fn run(
         messages: &messages,
     };
     let pipeline = config.pipeline.clone();
-    // Timestamps are nanoseconds; precision is raised after the first frame, exactly as
-    // `pipeline::run` does for a file, so the recording analysed offline prints the same.
-    let mut engine = pipeline.as_ref().map(|p| Engine::new(p, &mut counting));
+    // Timestamps are nanoseconds (the recording's pcapng says so too, so offline analysis
+    // of it prints the same digits).
+    let mut engine = pipeline.as_ref().map(|p| {
+        let mut e = Engine::new(p, &mut counting);
+        e.raise_precision(9);
+        e
+    });
     let mut live = LiveStats {
         backend,
         ..LiveStats::default()
@@ -441,9 +445,6 @@ pub fn run(
                             interface: 0,
                             data,
                         });
-                        if e.frames() == 1 {
-                            e.raise_precision(9);
-                        }
                     }
                 }
                 batch.clear();
