@@ -41,13 +41,28 @@ pub struct MessageRef {
 }
 
 /// The last message shown: its bytes and fields, or why they could not be had.
-#[derive(Default)]
 pub struct DetailsCache {
-    entry: Option<(MessageRef, Result<Decoded, String>)>,
+    entry: Option<(MessageRef, State)>,
+    /// Captures larger than this are read on a helper thread.
+    sync_max_bytes: u64,
 }
 
-/// Stands in for the entry just stored (never returned in practice).
-static UNREACHABLE: Result<Decoded, String> = Err(String::new());
+impl Default for DetailsCache {
+    fn default() -> DetailsCache {
+        DetailsCache::with_sync_limit(SYNC_EXTRACT_MAX_BYTES)
+    }
+}
+
+/// Captures up to this size are read on the UI thread (a few milliseconds, and tests see the
+/// result at once); from a larger one the message is extracted on a helper thread so keys
+/// never wait for the re-read.
+pub const SYNC_EXTRACT_MAX_BYTES: u64 = 32 << 20;
+
+enum State {
+    Ready(Result<Decoded, String>),
+    /// Extraction running on a helper thread.
+    Pending(std::sync::mpsc::Receiver<Result<Decoded, String>>),
+}
 
 struct Decoded {
     bytes: Vec<u8>,
@@ -56,16 +71,54 @@ struct Decoded {
 }
 
 impl DetailsCache {
-    /// The decoded message, extracting it when `msg` is not the cached one.
-    fn get(&mut self, msg: &MessageRef) -> &Result<Decoded, String> {
+    /// A cache that extracts on a helper thread from captures larger than `bytes`.
+    pub fn with_sync_limit(bytes: u64) -> DetailsCache {
+        DetailsCache {
+            entry: None,
+            sync_max_bytes: bytes,
+        }
+    }
+
+    /// The decoded message, extracting it when `msg` is not the cached one; `None` while a
+    /// helper thread is still extracting it.
+    fn get(&mut self, msg: &MessageRef) -> Option<&Result<Decoded, String>> {
         match &mut self.entry {
             Some((m, _)) if m == msg => {}
-            slot => *slot = Some((msg.clone(), decode(msg))),
+            slot => *slot = Some((msg.clone(), start(msg, self.sync_max_bytes))),
         }
-        match &self.entry {
-            Some((_, d)) => d,
-            None => &UNREACHABLE,
+        let (_, state) = self.entry.as_mut()?;
+        if let State::Pending(rx) = state {
+            match rx.try_recv() {
+                Ok(r) => *state = State::Ready(r),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    *state = State::Ready(Err("extraction failed".into()))
+                }
+            }
         }
+        match state {
+            State::Ready(r) => Some(r),
+            State::Pending(_) => None,
+        }
+    }
+}
+
+/// Extracts at once from a small capture, on a helper thread from a large one.
+fn start(msg: &MessageRef, sync_max_bytes: u64) -> State {
+    let len = std::fs::metadata(&msg.capture).map_or(0, |m| m.len());
+    if len <= sync_max_bytes {
+        return State::Ready(decode(msg));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m = msg.clone();
+    let spawned = std::thread::Builder::new()
+        .name("p2ptrace-details".into())
+        .spawn(move || {
+            let _ = tx.send(decode(&m));
+        });
+    match spawned {
+        Ok(_) => State::Pending(rx),
+        Err(e) => State::Ready(Err(format!("cannot start the extraction: {e}"))),
     }
 }
 
@@ -91,7 +144,10 @@ fn decode(msg: &MessageRef) -> Result<Decoded, String> {
 
 /// Number of fields of `msg` (0 when its bytes cannot be extracted): the selection range.
 pub fn field_count(msg: &MessageRef, cache: &mut DetailsCache) -> usize {
-    cache.get(msg).as_ref().map_or(0, |d| d.fields.len())
+    match cache.get(msg) {
+        Some(Ok(d)) => d.fields.len(),
+        _ => 0,
+    }
 }
 
 /// Renders the details pane in colour (see [`render_details_styled`]).
@@ -130,8 +186,17 @@ pub fn render_details_styled(
     let styles = Styles::new(no_color);
     let width = usize::from(area.width);
     let decoded = match cache.get(msg) {
-        Ok(d) => d,
-        Err(e) => {
+        Some(Ok(d)) => d,
+        None => {
+            let title = format!("{} {}", msg.protocol, msg.msg_type);
+            buf.set_stringn(area.x, area.y, title, width, styles.title);
+            if area.height > 1 {
+                let line = "extracting the message's bytes from the capture…";
+                buf.set_stringn(area.x, area.y + 1, line, width, styles.title);
+            }
+            return;
+        }
+        Some(Err(e)) => {
             let title = format!("{} {}", msg.protocol, msg.msg_type);
             buf.set_stringn(area.x, area.y, title, width, styles.title);
             if area.height > 1 {
@@ -355,6 +420,26 @@ mod tests {
     }
 
     /// A DNS answer of captures/voip-mix.pcap (UDP).
+    #[test]
+    fn large_captures_are_extracted_off_the_ui_thread() {
+        let mut cache = DetailsCache::with_sync_limit(0);
+        let msg = invite();
+        let area = Rect::new(0, 0, 60, 12);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mut buf = Buffer::empty(area);
+            render_details(area, &mut buf, &msg, 0, &mut cache);
+            let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+            if field_count(&msg, &mut cache) > 0 {
+                assert!(!text.contains("extracting"), "{text}");
+                break;
+            }
+            assert!(text.contains("extracting"), "pending is said: {text}");
+            assert!(std::time::Instant::now() < deadline, "never extracted");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn dns_response() -> MessageRef {
         MessageRef {
             capture: Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/voip-mix.pcap"),
@@ -388,7 +473,7 @@ mod tests {
     fn field_index(msg: &MessageRef, name: &str) -> usize {
         let mut cache = DetailsCache::default();
         let _ = field_count(msg, &mut cache);
-        let Some((_, Ok(d))) = &cache.entry else {
+        let Some((_, State::Ready(Ok(d)))) = &cache.entry else {
             panic!("not decoded")
         };
         d.fields.iter().position(|f| f.name == name).unwrap()
