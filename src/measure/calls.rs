@@ -21,7 +21,7 @@ use crate::pipeline::MsgCtx;
 use crate::time::Ts;
 use dissectors::registry::{CallInfo, CallSignal, Message};
 use dissectors::skylark::ErrorCode;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
@@ -585,7 +585,7 @@ pub struct CallTracker {
     calls: BTreeMap<u32, Call>,
     capacity: usize,
     recent: VecDeque<u32>,
-    recent_set: BTreeSet<u32>,
+    recent_set: rustc_hash::FxHashSet<u32>,
     now: Ts,
     next_sweep: Option<Ts>,
     evicted: u64,
@@ -608,7 +608,7 @@ impl CallTracker {
             calls: BTreeMap::new(),
             capacity: capacity.clamp(1, MAX_CALLS),
             recent: VecDeque::new(),
-            recent_set: BTreeSet::new(),
+            recent_set: Default::default(),
             now: Ts(i64::MIN),
             next_sweep: None,
             evicted: 0,
@@ -645,7 +645,8 @@ impl CallTracker {
         if self.recent_set.contains(&id) {
             return;
         }
-        if !self.calls.contains_key(&id) && self.calls.len() >= self.capacity {
+        // Length first: the map search is only needed once the table is full.
+        if self.calls.len() >= self.capacity && !self.calls.contains_key(&id) {
             self.evict_one(out);
         }
         let conference = self.conference_of(msg);
