@@ -21,7 +21,7 @@ use crate::pipeline::MsgCtx;
 use crate::time::Ts;
 use dissectors::registry::{CallInfo, CallSignal, Message};
 use dissectors::skylark::ErrorCode;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
@@ -585,7 +585,7 @@ pub struct CallTracker {
     calls: BTreeMap<u32, Call>,
     capacity: usize,
     recent: VecDeque<u32>,
-    recent_set: rustc_hash::FxHashSet<u32>,
+    recent_set: BTreeSet<u32>,
     now: Ts,
     next_sweep: Option<Ts>,
     evicted: u64,
@@ -608,7 +608,7 @@ impl CallTracker {
             calls: BTreeMap::new(),
             capacity: capacity.clamp(1, MAX_CALLS),
             recent: VecDeque::new(),
-            recent_set: Default::default(),
+            recent_set: BTreeSet::new(),
             now: Ts(i64::MIN),
             next_sweep: None,
             evicted: 0,
