@@ -174,10 +174,11 @@ impl FlowConsumer for Analysis {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
         let full = self.class_counts.len() >= MAX_FLOW_CLASS_COUNTERS;
-        let counts = match self.class_counts.get_mut(&ctx.uid) {
-            Some(counts) => Some(counts),
-            None if full => None,
-            None => Some(self.class_counts.entry(ctx.uid).or_default()),
+        // One lookup: `entry` when there is room, `get_mut` only when the table is full.
+        let counts = if full {
+            self.class_counts.get_mut(&ctx.uid)
+        } else {
+            Some(self.class_counts.entry(ctx.uid).or_default())
         };
         match counts {
             Some(counts) => {

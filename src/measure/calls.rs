@@ -645,7 +645,8 @@ impl CallTracker {
         if self.recent_set.contains(&id) {
             return;
         }
-        if !self.calls.contains_key(&id) && self.calls.len() >= self.capacity {
+        // Length first: the map search is only needed once the table is full.
+        if self.calls.len() >= self.capacity && !self.calls.contains_key(&id) {
             self.evict_one(out);
         }
         let conference = self.conference_of(msg);

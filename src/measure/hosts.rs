@@ -71,11 +71,17 @@ pub const COLUMNS: &[&str] = &[
 
 impl Hosts {
     fn host(&mut self, a: IpAddr) -> Option<&mut Host> {
-        if !self.hosts.contains_key(&a) && self.hosts.len() >= MAX_HOSTS {
-            self.dropped += 1;
-            return None;
+        // One lookup in the usual case (room left); `get_mut` only once the table is full.
+        if self.hosts.len() < MAX_HOSTS {
+            return Some(self.hosts.entry(a).or_default());
         }
-        Some(self.hosts.entry(a).or_default())
+        match self.hosts.get_mut(&a) {
+            Some(h) => Some(h),
+            None => {
+                self.dropped += 1;
+                None
+            }
+        }
     }
 
     /// One decoded message: `kind` is its canonical name (Skylark message name, or

@@ -12,7 +12,7 @@
 
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
@@ -133,7 +133,7 @@ impl Login {
 /// Accumulates logins per client.
 #[derive(Default)]
 pub struct Logins {
-    open: BTreeMap<IpAddr, Login>,
+    open: FxHashMap<IpAddr, Login>,
     done: Vec<Login>,
     pub dropped: u64,
 }

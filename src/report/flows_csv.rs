@@ -236,7 +236,11 @@ impl FlowsCsv {
         for b in counts.bytes {
             row.uint(b);
         }
-        row.str(&counts.evidence.join(";"));
+        match counts.evidence.as_slice() {
+            [] => row.str(""),
+            [one] => row.str(one),
+            many => row.str(&many.join(";")),
+        };
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;

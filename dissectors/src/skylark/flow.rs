@@ -179,6 +179,13 @@ impl FlowDissector for SkylarkFlow {
 }
 
 fn push_detail(detail: &mut String, text: &str) {
+    // Fast path: printable ASCII that fits is copied whole (same result as the loop below).
+    if detail.len() + text.len() <= MAX_DETAIL_LEN
+        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        detail.push_str(text);
+        return;
+    }
     for c in text.chars() {
         if detail.len() + c.len_utf8() > MAX_DETAIL_LEN {
             break;
