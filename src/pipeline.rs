@@ -277,6 +277,68 @@ impl<'c> Engine<'c> {
     }
 }
 
+/// What [`read_frames`] does with the frame it shows its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Analyse,
+    /// Read but not analysed (e.g. another flow's frame).
+    Skip,
+    /// Stop before this frame.
+    Stop,
+}
+
+/// Reads `reader` to its end (or damage), handing each frame to `engine` as `step` decides;
+/// `checkpoint` runs every [`CHECKPOINT_FRAMES`] frames (progress). Returns the frames read
+/// and the error that ended the input early. The one read loop of files: `run`, the TUI's
+/// background analysis and its payload extraction all use it.
+pub fn read_frames(
+    reader: &mut CaptureReader,
+    engine: &mut Engine<'_>,
+    step: &mut dyn FnMut(&Frame<'_>) -> Step,
+    checkpoint: &mut dyn FnMut(&CaptureReader),
+) -> (u64, Option<CaptureError>) {
+    let mut frames = 0u64;
+    let error = loop {
+        let frame = match reader.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        let what = step(&frame);
+        if what == Step::Stop {
+            break None;
+        }
+        frames += 1;
+        if frames == 1 {
+            // The first frame of a pcapng follows its interface block, which sets the
+            // precision: raise it before the frame's messages are reported. (One copy: the
+            // frame borrows the reader.)
+            let (ts, linktype, orig_len, interface) =
+                (frame.ts, frame.linktype, frame.orig_len, frame.interface);
+            let data = frame.data.to_vec();
+            engine.raise_precision(reader.ts_precision());
+            if what == Step::Analyse {
+                engine.frame(&Frame {
+                    ts,
+                    linktype,
+                    orig_len,
+                    interface,
+                    data: &data,
+                });
+            }
+        } else if what == Step::Analyse {
+            engine.frame(&frame);
+        }
+        if frames % CHECKPOINT_FRAMES == 0 {
+            engine.checkpoint();
+            reader.release_consumed();
+            checkpoint(reader);
+        }
+    };
+    engine.raise_precision(reader.ts_precision());
+    (frames, error)
+}
+
 /// Runs the pipeline over `inputs` in order, handing flows to `consumer`.
 pub fn run(
     inputs: &[PathBuf],
@@ -300,39 +362,10 @@ pub fn run(
                 continue;
             }
         };
-        let mut frames = 0u64;
-        let error = loop {
-            let frame = match reader.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break None,
-                Err(e) => break Some(e),
-            };
-            frames += 1;
-            if frames == 1 {
-                // The first frame of a pcapng follows its interface block, which sets the
-                // precision: raise it before the frame's messages are reported. (One copy:
-                // the frame borrows the reader.)
-                let (ts, linktype, orig_len, interface) =
-                    (frame.ts, frame.linktype, frame.orig_len, frame.interface);
-                let data = frame.data.to_vec();
-                engine.raise_precision(reader.ts_precision());
-                engine.frame(&Frame {
-                    ts,
-                    linktype,
-                    orig_len,
-                    interface,
-                    data: &data,
-                });
-            } else {
-                engine.frame(&frame);
-            }
-            if frames % CHECKPOINT_FRAMES == 0 {
-                engine.checkpoint();
-                reader.release_consumed();
-                progress(path, reader.bytes_consumed(), reader.total_len());
-            }
-        };
-        engine.raise_precision(reader.ts_precision());
+        let (frames, error) =
+            read_frames(&mut reader, &mut engine, &mut |_| Step::Analyse, &mut |r| {
+                progress(path, r.bytes_consumed(), r.total_len())
+            });
         progress(path, reader.bytes_consumed(), reader.total_len());
         reports.push(InputReport {
             path: path.clone(),

@@ -11,6 +11,7 @@
 use super::link::{self, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, Link};
 use super::{L4, Packet, TcpSegment, UdpDatagram};
 use crate::capture::Frame;
+use crate::capture::LinkType;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETHER_HEADER_LEN: usize = 14;
@@ -48,6 +49,30 @@ fn ethernet_ip(frame: &[u8]) -> Option<&[u8]> {
         }
     }
     None
+}
+
+/// The IP source and destination of a frame of any IP protocol (fragments too), through the
+/// same link stripping as decoding; `None` when it is not IP or too short. For cheap address
+/// filters ahead of the pipeline (`lab --capture` keeps only the lab's hosts).
+pub fn ip_endpoints(linktype: LinkType, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let ip = match link::strip(linktype, data) {
+        Link::Ethernet(bytes) => ethernet_ip(bytes)?,
+        Link::EtherType(ETHER_TYPE_IPV4 | ETHER_TYPE_IPV6, bytes) | Link::Ip(bytes) => bytes,
+        _ => return None,
+    };
+    match ip.first()? >> 4 {
+        4 => {
+            let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            Some((IpAddr::from(a), IpAddr::from(b)))
+        }
+        6 => {
+            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            Some((IpAddr::from(a), IpAddr::from(b)))
+        }
+        _ => None,
+    }
 }
 
 /// Decodes `frame` when it is the common case; `None` sends it to the general path.

@@ -95,28 +95,6 @@ pub struct LiveConfig {
 /// Addresses `only_hosts` may name at most.
 pub const MAX_ONLY_HOSTS: usize = 4096;
 
-/// The IP source and destination of an Ethernet (or raw IP) frame, without parsing further.
-fn ip_ends(linktype: crate::capture::LinkType, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
-    let ip = if linktype == crate::capture::LinkType::ETHERNET {
-        data.get(14..)?
-    } else {
-        data
-    };
-    match ip.first()? >> 4 {
-        4 => {
-            let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            Some((IpAddr::from(a), IpAddr::from(b)))
-        }
-        6 => {
-            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            Some((IpAddr::from(a), IpAddr::from(b)))
-        }
-        _ => None,
-    }
-}
-
 /// Counters shared between the threads.
 #[derive(Debug, Default)]
 struct Shared {
@@ -420,7 +398,7 @@ pub fn run(
                         continue;
                     };
                     if let Some(hosts) = &only {
-                        let keep = ip_ends(linktype, data)
+                        let keep = crate::decode::ip_endpoints(linktype, data)
                             .is_some_and(|(a, b)| hosts.contains(&a) || hosts.contains(&b));
                         if !keep {
                             live.filtered += 1;

@@ -208,11 +208,15 @@ fn ip_ends_reads_the_addresses_and_refuses_short_frames() {
     let d = SocketAddrV4::new([10, 0, 0, 2].into(), 2);
     b.udp_v4(a, d, b"", &mut f).unwrap();
     assert_eq!(
-        ip_ends(LinkType::ETHERNET, &f),
+        crate::decode::ip_endpoints(LinkType::ETHERNET, &f),
         Some((IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])))
     );
     for cut in 0..34 {
-        assert_eq!(ip_ends(LinkType::ETHERNET, &f[..cut]), None, "{cut}");
+        assert_eq!(
+            crate::decode::ip_endpoints(LinkType::ETHERNET, &f[..cut]),
+            None,
+            "{cut}"
+        );
     }
-    assert!(ip_ends(LinkType::RAW, &f[14..]).is_some());
+    assert!(crate::decode::ip_endpoints(LinkType::RAW, &f[14..]).is_some());
 }

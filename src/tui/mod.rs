@@ -24,7 +24,7 @@ pub mod ui;
 use crate::capture::CaptureReader;
 use crate::classify::HomeSpec;
 use crate::dissect::DissectConfig;
-use crate::pipeline::{Engine, PipelineConfig};
+use crate::pipeline::{Engine, PipelineConfig, Step, read_frames};
 use app::{Action, App, Key};
 use crossterm::event::{self, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 pub use feed::{Batch, Event, Feed, Status};
@@ -41,8 +41,6 @@ pub const FRAME_MS: u64 = 50;
 pub const MAX_BATCHES_PER_FRAME: usize = 64;
 /// Time per frame spent applying batches at most (ms), so keys stay responsive.
 pub const APPLY_BUDGET_MS: u64 = 30;
-/// Frames read between two fragment-buffer expiries.
-const CHECKPOINT_FRAMES: u64 = 1 << 16;
 
 /// What the status bar names as the source.
 #[derive(Clone, Debug)]
@@ -117,33 +115,23 @@ pub fn spawn_file_analysis(
                 ..PipelineConfig::default()
             };
             let mut engine = Engine::new(&config, &mut feed);
-            let mut frames = 0u64;
             // A damaged tail ends the analysis there; what came before is shown.
-            loop {
-                let frame = match reader.next_frame() {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        status.set_error(format!("{e} (the {frames} frames before it are shown)"));
-                        break;
+            let (frames, error) = read_frames(
+                &mut reader,
+                &mut engine,
+                &mut |frame| {
+                    if status.stop.load(Ordering::Relaxed) {
+                        return Step::Stop;
                     }
-                };
-                if status.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                frames += 1;
-                Status::add(&status.packets, 1);
-                Status::add(&status.bytes, u64::from(frame.orig_len));
-                engine.frame(&frame);
-                if frames == 1 {
-                    engine.raise_precision(reader.ts_precision());
-                }
-                if frames % CHECKPOINT_FRAMES == 0 {
-                    engine.checkpoint();
-                    reader.release_consumed();
-                }
+                    Status::add(&status.packets, 1);
+                    Status::add(&status.bytes, u64::from(frame.orig_len));
+                    Step::Analyse
+                },
+                &mut |_| {},
+            );
+            if let Some(e) = error {
+                status.set_error(format!("{e} (the {frames} frames before it are shown)"));
             }
-            engine.raise_precision(reader.ts_precision());
             let _ = engine.finish();
             feed.finish();
             status.finished.store(1, Ordering::Relaxed);

@@ -19,7 +19,7 @@ use crate::capture::{CaptureError, CaptureReader};
 use crate::decode::{Decoder, DefragLimits, L4, tcp_flags};
 use crate::flow::reassembly::{ReassemblyBudget, StreamConsumer, StreamEnd, TcpReassembler};
 use crate::flow::{Dir, FlowRecord, Uid};
-use crate::pipeline::{Engine, FlowConsumer, MsgCtx, PipelineConfig};
+use crate::pipeline::{Engine, FlowConsumer, MsgCtx, PipelineConfig, Step, read_frames};
 use crate::time::Ts;
 use dissectors::registry::Message;
 use std::cell::RefCell;
@@ -95,48 +95,38 @@ pub fn extract(q: &MessageQuery<'_>) -> Result<Extracted, PayloadError> {
     let mut decoder = Decoder::new(DefragLimits::default());
     let mut tcp = TcpSide::default();
     let (a, b) = q.endpoints;
-    let mut read_error = None;
-    loop {
-        let frame = match reader.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                read_error = Some(e);
-                break;
+    let (_, read_error) = read_frames(
+        &mut reader,
+        &mut engine,
+        &mut |frame| {
+            if frame.ts.since(q.ts) > SLACK_NS || state.borrow().done() {
+                return Step::Stop;
             }
-        };
-        if frame.ts.since(q.ts) > SLACK_NS || state.borrow().done() {
-            break;
-        }
-        // Decoded once here to select the flow's frames (and keep what the engine's
-        // messages will need); frames that do not decode alone (IP fragments) go to the
-        // engine anyway so its defragmenter sees every piece.
-        let keep = match decoder.decode(&frame) {
-            None => true,
-            Some(pkt) => {
-                let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-                let src = SocketAddr::new(pkt.src, sp);
-                let dst = SocketAddr::new(pkt.dst, dp);
-                let ours =
-                    pkt.ip_proto == q.proto && ((src, dst) == (a, b) || (src, dst) == (b, a));
-                if ours {
-                    let mut st = state.borrow_mut();
-                    match &pkt.l4 {
-                        L4::Udp(u) => {
-                            st.datagram.clear();
-                            st.datagram.extend_from_slice(u.payload);
-                        }
-                        L4::Tcp(seg) => tcp.segment(&mut st, src, pkt.ts, seg),
-                        _ => {}
-                    }
+            // Decoded once here to select the flow's frames (and keep what the engine's
+            // messages will need); frames that do not decode alone (IP fragments) go to the
+            // engine anyway so its defragmenter sees every piece.
+            let Some(pkt) = decoder.decode(frame) else {
+                return Step::Analyse;
+            };
+            let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+            let src = SocketAddr::new(pkt.src, sp);
+            let dst = SocketAddr::new(pkt.dst, dp);
+            if pkt.ip_proto != q.proto || ((src, dst) != (a, b) && (src, dst) != (b, a)) {
+                return Step::Skip;
+            }
+            let mut st = state.borrow_mut();
+            match &pkt.l4 {
+                L4::Udp(u) => {
+                    st.datagram.clear();
+                    st.datagram.extend_from_slice(u.payload);
                 }
-                ours
+                L4::Tcp(seg) => tcp.segment(&mut st, src, pkt.ts, seg),
+                _ => {}
             }
-        };
-        if keep {
-            engine.frame(&frame);
-        }
-    }
+            Step::Analyse
+        },
+        &mut |_| {},
+    );
     {
         let mut st = state.borrow_mut();
         if !st.done() {
