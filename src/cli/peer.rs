@@ -45,7 +45,7 @@ pub(super) fn lab(args: &LabArgs) -> u8 {
     let capture = if args.capture {
         let hosts = lab.nodes().iter().map(|n| n.addr.ip()).collect();
         let path = args.out.join("capture.pcapng");
-        match crate::live::recording::Recording::start("lo", &path, Some(hosts), None) {
+        match crate::live::recording::Recording::start("lo", "lo", &path, Some(hosts), None) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("p2ptrace: error: {e}");

@@ -49,10 +49,11 @@ impl FlowConsumer for NoConsumer {
 }
 
 impl Recording {
-    /// Starts recording `iface` into `path` (pcapng). `prepare` runs first on the capture
-    /// thread; `only_hosts` keeps frames to or from those addresses.
+    /// Starts recording `iface` into `path` (pcapng, its interface called `name`). `prepare`
+    /// runs first on the capture thread; `only_hosts` keeps frames to or from those addresses.
     pub fn start(
         iface: &str,
+        name: &str,
         path: &Path,
         only_hosts: Option<Vec<IpAddr>>,
         prepare: Option<Prepare>,
@@ -60,6 +61,7 @@ impl Recording {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let (flag, iface_name, file) = (stop.clone(), iface.to_string(), path.to_path_buf());
+        let idb_name = name.to_string();
         let thread = std::thread::Builder::new()
             .name("p2ptrace-record".into())
             .spawn(move || {
@@ -76,9 +78,8 @@ impl Recording {
                         path: file,
                         ..RecordConfig::default()
                     };
-                    let recorder =
-                        Recorder::create(config, &iface_name, source.linktype(), snaplen)
-                            .map_err(|e| format!("cannot write {e}"))?;
+                    let recorder = Recorder::create(config, &idb_name, source.linktype(), snaplen)
+                        .map_err(|e| format!("cannot write {e}"))?;
                     Ok((source, recorder))
                 })();
                 let (source, recorder) = match opened {

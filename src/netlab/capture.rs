@@ -1,5 +1,5 @@
-//! Capture points of a `lab --netns` run: one record-only capture per point, and the
-//! conversion of its file into the run's pcapng.
+//! Capture points of a `lab --netns` run: one record-only capture per point, written straight
+//! into the run's pcapng for that point (its interface named after the point).
 //!
 //! [`start_capture`] is the single place that decides how a link is captured: p2ptrace's own
 //! AF_PACKET recorder ([`crate::live::recording`]) on a thread that entered the point's
@@ -9,14 +9,8 @@
 //! Must not: capture outside the run's namespaces.
 
 use super::NetlabError;
-use crate::capture::CaptureReader;
-use crate::capture::write::PcapNgWriter;
 use crate::live::recording::{Recorded, Recording};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Frames converted per capture point at most.
-pub const MAX_FRAMES_PER_POINT: u64 = 50_000_000;
 
 /// A running capture; stop with [`CaptureProcess::stop`] (Drop stops it too).
 pub struct CaptureProcess {
@@ -26,17 +20,23 @@ pub struct CaptureProcess {
     pub result: Option<Result<Recorded, String>>,
 }
 
-/// Starts capturing `iface` in namespace `ns` into `file` (pcapng, nanosecond timestamps) and
-/// returns once the capture is listening.
-pub fn start_capture(ns: &str, iface: &str, file: &Path) -> Result<CaptureProcess, NetlabError> {
+/// Starts capturing `iface` in namespace `ns` into `file` (pcapng, nanosecond timestamps, the
+/// interface named `point`) and returns once the capture is listening.
+pub fn start_capture(
+    ns: &str,
+    iface: &str,
+    point: &str,
+    file: &Path,
+) -> Result<CaptureProcess, NetlabError> {
     let name = ns.to_string();
     let prepare: crate::live::recording::Prepare = Box::new(move || super::enter_netns(&name));
-    let recording = Recording::start(iface, file, None, Some(prepare)).map_err(|reason| {
-        NetlabError::Command {
-            command: format!("capture {iface} in {ns}"),
-            reason,
-        }
-    })?;
+    let recording =
+        Recording::start(iface, point, file, None, Some(prepare)).map_err(|reason| {
+            NetlabError::Command {
+                command: format!("capture {iface} in {ns}"),
+                reason,
+            }
+        })?;
     Ok(CaptureProcess {
         recording: Some(recording),
         file: file.to_path_buf(),
@@ -45,6 +45,14 @@ pub fn start_capture(ns: &str, iface: &str, file: &Path) -> Result<CaptureProces
 }
 
 impl CaptureProcess {
+    /// Frames written (0 until stopped, or when the capture failed).
+    pub fn frames(&self) -> u64 {
+        match &self.result {
+            Some(Ok(r)) => r.frames,
+            _ => 0,
+        }
+    }
+
     /// Stops the capture and finalises its file; lost frames are reported on stderr.
     pub fn stop(&mut self) {
         let Some(recording) = self.recording.take() else {
@@ -68,51 +76,4 @@ impl Drop for CaptureProcess {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Copies the capture file `from` into a new pcapng `to` with one interface named `point`.
-/// Returns the number of frames.
-pub fn to_pcapng(from: &Path, to: &Path, point: &str) -> Result<u64, NetlabError> {
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| NetlabError::Output {
-            path: path.clone(),
-            source: e,
-        }
-    };
-    let mut reader = CaptureReader::open(from).map_err(|e| NetlabError::Command {
-        command: format!("read {}", from.display()),
-        reason: e.to_string(),
-    })?;
-    let file = std::fs::File::create(to).map_err(io_err(to))?;
-    let mut w =
-        PcapNgWriter::new(BufWriter::new(file), "p2ptrace lab --netns").map_err(io_err(to))?;
-    let mut iface = None;
-    let mut n = 0u64;
-    while n < MAX_FRAMES_PER_POINT {
-        let frame = match reader.next_frame() {
-            Ok(Some(f)) => f,
-            // A capture cut short by the stop keeps every frame before the damage.
-            Ok(None) | Err(_) => break,
-        };
-        let id = match iface {
-            Some(id) => id,
-            None => {
-                let id = w
-                    .add_interface(point, frame.linktype, 0)
-                    .map_err(io_err(to))?;
-                iface = Some(id);
-                id
-            }
-        };
-        w.write_packet(id, frame.ts, frame.data, frame.orig_len)
-            .map_err(io_err(to))?;
-        n += 1;
-    }
-    if iface.is_none() {
-        w.add_interface(point, crate::capture::LinkType::ETHERNET, 0)
-            .map_err(io_err(to))?;
-    }
-    w.finish().and_then(|mut b| b.flush()).map_err(io_err(to))?;
-    Ok(n)
 }

@@ -523,10 +523,6 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         .map_err(out_err(&out.join("topology.txt")))?;
 
     // Capture points: the core bridge, then access links.
-    let tmp = tempfile::Builder::new()
-        .prefix(".netlab-")
-        .tempdir_in(out)
-        .map_err(out_err(out))?;
     let mut captures = Vec::new();
     for (p, host) in &points {
         let (ns, iface) = match host {
@@ -543,7 +539,8 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
         captures.push(capture::start_capture(
             &ns,
             iface,
-            &tmp.path().join(format!("{p}.pcapng")),
+            p,
+            &point_files(out, p, *host).0,
         )?);
     }
     let pollers: Vec<(usize, nat::ConntrackPoller)> = topology
@@ -694,19 +691,9 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
     let view = View::of_run(&topology, &defs, &s, mappings);
     let mut frames = Vec::new();
     let mut label_counts = Vec::new();
-    for (p, host) in &points {
-        let (pcap, csv) = if host.is_none() {
-            (out.join("capture.pcapng"), out.join("labels.csv"))
-        } else {
-            (
-                out.join(format!("capture-{p}.pcapng")),
-                out.join(format!("labels-{p}.csv")),
-            )
-        };
-        frames.push((
-            p.clone(),
-            capture::to_pcapng(&tmp.path().join(format!("{p}.pcapng")), &pcap, p)?,
-        ));
+    for ((p, host), c) in points.iter().zip(&captures) {
+        let (_, csv) = point_files(out, p, *host);
+        frames.push((p.clone(), c.frames()));
         let f = std::fs::File::create(&csv).map_err(out_err(&csv))?;
         let mut w = LabelWriter::new(BufWriter::new(f)).map_err(out_err(&csv))?;
         let (mut kept, mut left) = (0, 0);
@@ -877,6 +864,18 @@ impl View {
                 Some((src, inside))
             }
         }
+    }
+}
+
+/// The pcapng and labels file of capture point `p` (`host`: `None` for the core).
+fn point_files(out: &Path, p: &str, host: Option<usize>) -> (PathBuf, PathBuf) {
+    if host.is_none() {
+        (out.join("capture.pcapng"), out.join("labels.csv"))
+    } else {
+        (
+            out.join(format!("capture-{p}.pcapng")),
+            out.join(format!("labels-{p}.csv")),
+        )
     }
 }
 
