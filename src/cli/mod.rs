@@ -75,12 +75,14 @@ pub enum Command {
         Client commands (stdin): lookup USER | call USER | hold | resume | hangup | \
         conference USER USER... | status")]
     Peer(Box<PeerArgs>),
-    /// Run a whole overlay on loopback from a scenario and write labels.csv and events.csv.
+    /// Run a whole overlay from a scenario on loopback (or, with --netns, on network
+    /// namespaces with kernel NAT and firewalls) and write labels.csv and events.csv.
     #[command(after_help = "Examples:\n  \
         p2ptrace lab basic-call --out out/\n  \
         p2ptrace lab conference --out out/\n  \
         p2ptrace lab my-scenario.toml --out out/   (format: docs/lab.md)\n  \
-        sudo p2ptrace lab basic-call --out out/ --capture   (also out/capture.pcapng, docs/live.md)")]
+        sudo p2ptrace lab basic-call --out out/ --capture   (also out/capture.pcapng, docs/live.md)\n  \
+        sudo p2ptrace lab one-nat --netns --out out/   (namespaces, nftables NAT, docs/netlab.md)")]
     Lab(LabArgs),
     /// Run a scenario in the deterministic network simulator (NATs, firewalls, lossy links,
     /// real TCP) and write capture.pcapng, labels.csv and events.csv.
