@@ -6,6 +6,8 @@
 #   benches/compare.sh                      # 1 M packets, 20 k flows (default)
 #   PACKETS=10000000 FLOWS=200000 benches/compare.sh
 #   TOOLS="p2ptrace-flows p2ptrace ndpi" benches/compare.sh   # skip tshark (slow on big files)
+#   CAP=big/capture.pcapng TOOLS="p2ptrace ndpi" benches/compare.sh  # any capture (packets
+#                                           # counted with capinfos), e.g. `p2ptrace sim large`
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader (scripts/setup.sh installs them).
@@ -18,7 +20,12 @@ TOOLS=${TOOLS:-"p2ptrace-flows p2ptrace tshark ndpi"}
 WORK=${WORK:-/tmp/p2ptrace-bench}
 GEN=../shared/bench/gen_pcap.py
 mkdir -p "$WORK"
-CAP="$WORK/voip_${PACKETS}_${FLOWS}.pcap"
+if [ -n "${CAP:-}" ]; then
+  [ -f "$CAP" ] || { echo "compare.sh: $CAP not found" >&2; exit 1; }
+  PACKETS=$(capinfos -c -M -T "$CAP" | tail -n 1 | cut -f2)
+  FLOWS="?"
+fi
+CAP=${CAP:-"$WORK/voip_${PACKETS}_${FLOWS}.pcap"}
 
 if [ ! -f "$CAP" ]; then
   [ -f "$GEN" ] || { echo "compare.sh: $GEN not found" >&2; exit 1; }
