@@ -7,6 +7,7 @@
 #      (kernel + queue drops, and frames sent but never analysed).
 # Needs root, tcpreplay, iproute2, python3. Usage (from the repository):
 #   sudo benches/live-replay.sh            PACKETS=1000000 PROBE=200000 STEPS=5 by default
+#   sudo BACKENDS=libpcap STEPS=0 benches/live-replay.sh   # one backend, top speed only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "live-replay.sh: needs root (namespaces, capture)" >&2; exit 1; }
@@ -16,6 +17,7 @@ done
 PACKETS="${PACKETS:-1000000}"
 PROBE="${PROBE:-200000}"
 STEPS="${STEPS:-5}"
+BACKENDS="${BACKENDS:-afpacket libpcap}"
 TX=p2pt-bench-tx
 RX=p2pt-bench-rx
 work="$(mktemp -d)"
@@ -68,7 +70,7 @@ run() {
     local pid=$!
     sleep 1.5
     local rep
-    rep="$(ip netns exec "$TX" tcpreplay -i vtx "$@" "$work/replay.pcap" 2>&1)"
+    rep="$(ip netns exec "$TX" tcpreplay -K -i vtx "$@" "$work/replay.pcap" 2>&1)"
     sleep 1
     kill -INT "$pid"
     wait "$pid" || { echo "p2ptrace live failed:" >&2; cat "$err" >&2; return 1; }
@@ -88,7 +90,7 @@ lost() { # sent analysed kdrop qdrop → frames lost (sent but not analysed, or 
 }
 
 printf '%-9s %-28s %10s %12s %10s %8s %8s %8s\n' backend run sent "rate pps" analysed kdrop qdrop lost
-for backend in afpacket libpcap; do
+for backend in $BACKENDS; do
     read -r sent pps analysed kdrop qdrop < <(run "$backend" --topspeed)
     printf '%-9s %-28s %10s %12.0f %10s %8s %8s %8s\n' "$backend" "topspeed ($PACKETS)" \
         "$sent" "$pps" "$analysed" "$kdrop" "$qdrop" "$(lost "$sent" "$analysed" "$kdrop" "$qdrop")"

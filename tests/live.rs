@@ -414,6 +414,7 @@ fn libpcap_filter_keeps_only_matching_frames() {
             "-q",
             "-f",
             "udp and host 127.88.5.2",
+            "--immediate",
             "--duration",
             "3s",
             "-w",

@@ -51,6 +51,10 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N", default_value_t = crate::capture::MAX_CAPLEN,
           value_parser = clap::value_parser!(u32).range(64..=i64::from(crate::capture::MAX_CAPLEN)))]
     pub snaplen: u32,
+    /// libpcap: hand over each frame as it arrives instead of in blocks of up to 100 ms
+    /// (lower latency; lower top rate, see docs/live.md). AF_PACKET always does.
+    #[arg(long)]
+    pub immediate: bool,
     /// Put the interface in promiscuous mode (default).
     #[arg(long, overrides_with = "no_promisc")]
     pub promisc: bool,
@@ -146,6 +150,7 @@ fn open_source(args: &LiveArgs) -> Result<Box<dyn CaptureSource>, (String, u8)> 
             &args.iface,
             args.snaplen,
             promisc,
+            args.immediate,
             args.filter.as_deref(),
         )
         .map(|s| Box::new(s) as Box<dyn CaptureSource>),
