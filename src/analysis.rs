@@ -16,11 +16,6 @@ use crate::report::summary::{self, FlowTotals};
 use dissectors::registry::Message;
 use std::path::{Path, PathBuf};
 
-/// Live flows with per-class message counters (one entry per flow that carried a message,
-/// removed when its record arrives). Messages of further flows are not counted per flow
-/// (their rows show zero counts) and are tallied in `class_overflow`.
-pub const MAX_FLOW_CLASS_COUNTERS: usize = 1 << 20;
-
 /// Classification, measurements and reports for one run.
 pub struct Analysis {
     dir: Option<PathBuf>,
@@ -32,10 +27,9 @@ pub struct Analysis {
     classifier: Classifier,
     measure: Measurements,
     csv_error: Option<std::io::Error>,
-    /// Per-flow class counters, keyed by uid; never iterated (output order never depends on it).
-    class_counts: rustc_hash::FxHashMap<crate::flow::Uid, ClassCounts>,
-    /// Messages not counted per flow because the counter table was full.
-    class_overflow: u64,
+    /// Per-flow class counters by [`MsgCtx::live_index`] (as long as the flow table is at
+    /// its peak; reset as each flow's record arrives).
+    class_counts: Vec<ClassCounts>,
 }
 
 /// What [`Analysis::finish`] produced.
@@ -79,7 +73,6 @@ impl Analysis {
             measure: Measurements::default(),
             csv_error: None,
             class_counts: Default::default(),
-            class_overflow: 0,
         };
         if let Some(dir) = csv {
             a.csv = Some(create_report(dir, "flows.csv", FlowsCsv::create)?);
@@ -134,7 +127,6 @@ impl Analysis {
             let dir = self.dir.as_deref().unwrap_or(Path::new("."));
             format!("writing reports in {}: {e}", dir.display())
         });
-        self.totals.class_overflow = self.class_overflow;
         let mut text = summary::render(stats, &self.totals);
         let headlines = self.measure.headlines(span, 5);
         if !headlines.is_empty() {
@@ -154,7 +146,11 @@ impl Analysis {
 impl FlowConsumer for Analysis {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.totals.add(record);
-        let counts = self.class_counts.remove(&record.uid).unwrap_or_default();
+        let counts = self
+            .class_counts
+            .get_mut(record.live_index as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
         self.totals.add_classes(&counts);
         if let Some(csv) = &mut self.csv {
             if let Err(e) = csv.push_classified(record, digits, &counts) {
@@ -173,24 +169,21 @@ impl FlowConsumer for Analysis {
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
-        let full = self.class_counts.len() >= MAX_FLOW_CLASS_COUNTERS;
-        // One lookup: `entry` when there is room, `get_mut` only when the table is full.
-        let counts = if full {
-            self.class_counts.get_mut(&ctx.uid)
-        } else {
-            Some(self.class_counts.entry(ctx.uid).or_default())
-        };
-        match counts {
-            Some(counts) => {
-                counts.add(c.class, &c.kind, msg.len);
-                if msg.protocol == "skylark" {
-                    counts.add_skylark(ctx.dir, msg.txn_id);
-                }
-            }
-            None => self.class_overflow += 1,
+        let i = ctx.live_index as usize;
+        if i >= self.class_counts.len() {
+            // Bounded by the flow table's cap, which bounds live indexes.
+            self.class_counts.resize_with(i + 1, ClassCounts::default);
+        }
+        let counts = &mut self.class_counts[i];
+        let first_in_flow = counts.is_empty();
+        counts.add(c.class, &c.kind, msg.len);
+        if msg.protocol == "skylark" {
+            counts.add_skylark(ctx.dir, msg.txn_id);
         }
         let from_home = self.classifier.is_home(ctx.src);
-        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
+        let mut seen = Seen::new(ctx, msg, &c, from_home);
+        seen.first_in_flow = first_in_flow;
+        self.measure.observe(&seen);
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);

@@ -40,6 +40,7 @@ impl MsgCtx {
     /// sender and receiver follow from its direction.
     pub fn new(
         uid: Uid,
+        live_index: u32,
         dir: Dir,
         ts: Ts,
         ends: (SocketAddr, SocketAddr, Dir),
@@ -50,6 +51,7 @@ impl MsgCtx {
         let (src, dst) = if dir == ends_dir { (a, b) } else { (b, a) };
         MsgCtx {
             uid,
+            live_index,
             dir,
             ts,
             src,
@@ -64,6 +66,10 @@ impl MsgCtx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgCtx {
     pub uid: Uid,
+    /// The flow's place among live flows: dense (below the flow table's cap) and reused only
+    /// after the flow's record has been handed over, so a consumer can keep per-flow state
+    /// in a plain vector instead of a map keyed by `uid` (one cache miss, not a hash probe).
+    pub live_index: u32,
     pub dir: Dir,
     /// Capture time of the packet that completed the message.
     pub ts: Ts,
@@ -141,7 +147,8 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 // FIN or RST seen earlier is reported as such by the reassembler.)
                 EndReason::Idle | EndReason::Eof | EndReason::Reused => StreamEnd::Timeout,
             };
-            let (consumer, digits, uid) = (&mut *self.consumer, self.digits, record.uid);
+            let (consumer, digits) = (&mut *self.consumer, self.digits);
+            let (uid, live_index) = (record.uid, record.live_index);
             let orig = SocketAddr::new(record.orig.addr.to_ip(), record.orig.port);
             let resp = SocketAddr::new(record.resp.addr.to_ip(), record.resp.port);
             let proto = record.proto;
@@ -150,7 +157,8 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 record.ts_end,
                 how,
                 &mut |dir, ts, msg: &Message| {
-                    let ctx = MsgCtx::new(uid, dir, ts, (orig, resp, Dir::Orig), proto, digits);
+                    let ends = (orig, resp, Dir::Orig);
+                    let ctx = MsgCtx::new(uid, live_index, dir, ts, ends, proto, digits);
                     consumer.message(&ctx, msg)
                 },
             );
@@ -234,7 +242,7 @@ impl<'c> Engine<'c> {
                 let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
                 let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
                 d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                    let ctx = MsgCtx::new(uid, dir, ts, (a, b, pkt_dir), proto, digits);
+                    let ctx = MsgCtx::new(uid, at.slot, dir, ts, (a, b, pkt_dir), proto, digits);
                     consumer.message(&ctx, msg)
                 });
             }

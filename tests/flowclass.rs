@@ -54,27 +54,67 @@ fn one_nat_flows_get_their_class_and_totals_match_messages() {
         assert!(f["evidence"].split(';').count() <= 4);
     }
 
-    let mut from_flows: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for f in &flows {
-        for c in ["login", "lookup", "signalling", "keepalive", "media"] {
-            let e = from_flows.entry(c.to_string()).or_default();
-            e.0 += f[&format!("msgs_{c}")].parse::<u64>().unwrap();
-            e.1 += f[&format!("bytes_{c}")].parse::<u64>().unwrap();
+    let media = assert_class_counts_match_messages(&flows, &messages);
+    assert!(media > 1000);
+}
+
+/// Asserts that each flow's per-class message and byte counts in flows.csv equal those of
+/// its messages in messages.csv — per flow, so the counters of one flow never leak into a
+/// later flow that reuses its place in the flow table. Returns the media messages.
+fn assert_class_counts_match_messages(
+    flows: &[HashMap<String, String>],
+    messages: &[HashMap<String, String>],
+) -> u64 {
+    let classes = ["login", "lookup", "signalling", "keepalive", "media"];
+    let mut from_flows: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for f in flows {
+        for c in classes {
+            let n = f[&format!("msgs_{c}")].parse::<u64>().unwrap();
+            let b = f[&format!("bytes_{c}")].parse::<u64>().unwrap();
+            if n > 0 || b > 0 {
+                from_flows.insert((f["uid"].clone(), c.to_string()), (n, b));
+            }
         }
     }
-    let mut from_messages: BTreeMap<String, (u64, u64)> =
-        ["login", "lookup", "signalling", "keepalive", "media"]
-            .iter()
-            .map(|c| (c.to_string(), (0, 0)))
-            .collect();
-    for m in &messages {
-        if let Some(e) = from_messages.get_mut(&m["class"]) {
+    let mut from_messages: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for m in messages {
+        if classes.contains(&m["class"].as_str()) {
+            let e = from_messages
+                .entry((m["uid"].clone(), m["class"].clone()))
+                .or_default();
             e.0 += 1;
             e.1 += m["len"].parse::<u64>().unwrap();
         }
     }
     assert_eq!(from_flows, from_messages);
-    assert!(from_flows["media"].0 > 1000);
+    from_flows
+        .iter()
+        .filter(|((_, c), _)| c == "media")
+        .map(|(_, (n, _))| n)
+        .sum()
+}
+
+/// Flows ending part-way (idle timeouts) while new ones start: their places in the flow table
+/// are reused, their counters must not be.
+#[test]
+fn class_counters_stay_with_their_flow_as_flows_come_and_go() {
+    for scenario in ["phone-home", "churn"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("captures/sim/{scenario}/capture.pcapng.gz"));
+        let o = Command::new(BIN)
+            .arg("analyze")
+            .arg(cap)
+            .arg("--csv")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        assert!(!stdout.contains(" 0 idle-expired"), "{scenario}: {stdout}");
+        let flows = rows(&dir.path().join("flows.csv"));
+        assert_class_counts_match_messages(&flows, &rows(&dir.path().join("messages.csv")));
+    }
 }
 
 /// PROTOCOL.md §13 vector `name`.

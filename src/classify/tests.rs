@@ -11,6 +11,7 @@ fn sa(s: &str) -> SocketAddr {
 fn ctx(uid: u64, src: &str, dst: &str) -> MsgCtx {
     MsgCtx {
         uid: Uid(uid),
+        live_index: 0,
         dir: Dir::Orig,
         ts: Ts(1),
         src: sa(src),

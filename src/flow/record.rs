@@ -95,6 +95,9 @@ pub struct FlowRecord {
     /// Application protocol of the dissector that claimed the flow (`skylark`, `stun`,
     /// `dns`, `http`, `tls`), when one did.
     pub service: Option<&'static str>,
+    /// The flow's place among live flows, as in [`crate::pipeline::MsgCtx::live_index`]:
+    /// free for reuse once this record is out.
+    pub live_index: u32,
 }
 
 impl FlowRecord {

@@ -433,6 +433,7 @@ impl<A: Default> FlowTable<A> {
             conn: slot.conn,
             end,
             service: None,
+            live_index: idx,
         };
         sink.flow_ended(record, slot.app);
     }

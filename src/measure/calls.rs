@@ -763,6 +763,7 @@ mod tests {
     fn ctx(ts: i64, src: &str, dst: &str, tcp: bool) -> MsgCtx {
         MsgCtx {
             uid: Uid(1),
+            live_index: 0,
             dir: Dir::Orig,
             ts: Ts(ts),
             src: sa(src),

@@ -85,7 +85,9 @@ impl Hosts {
     }
 
     /// One decoded message: `kind` is its canonical name (Skylark message name, or
-    /// `http-version-response` and the like), `call_id` for media frames.
+    /// `http-version-response` and the like), `call_id` for media frames. `new_pair`: the
+    /// first message between these endpoints in this flow (peers are noted only then — every
+    /// later message of the flow joins the same two addresses).
     pub fn observe(
         &mut self,
         src: IpAddr,
@@ -93,6 +95,7 @@ impl Hosts {
         kind: &str,
         bytes: u64,
         call_id: Option<u64>,
+        new_pair: bool,
     ) {
         let sender_bits = match kind {
             "auth-challenge" | "credential" => ANSWERS_AUTH,
@@ -106,7 +109,9 @@ impl Hosts {
         if let Some(h) = self.host(src) {
             h.evidence |= sender_bits;
             h.bytes_sent += bytes;
-            note_peer(h, dst);
+            if new_pair {
+                note_peer(h, dst);
+            }
             if let (true, Some(c)) = (media, call_id) {
                 // Sending frames of a call that arrived from another peer: relaying.
                 if h.media_in.get(&c).is_some_and(|from| *from != dst) {
@@ -117,7 +122,9 @@ impl Hosts {
         }
         if let Some(h) = self.host(dst) {
             h.bytes_received += bytes;
-            note_peer(h, src);
+            if new_pair {
+                note_peer(h, src);
+            }
             if let (true, Some(c)) = (media, call_id) {
                 if h.media_in.len() < MAX_CALLS || h.media_in.contains_key(&c) {
                     h.media_in.insert(c, src);
@@ -214,22 +221,22 @@ mod tests {
             ip("192.0.2.9"),
         );
         let mut h = Hosts::default();
-        h.observe(a, ls, "auth-hello", 60, None);
-        h.observe(ls, a, "auth-challenge", 80, None);
-        h.observe(a, home, "http-version-check", 200, None);
-        h.observe(home, a, "http-version-response", 150, None);
-        h.observe(a, sn, "hc-probe", 30, None);
-        h.observe(sn, a, "hc-probe-ack", 30, None);
-        h.observe(b, sn, "sn-register", 90, None);
-        h.observe(sn, b, "sn-register-ack", 40, None);
+        h.observe(a, ls, "auth-hello", 60, None, true);
+        h.observe(ls, a, "auth-challenge", 80, None, true);
+        h.observe(a, home, "http-version-check", 200, None, true);
+        h.observe(home, a, "http-version-response", 150, None, true);
+        h.observe(a, sn, "hc-probe", 30, None, true);
+        h.observe(sn, a, "hc-probe-ack", 30, None, true);
+        h.observe(b, sn, "sn-register", 90, None, true);
+        h.observe(sn, b, "sn-register-ack", 40, None, true);
         // sn relays call 7: a → sn → b and back.
         for _ in 0..3 {
-            h.observe(a, sn, "voice", 100, Some(7));
-            h.observe(sn, b, "voice", 100, Some(7));
-            h.observe(b, sn, "voice", 100, Some(7));
-            h.observe(sn, a, "voice", 100, Some(7));
+            h.observe(a, sn, "voice", 100, Some(7), true);
+            h.observe(sn, b, "voice", 100, Some(7), true);
+            h.observe(b, sn, "voice", 100, Some(7), true);
+            h.observe(sn, a, "voice", 100, Some(7), true);
         }
-        h.observe(x, a, "dns-query", 40, None);
+        h.observe(x, a, "dns-query", 40, None, true);
         let role = |a| h.role_of(a).unwrap();
         assert_eq!(role(ls), "login-server");
         assert_eq!(role(home), "home");
@@ -246,9 +253,20 @@ mod tests {
         );
         // Direct media between the parties is not relaying.
         let mut d = Hosts::default();
-        d.observe(a, b, "voice", 100, Some(9));
-        d.observe(b, a, "voice", 100, Some(9));
+        d.observe(a, b, "voice", 100, Some(9), true);
+        d.observe(b, a, "voice", 100, Some(9), true);
         assert_eq!(d.role_of(a), Some("other"));
+    }
+
+    #[test]
+    fn peers_are_noted_on_a_new_pair_only() {
+        let mut h = Hosts::default();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        h.observe(a, b, "x", 10, None, false);
+        assert!(h.hosts[&a].peers.is_empty(), "not a new pair: bytes only");
+        assert_eq!(h.hosts[&a].bytes_sent, 10);
+        h.observe(b, a, "x", 5, None, true);
+        assert!(h.hosts[&a].peers.contains(&b) && h.hosts[&b].peers.contains(&a));
     }
 
     #[test]
@@ -262,6 +280,7 @@ mod tests {
                 "x",
                 1,
                 None,
+                true,
             );
         }
         let mut out = Vec::new();

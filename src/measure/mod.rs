@@ -31,6 +31,9 @@ pub struct Seen<'a> {
     pub txn_id: Option<u64>,
     /// The dissector's detail text (`""` if none); an error response's starts `error=`.
     pub detail: &'a str,
+    /// No message of this flow was seen before (or the caller cannot tell: `true`). Work
+    /// that depends only on the flow's endpoints is done once, on its first message.
+    pub first_in_flow: bool,
 }
 
 impl<'a> Seen<'a> {
@@ -46,6 +49,7 @@ impl<'a> Seen<'a> {
             to_home: c.home,
             txn_id: msg.txn_id,
             detail: msg.detail.as_deref().unwrap_or(""),
+            first_in_flow: true,
         }
     }
 }
@@ -92,7 +96,7 @@ impl Measurements {
             self.keepalives.observe(m.ctx.ts, src.ip(), dst.ip());
         }
         self.hosts
-            .observe(src.ip(), dst.ip(), m.kind, len, m.call_id);
+            .observe(src.ip(), dst.ip(), m.kind, len, m.call_id, m.first_in_flow);
         self.logins
             .observe(m.ctx.ts, src, dst, m.ctx.proto, m.kind, m.detail, m.len);
         self.lookups

@@ -114,6 +114,12 @@ impl ClassCounts {
         }
     }
 
+    /// Nothing counted yet (a message that leaves no trace keeps it so: callers may only
+    /// treat `true` as "maybe the first message").
+    pub fn is_empty(&self) -> bool {
+        self.msgs == [0; 5] && self.evidence.is_empty() && self.skylark_msgs == 0
+    }
+
     /// Notes one Skylark message sent in direction `dir` with transaction id `txn`.
     pub fn add_skylark(&mut self, dir: Dir, txn: Option<u64>) {
         self.skylark_msgs = self.skylark_msgs.saturating_add(1);

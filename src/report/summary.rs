@@ -16,8 +16,6 @@ pub struct FlowTotals {
     evicted: u64,
     /// Per class (column order of `flows_csv::CLASSES`): messages, bytes, flows.
     classes: [(u64, u64, u64); 5],
-    /// Messages not counted per flow (counter table full); shown when non-zero.
-    pub class_overflow: u64,
 }
 
 impl FlowTotals {
@@ -175,13 +173,6 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
                 thousands(*n),
                 thousands(*m),
                 thousands(*b)
-            );
-        }
-        if flows.class_overflow > 0 {
-            let _ = writeln!(
-                s,
-                "  {} messages not counted per flow (counter table full)",
-                thousands(flows.class_overflow)
             );
         }
     }

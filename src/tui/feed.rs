@@ -459,6 +459,7 @@ mod tests {
     fn ctx(uid: u64, ts: i64) -> MsgCtx {
         MsgCtx::new(
             Uid(uid),
+            0,
             Dir::Orig,
             Ts(ts),
             (
