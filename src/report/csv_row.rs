@@ -58,6 +58,24 @@ impl CsvRow {
         self
     }
 
+    /// Appends one field made of `parts` joined by `sep` (e.g. `a;b;c`), without building
+    /// the joined string unless it needs quoting.
+    pub fn joined<S: AsRef<str>>(&mut self, parts: &[S], sep: &str) -> &mut Self {
+        let special = |s: &str| s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+        if special(sep) || parts.iter().any(|p| special(p.as_ref())) {
+            let all: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+            return self.str(&all.join(sep));
+        }
+        self.separator();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                self.buf.push_str(sep);
+            }
+            self.buf.push_str(p.as_ref());
+        }
+        self
+    }
+
     /// Appends an unsigned integer field (the hot path of every report's numeric columns).
     pub fn uint(&mut self, value: u64) -> &mut Self {
         self.separator();

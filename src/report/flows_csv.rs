@@ -10,6 +10,7 @@ use super::csv_row::CsvRow;
 use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use crate::time::SecsDisplay;
+use arrayvec::ArrayVec;
 use dissectors::registry::TrafficClass;
 use std::borrow::Cow;
 use std::fs::File;
@@ -80,15 +81,16 @@ pub const MAX_PENDING_TXNS: usize = 8;
 pub struct ClassCounts {
     pub msgs: [u64; 5],
     pub bytes: [u64; 5],
-    /// First distinct message kinds, at most [`MAX_EVIDENCE`].
-    pub evidence: Vec<Cow<'static, str>>,
+    /// First distinct message kinds, at most [`MAX_EVIDENCE`]. Inline, like `txns`: a
+    /// million short flows would otherwise make two small allocations each.
+    pub evidence: ArrayVec<Cow<'static, str>, MAX_EVIDENCE>,
     /// Skylark messages decoded in the flow.
     pub skylark_msgs: u32,
     /// A Skylark transaction id sent one way was answered the other way: random bytes that
     /// pass the header checksum will not also echo a 64-bit id (PROTOCOL.md §3).
     pub skylark_answered: bool,
     /// Recent Skylark transaction ids with the direction that sent them.
-    txns: Vec<(Dir, u64)>,
+    txns: ArrayVec<(Dir, u64), MAX_PENDING_TXNS>,
 }
 
 fn class_index(class: TrafficClass) -> Option<usize> {
@@ -110,7 +112,7 @@ impl ClassCounts {
             && kind.len() <= MAX_EVIDENCE_KIND_LEN
             && !self.evidence.iter().any(|k| k == kind)
         {
-            self.evidence.push(kind.clone());
+            let _ = self.evidence.try_push(kind.clone()); // room checked above
         }
     }
 
@@ -133,7 +135,7 @@ impl ClassCounts {
             if self.txns.len() >= MAX_PENDING_TXNS {
                 self.txns.remove(0);
             }
-            self.txns.push((dir, txn));
+            let _ = self.txns.try_push((dir, txn)); // room made above
         }
     }
 
@@ -242,11 +244,7 @@ impl FlowsCsv {
         for b in counts.bytes {
             row.uint(b);
         }
-        match counts.evidence.as_slice() {
-            [] => row.str(""),
-            [one] => row.str(one),
-            many => row.str(&many.join(";")),
-        };
+        row.joined(&counts.evidence, ";");
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;
