@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(c.msgs, [1, 0, 0, 0, 2]);
         assert_eq!(c.bytes, [40, 0, 0, 0, 60]);
         assert_eq!(c.dominant(), Some(TrafficClass::Media));
-        assert_eq!(c.evidence, ["hc-probe", "media", "dns-query"]);
+        assert_eq!(c.evidence.as_slice(), ["hc-probe", "media", "dns-query"]);
     }
 
     #[test]
@@ -336,7 +336,7 @@ mod tests {
         for k in ["a", "a", "b", "c", "d", "e"] {
             c.add(None, &k.to_string().into(), 1);
         }
-        assert_eq!(c.evidence, ["a", "b", "c", "d"]);
+        assert_eq!(c.evidence.as_slice(), ["a", "b", "c", "d"]);
         assert_eq!(c.dominant(), None);
     }
 

@@ -64,6 +64,10 @@ pub struct OrderedSpool {
     entries: Vec<Entry>,
     /// Whether `entries` is known to be sorted (nothing pushed since the last sort).
     sorted: bool,
+    /// Smallest key in `entries`: a watermark at or below it releases nothing, so the
+    /// buffer is not even sorted (a long-lived flow holding the watermark back would
+    /// otherwise make every call re-sort everything buffered).
+    min_key: Option<SpoolKey>,
     /// Bytes of `data` still referenced by `entries` (the rest are released holes).
     live_bytes: usize,
     /// Spilled runs, oldest first; order matters for stability of equal keys.
@@ -82,6 +86,7 @@ impl OrderedSpool {
             data: Vec::new(),
             entries: Vec::new(),
             sorted: true,
+            min_key: None,
             live_bytes: 0,
             runs: Vec::new(),
             floor: None,
@@ -106,6 +111,7 @@ impl OrderedSpool {
         if self.sorted && self.entries.last().is_some_and(|last| key < last.key) {
             self.sorted = false;
         }
+        self.min_key = Some(self.min_key.map_or(key, |m| m.min(key)));
         self.entries.push(Entry {
             key,
             off: self.data.len(),
@@ -125,7 +131,7 @@ impl OrderedSpool {
     /// merge in [`finish`](Self::finish) (order over earliness; spills are the rare case).
     pub fn release_below(&mut self, watermark: SpoolKey, out: &mut impl Write) -> io::Result<()> {
         self.floor = self.floor.max(Some(watermark));
-        if !self.runs.is_empty() {
+        if !self.runs.is_empty() || self.min_key.is_none_or(|m| m >= watermark) {
             return Ok(());
         }
         self.sort_entries();
@@ -140,6 +146,7 @@ impl OrderedSpool {
         for e in self.entries.drain(..n) {
             self.live_bytes -= e.len;
         }
+        self.min_key = self.entries.first().map(|e| e.key); // sorted
         if self.entries.is_empty() {
             // The streaming common case: everything went out, the arena restarts for free.
             self.data.clear();
@@ -203,6 +210,7 @@ impl OrderedSpool {
         self.entries.clear();
         self.data.clear();
         self.live_bytes = 0;
+        self.min_key = None;
         if self.runs.len() > MAX_RUNS {
             self.merge_runs()?;
         }
