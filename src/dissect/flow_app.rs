@@ -87,11 +87,13 @@ impl FlowApp {
     }
 }
 
-/// State of a flow still being probed or parsed. Everything but the counters is boxed and
-/// allocated on demand: a million short flows each hold a few dozen bytes here.
+/// State of a flow still being probed or parsed. Everything but the counters and the claim
+/// is boxed and allocated on demand: a million short flows each hold ~100 bytes here.
 pub struct Active {
     reassembler: Option<Box<TcpReassembler>>,
-    claim: Option<Box<Claim>>,
+    /// Inline: nearly every active flow gets claimed, and each packet reads it (a box
+    /// would add an allocation per flow and a dependent cache miss per packet).
+    claim: Option<Claim>,
     /// A second protocol multiplexed on the same UDP flow (RFC 7983 style: STUN on
     /// Skylark's port, PROTOCOL.md §2.4), for datagrams the claiming dissector refuses.
     alt: Option<Box<Claim>>,
@@ -294,7 +296,7 @@ impl Ctx {
         }
         if active.claim.is_none() {
             match self.probe(Transport::Udp, dir, ports, payload) {
-                Some(desc) => active.claim = Some(Box::new(self.claim(desc, Transport::Udp))),
+                Some(desc) => active.claim = Some(self.claim(desc, Transport::Udp)),
                 None => {
                     active.probed += 1;
                     if active.probed >= self.config.max_probe_datagrams {
@@ -430,7 +432,7 @@ impl Ctx {
 /// Feeds in-order TCP bytes of one flow to probing or to the claimed dissector.
 struct Feed<'a, S> {
     ctx: &'a mut Ctx,
-    claim: &'a mut Option<Box<Claim>>,
+    claim: &'a mut Option<Claim>,
     heads: &'a mut Option<Box<[Vec<u8>; 2]>>,
     given_up: &'a mut bool,
     ports: (u16, u16),
@@ -450,7 +452,7 @@ impl<S: MessageSink> Feed<'_, S> {
         let head_full = head.len() >= max;
         match self.ctx.probe(Transport::Tcp, dir, self.ports, head) {
             Some(desc) => {
-                *self.claim = Some(Box::new(self.ctx.claim(desc, Transport::Tcp)));
+                *self.claim = Some(self.ctx.claim(desc, Transport::Tcp));
                 // The bytes beyond the probe window were never buffered: the stream
                 // continues from them, so they go in after the head.
                 let beyond = data.get(taken..).unwrap_or_default();
