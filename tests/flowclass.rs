@@ -14,17 +14,7 @@ use common::csv_rows as rows;
 
 #[test]
 fn one_nat_flows_get_their_class_and_totals_match_messages() {
-    let dir = tempfile::tempdir().unwrap();
-    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/sim/one-nat/capture.pcapng.gz");
-    let o = Command::new(BIN)
-        .arg("analyze")
-        .arg(cap)
-        .arg("--csv")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8(o.stdout).unwrap();
+    let (dir, stdout) = analyze_sim("one-nat");
     assert!(stdout.contains("  media "), "{stdout}");
     let flows = rows(&dir.path().join("flows.csv"));
     let messages = rows(&dir.path().join("messages.csv"));
@@ -56,6 +46,22 @@ fn one_nat_flows_get_their_class_and_totals_match_messages() {
 
     let media = assert_class_counts_match_messages(&flows, &messages);
     assert!(media > 1000);
+}
+
+/// `analyze --csv` of a committed simulator capture: the CSV directory and the summary.
+fn analyze_sim(scenario: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("captures/sim/{scenario}/capture.pcapng.gz"));
+    let o = Command::new(BIN)
+        .arg("analyze")
+        .arg(cap)
+        .arg("--csv")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (dir, String::from_utf8(o.stdout).unwrap())
 }
 
 /// Asserts that each flow's per-class message and byte counts in flows.csv equal those of
@@ -99,18 +105,7 @@ fn assert_class_counts_match_messages(
 #[test]
 fn class_counters_stay_with_their_flow_as_flows_come_and_go() {
     for scenario in ["phone-home", "churn"] {
-        let dir = tempfile::tempdir().unwrap();
-        let cap = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("captures/sim/{scenario}/capture.pcapng.gz"));
-        let o = Command::new(BIN)
-            .arg("analyze")
-            .arg(cap)
-            .arg("--csv")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let stdout = String::from_utf8(o.stdout).unwrap();
+        let (dir, stdout) = analyze_sim(scenario);
         assert!(!stdout.contains(" 0 idle-expired"), "{scenario}: {stdout}");
         let flows = rows(&dir.path().join("flows.csv"));
         assert_class_counts_match_messages(&flows, &rows(&dir.path().join("messages.csv")));
