@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_p2ptrace");
 
+use common::analyze_sim;
 use common::csv_rows as rows;
 
 #[test]
@@ -46,22 +46,6 @@ fn one_nat_flows_get_their_class_and_totals_match_messages() {
 
     let media = assert_class_counts_match_messages(&flows, &messages);
     assert!(media > 1000);
-}
-
-/// `analyze --csv` of a committed simulator capture: the CSV directory and the summary.
-fn analyze_sim(scenario: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let cap = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("captures/sim/{scenario}/capture.pcapng.gz"));
-    let o = Command::new(BIN)
-        .arg("analyze")
-        .arg(cap)
-        .arg("--csv")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (dir, String::from_utf8(o.stdout).unwrap())
 }
 
 /// Asserts that each flow's per-class message and byte counts in flows.csv equal those of

@@ -5,33 +5,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_p2ptrace");
 
-fn capture(scenario: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("captures/sim")
-        .join(scenario)
-        .join("capture.pcapng.gz")
-}
-
-/// `analyze --csv` into a temporary directory; returns it and stdout.
-fn analyze(scenario: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
-        .arg("analyze")
-        .arg(capture(scenario))
-        .arg("--csv")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (dir, String::from_utf8(o.stdout).unwrap())
-}
-
 use common::csv_rows as rows;
+use common::{analyze_sim as analyze, sim_capture as capture};
 
 fn secs(row: &HashMap<String, String>, col: &str) -> f64 {
     row[col]

@@ -74,6 +74,29 @@ pub fn have_tool(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A committed simulator capture, `captures/sim/SCENARIO/capture.pcapng.gz`.
+pub fn sim_capture(scenario: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/sim")
+        .join(scenario)
+        .join("capture.pcapng.gz")
+}
+
+/// `analyze --csv` of a committed simulator capture into a temporary directory; returns the
+/// directory and the summary (stdout).
+pub fn analyze_sim(scenario: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(bin())
+        .arg("analyze")
+        .arg(sim_capture(scenario))
+        .arg("--csv")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (dir, String::from_utf8(o.stdout).unwrap())
+}
+
 /// Path of the built binary.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_p2ptrace"))
