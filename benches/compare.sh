@@ -10,7 +10,7 @@
 #                                           # counted with capinfos), e.g. `p2ptrace sim large`
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
-# comparisons tshark and ndpiReader (scripts/setup.sh installs them).
+# comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

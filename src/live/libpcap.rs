@@ -6,7 +6,7 @@
 //! mode makes libpcap fall back to TPACKET_V2, one fixed-size slot per frame sized for the
 //! snap length — with offloads on (veth, lo) a 64 MiB ring then holds only a few hundred
 //! frames, and the kernel drops under bursts (`benches/live-replay.sh`: 600 k packets/s
-//! lost 8.5 % in immediate mode; block mode took 1.25 M packets/s without a drop).
+//! lost 8.5 % in immediate mode; block mode took 1.23 M packets/s without a drop).
 //!
 //! Must not: parse frames. Statistics are libpcap's (`pcap_stats`), cumulative.
 
