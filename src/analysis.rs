@@ -168,7 +168,6 @@ impl FlowConsumer for Analysis {
     }
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
-        let c = self.classifier.classify(ctx, msg);
         let i = ctx.live_index as usize;
         if i >= self.class_counts.len() {
             // Bounded by the flow table's cap, which bounds live indexes.
@@ -176,6 +175,9 @@ impl FlowConsumer for Analysis {
         }
         let counts = &mut self.class_counts[i];
         let first_in_flow = counts.is_empty();
+        let c = self
+            .classifier
+            .classify_in_flow(ctx, msg, counts.skylark_msgs > 0);
         counts.add(c.class, &c.kind, msg.len);
         if msg.protocol == "skylark" {
             counts.add_skylark(ctx.dir, msg.txn_id);

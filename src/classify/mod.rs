@@ -239,8 +239,21 @@ impl Classifier {
 
     /// Classifies one message (and learns from it).
     pub fn classify(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        self.classify_in_flow(ctx, msg, false)
+    }
+
+    /// [`Classifier::classify`] for a caller that tracks its flows: `endpoints_noted` says an
+    /// earlier Skylark message of this flow already taught the classifier the flow's
+    /// endpoints (a flow's endpoints never change, and the set lookup per message is
+    /// measurable with millions of messages).
+    pub fn classify_in_flow(
+        &mut self,
+        ctx: &MsgCtx,
+        msg: &Message,
+        endpoints_noted: bool,
+    ) -> Classified {
         match msg.protocol {
-            "skylark" => self.skylark(ctx, msg),
+            "skylark" => self.skylark(ctx, msg, endpoints_noted),
             "stun" => self.stun(ctx, msg),
             "http" => self.http(ctx, msg),
             "dns" => self.dns(ctx, msg),
@@ -253,9 +266,9 @@ impl Classifier {
         }
     }
 
-    fn skylark(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+    fn skylark(&mut self, ctx: &MsgCtx, msg: &Message, endpoints_noted: bool) -> Classified {
         for a in [ctx.src, ctx.dst] {
-            if self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
+            if !endpoints_noted && self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
                 self.overlay.insert(a);
             }
         }

@@ -50,6 +50,11 @@ pub struct Uid(pub u64);
 pub struct UidText([u8; 12]);
 
 impl UidText {
+    /// The characters as bytes (ASCII), for writers that skip the UTF-8 check.
+    pub fn as_bytes(&self) -> &[u8; 12] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("C00000000000")
     }

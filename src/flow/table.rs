@@ -120,14 +120,28 @@ struct Slot<A> {
     orig_is_lo: bool,
     class: u8,
     seq: u64,
+    /// Computed once at creation: consumers ask for it on every dissected packet.
+    uid: Uid,
     ts_start: Ts,
     ts_last: Ts,
     stats: [DirStats; 2],
     conn: ConnState,
-    prev: u32,
-    next: u32,
     app: A,
 }
+
+/// A slot's neighbours in its class's activity list. Kept apart from the slots: moving a
+/// flow to the tail rewrites both neighbours' links, and 8-byte links in a dense vector are
+/// far likelier to be cached than the neighbours' whole slots.
+#[derive(Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Link = Link {
+    prev: NIL,
+    next: NIL,
+};
 
 #[derive(Clone, Copy)]
 struct List {
@@ -142,6 +156,8 @@ pub struct FlowTable<A = ()> {
     index: HashTable<u32>,
     hasher: FxBuildHasher,
     slots: Vec<Option<Slot<A>>>,
+    /// `links[i]` belongs to `slots[i]`.
+    links: Vec<Link>,
     free: Vec<u32>,
     lists: [List; 3],
     /// (start, seq) of every live flow: the smallest is the report watermark.
@@ -158,6 +174,7 @@ impl<A: Default> FlowTable<A> {
             hasher: FxBuildHasher,
             config,
             slots: Vec::new(),
+            links: Vec::new(),
             free: Vec::new(),
             lists: [List {
                 head: NIL,
@@ -195,8 +212,7 @@ impl<A: Default> FlowTable<A> {
 
     /// The uid the flow in `slot` will be reported with.
     pub fn uid(&self, slot: u32) -> Uid {
-        self.slot(slot)
-            .map_or(Uid(0), |s| Uid(uid_hash(&s.key, s.ts_start, s.seq)))
+        self.slot(slot).map_or(Uid(0), |s| s.uid)
     }
 
     pub fn app_mut(&mut self, slot: u32) -> Option<&mut A> {
@@ -269,7 +285,8 @@ impl<A: Default> FlowTable<A> {
             _ if pkt.payload_len() > 0 => slot.conn.note(dir, b'D'),
             _ => {}
         }
-        self.touch(idx);
+        let class = usize::from(slot.class);
+        self.touch(idx, class);
         Ingested {
             slot: idx,
             dir,
@@ -358,12 +375,11 @@ impl<A: Default> FlowTable<A> {
             orig_is_lo,
             class: class as u8,
             seq,
+            uid: Uid(uid_hash(&key, pkt.ts, seq)),
             ts_start: pkt.ts,
             ts_last: pkt.ts,
             stats: [DirStats::default(); 2],
             conn,
-            prev: NIL,
-            next: NIL,
             app: A::default(),
         };
         let idx = match self.free.pop() {
@@ -373,6 +389,7 @@ impl<A: Default> FlowTable<A> {
             }
             None => {
                 self.slots.push(Some(slot));
+                self.links.push(UNLINKED);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -384,7 +401,7 @@ impl<A: Default> FlowTable<A> {
                 .map_or(0, |s| hasher.hash_one(s.key))
         });
         self.live_starts.insert((pkt.ts.0, seq));
-        self.link_tail(idx);
+        self.link_tail(idx, class);
         self.stats.peak_live = self.stats.peak_live.max(self.index.len());
         idx
     }
@@ -403,10 +420,10 @@ impl<A: Default> FlowTable<A> {
     }
 
     fn end_flow(&mut self, idx: u32, end: EndReason, sink: &mut impl FlowSink<A>) {
-        self.unlink(idx);
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
+        self.unlink(idx, usize::from(slot.class));
         self.free.push(idx);
         let hash = self.hasher.hash_one(slot.key);
         if let Ok(entry) = self.index.find_entry(hash, |&i| i == idx) {
@@ -422,7 +439,7 @@ impl<A: Default> FlowTable<A> {
             (slot.key.hi, slot.key.lo)
         };
         let record = FlowRecord {
-            uid: Uid(uid_hash(&slot.key, slot.ts_start, slot.seq)),
+            uid: slot.uid,
             seq: slot.seq,
             proto: slot.key.proto,
             orig,
@@ -438,49 +455,43 @@ impl<A: Default> FlowTable<A> {
         sink.flow_ended(record, slot.app);
     }
 
-    fn touch(&mut self, idx: u32) {
-        let class = match self.slot(idx) {
-            Some(s) => s.class as usize,
-            None => return,
-        };
+    /// Moves the flow in slot `idx` (of list `class`) to its list's tail.
+    fn touch(&mut self, idx: u32, class: usize) {
         if self.lists[class].tail != idx {
-            self.unlink(idx);
-            self.link_tail(idx);
+            self.unlink(idx, class);
+            self.link_tail(idx, class);
         }
     }
 
-    fn link_tail(&mut self, idx: u32) {
-        let Some(class) = self.slot(idx).map(|s| s.class as usize) else {
-            return;
-        };
+    fn link_tail(&mut self, idx: u32, class: usize) {
         let tail = self.lists[class].tail;
-        if let Some(s) = self.slots[idx as usize].as_mut() {
-            s.prev = tail;
-            s.next = NIL;
+        if let Some(l) = self.links.get_mut(idx as usize) {
+            *l = Link {
+                prev: tail,
+                next: NIL,
+            };
         }
-        match self.slots.get_mut(tail as usize).and_then(Option::as_mut) {
+        match self.links.get_mut(tail as usize) {
             Some(t) => t.next = idx,
             None => self.lists[class].head = idx,
         }
         self.lists[class].tail = idx;
     }
 
-    fn unlink(&mut self, idx: u32) {
-        let Some((class, prev, next)) = self.slot(idx).map(|s| (s.class as usize, s.prev, s.next))
-        else {
+    fn unlink(&mut self, idx: u32, class: usize) {
+        let Some(&Link { prev, next }) = self.links.get(idx as usize) else {
             return;
         };
-        match self.slots.get_mut(prev as usize).and_then(Option::as_mut) {
+        match self.links.get_mut(prev as usize) {
             Some(p) => p.next = next,
             None => self.lists[class].head = next,
         }
-        match self.slots.get_mut(next as usize).and_then(Option::as_mut) {
+        match self.links.get_mut(next as usize) {
             Some(n) => n.prev = prev,
             None => self.lists[class].tail = prev,
         }
-        if let Some(s) = self.slots[idx as usize].as_mut() {
-            s.prev = NIL;
-            s.next = NIL;
+        if let Some(l) = self.links.get_mut(idx as usize) {
+            *l = UNLINKED;
         }
     }
 }

@@ -214,7 +214,7 @@ impl FlowsCsv {
         let r = rec.dir(Dir::Resp);
         let row = &mut self.row;
         row.clear();
-        row.str(rec.uid.encode().as_str())
+        row.uid(rec.uid)
             .ts(rec.ts_start, digits)
             .ts(rec.ts_end, digits)
             .field(SecsDisplay {

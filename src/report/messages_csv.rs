@@ -48,7 +48,7 @@ impl MessagesCsv {
         row.clear();
         let class = c.class.or(msg.class).map(|c| c.as_str());
         row.ts(ts, digits)
-            .str(uid.encode().as_str())
+            .uid(uid)
             .str(dir.as_str())
             .str(msg.protocol)
             .str(&msg.msg_type)
