@@ -167,6 +167,10 @@ impl FlowConsumer for Analysis {
         }
     }
 
+    fn prefetch(&self, live_index: u32) {
+        crate::prefetch::prefetch(&self.class_counts, live_index as usize);
+    }
+
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let i = ctx.live_index as usize;
         if i >= self.class_counts.len() {

@@ -18,6 +18,7 @@ pub mod measure;
 pub mod netlab;
 pub mod peer;
 pub mod pipeline;
+pub mod prefetch;
 pub mod report;
 pub mod score;
 pub mod sim;

@@ -33,6 +33,10 @@ pub trait FlowConsumer {
     fn watermark(&mut self, _watermark: (i64, u64)) {}
     /// A message decoded in a flow (see [`MsgCtx`] for where and when).
     fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
+    /// A packet of the flow at `live_index` (see [`MsgCtx::live_index`]) is about to be
+    /// dissected: a consumer keeping per-flow state by that index may start loading it
+    /// (see [`crate::prefetch`]).
+    fn prefetch(&self, _live_index: u32) {}
 }
 
 impl MsgCtx {
@@ -232,6 +236,9 @@ impl<'c> Engine<'c> {
             return;
         };
         let at = table.ingest(&pkt, sink);
+        if sink.dissection.is_some() {
+            sink.consumer.prefetch(at.slot);
+        }
         let wanted =
             sink.dissection.is_some() && table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt));
         if let (true, Some(d)) = (wanted, &mut sink.dissection) {
@@ -403,5 +410,9 @@ impl FlowConsumer for Tee<'_> {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         self.0.message(ctx, msg);
         self.1.message(ctx, msg);
+    }
+    fn prefetch(&self, live_index: u32) {
+        self.0.prefetch(live_index);
+        self.1.prefetch(live_index);
     }
 }
