@@ -170,6 +170,10 @@ impl FlowSink<FlowApp> for Adapter<'_> {
         record.service = app.service();
         self.consumer.flow(&record, self.digits);
     }
+
+    fn prefetch(&mut self, live_index: u32) {
+        self.consumer.prefetch(live_index);
+    }
 }
 
 /// The per-frame machinery shared by offline files and live capture: decoder, flow table,
