@@ -104,10 +104,15 @@ impl CsvRow {
     /// Appends a timestamp with `digits` fractional digits, truncated like
     /// `Ts::display(digits)`, without `fmt` for the usual non-negative case.
     pub fn ts(&mut self, ts: crate::time::Ts, digits: u8) -> &mut Self {
-        let n = ts.as_nanos();
+        self.secs(ts.as_nanos(), digits)
+    }
+
+    /// Appends a duration of `nanos` as seconds with `digits` fractional digits, truncated
+    /// like [`crate::time::SecsDisplay`] (the same format as timestamps).
+    pub fn secs(&mut self, n: i64, digits: u8) -> &mut Self {
         let digits = digits.min(9);
         if n < 0 {
-            return self.field(ts.display(digits));
+            return self.field(crate::time::SecsDisplay { nanos: n, digits });
         }
         self.separator();
         let n = n.unsigned_abs();
@@ -248,6 +253,8 @@ mod tests {
             for digits in [0, 1, 3, 6, 9, 12] {
                 a.ts(Ts(n), digits);
                 b.field(Ts(n).display(digits));
+                a.secs(n, digits);
+                b.field(crate::time::SecsDisplay { nanos: n, digits });
             }
         }
         for v in [None, Some(0), Some(u64::MAX)] {

@@ -9,7 +9,6 @@
 use super::csv_row::CsvRow;
 use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
-use crate::time::SecsDisplay;
 use arrayvec::ArrayVec;
 use dissectors::registry::TrafficClass;
 use std::borrow::Cow;
@@ -217,10 +216,7 @@ impl FlowsCsv {
         row.uid(rec.uid)
             .ts(rec.ts_start, digits)
             .ts(rec.ts_end, digits)
-            .field(SecsDisplay {
-                nanos: rec.duration_ns(),
-                digits,
-            })
+            .secs(rec.duration_ns(), digits)
             .str(rec.proto_name())
             .ip(rec.orig.addr.to_ip())
             .uint(u64::from(rec.orig.port))
@@ -232,8 +228,8 @@ impl FlowsCsv {
             .uint(r.pkts)
             .uint(r.bytes)
             .uint(r.payload)
-            .field(rec.state())
-            .field(rec.history())
+            .str(rec.state())
+            .str(rec.history())
             .uint(u64::from(rec.proto))
             .str(rec.end.as_str())
             .str(counts.service(rec.service))
