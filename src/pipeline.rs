@@ -13,7 +13,6 @@ use crate::flow::{
     Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats, Uid,
 };
 use crate::time::Ts;
-use arrayvec::ArrayVec;
 use dissectors::registry::Message;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -265,31 +264,6 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Prepares for analysing `frames` next, changing nothing: finds their flows and starts
-    /// loading what analysing them will touch (flow list links and neighbours, dissection
-    /// state, the consumer's per-flow state). In stages over the whole batch, so that the
-    /// cache misses of different frames overlap instead of queueing: with a million live
-    /// flows nearly every lookup misses.
-    pub fn prefetch(&self, frames: &[Frame<'_>]) {
-        let probes: ArrayVec<_, BATCH_FRAMES> = frames
-            .iter()
-            .filter_map(|f| Decoder::peek(f).map(|p| self.table.probe(&p)))
-            .take(BATCH_FRAMES)
-            .collect();
-        let slots: ArrayVec<u32, BATCH_FRAMES> = probes
-            .iter()
-            .filter_map(|p| self.table.prefetch(p))
-            .collect();
-        let dissecting = self.sink.dissection.is_some();
-        for &slot in &slots {
-            let app = self.table.prefetch_neighbours(slot);
-            if dissecting {
-                self.sink.consumer.prefetch(slot);
-                app.map(FlowApp::prefetch);
-            }
-        }
-    }
-
     /// Periodic housekeeping: expires fragment buffers as of the latest frame.
     pub fn checkpoint(&mut self) {
         self.decoder.expire(self.table.now());
@@ -332,47 +306,10 @@ pub enum Step {
     Stop,
 }
 
-/// Frames read ahead and analysed as a batch (see [`Engine::prefetch`]).
-const BATCH_FRAMES: usize = 16;
-
-/// Copies of up to [`BATCH_FRAMES`] frames: the reader lends one frame at a time.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    /// Each frame with its data as a range of `data`.
-    frames: Vec<(Frame<'static>, std::ops::Range<usize>)>,
-}
-
-impl Batch {
-    fn push(&mut self, frame: &Frame<'_>) {
-        let start = self.data.len();
-        self.data.extend_from_slice(frame.data);
-        let head = Frame {
-            data: &[],
-            ..*frame
-        };
-        self.frames.push((head, start..self.data.len()));
-    }
-
-    /// The frames, borrowing the copied data.
-    fn frames(&self) -> ArrayVec<Frame<'_>, BATCH_FRAMES> {
-        self.frames
-            .iter()
-            .take(BATCH_FRAMES) // never more (see `read_frames`); `collect` would panic
-            .map(|(head, range)| Frame {
-                data: self.data.get(range.clone()).unwrap_or_default(),
-                ..*head
-            })
-            .collect()
-    }
-}
-
 /// Reads `reader` to its end (or damage), handing each frame to `engine` as `step` decides;
 /// `checkpoint` runs every [`CHECKPOINT_FRAMES`] frames (progress). Returns the frames read
 /// and the error that ended the input early. The one read loop of files: `run`, the TUI's
-/// background analysis and its payload extraction all use it. Frames are read
-/// [`BATCH_FRAMES`] at a time; `step` still sees each in order, and after `Step::Stop` the
-/// frames read ahead count as unread (an error among them is not reported).
+/// background analysis and its payload extraction all use it.
 pub fn read_frames(
     reader: &mut CaptureReader,
     engine: &mut Engine<'_>,
@@ -380,54 +317,45 @@ pub fn read_frames(
     checkpoint: &mut dyn FnMut(&CaptureReader),
 ) -> (u64, Option<CaptureError>) {
     let mut frames = 0u64;
-    let mut batch = Batch::default();
-    // A pcapng's first frame follows its interface block, which sets the precision: it is
-    // raised to the precision as of that frame before the frame's messages are reported.
-    let mut first_precision = None;
-    loop {
-        batch.data.clear();
-        batch.frames.clear();
-        let mut end = None;
-        while batch.frames.len() < BATCH_FRAMES {
-            match reader.next_frame() {
-                Ok(Some(frame)) => batch.push(&frame),
-                Ok(None) => {
-                    end = Some(None);
-                    break;
-                }
-                Err(e) => {
-                    end = Some(Some(e));
-                    break;
-                }
-            }
-            first_precision.get_or_insert_with(|| reader.ts_precision());
+    let error = loop {
+        let frame = match reader.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        let what = step(&frame);
+        if what == Step::Stop {
+            break None;
         }
-        let view = batch.frames();
-        engine.prefetch(&view);
-        for frame in &view {
-            let what = step(frame);
-            if what == Step::Stop {
-                engine.raise_precision(reader.ts_precision());
-                return (frames, None);
-            }
-            frames += 1;
-            if frames == 1 {
-                engine.raise_precision(first_precision.unwrap_or_default());
-            }
-            if what == Step::Analyse {
-                engine.frame(frame);
-            }
-            if frames % CHECKPOINT_FRAMES == 0 {
-                engine.checkpoint();
-                reader.release_consumed();
-                checkpoint(reader);
-            }
-        }
-        if let Some(error) = end {
+        frames += 1;
+        if frames == 1 {
+            // The first frame of a pcapng follows its interface block, which sets the
+            // precision: raise it before the frame's messages are reported. (One copy: the
+            // frame borrows the reader.)
+            let (ts, linktype, orig_len, interface) =
+                (frame.ts, frame.linktype, frame.orig_len, frame.interface);
+            let data = frame.data.to_vec();
             engine.raise_precision(reader.ts_precision());
-            return (frames, error);
+            if what == Step::Analyse {
+                engine.frame(&Frame {
+                    ts,
+                    linktype,
+                    orig_len,
+                    interface,
+                    data: &data,
+                });
+            }
+        } else if what == Step::Analyse {
+            engine.frame(&frame);
         }
-    }
+        if frames % CHECKPOINT_FRAMES == 0 {
+            engine.checkpoint();
+            reader.release_consumed();
+            checkpoint(reader);
+        }
+    };
+    engine.raise_precision(reader.ts_precision());
+    (frames, error)
 }
 
 /// Runs the pipeline over `inputs` in order, handing flows to `consumer`.
@@ -490,140 +418,5 @@ impl FlowConsumer for Tee<'_> {
     fn prefetch(&self, live_index: u32) {
         self.0.prefetch(live_index);
         self.1.prefetch(live_index);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::capture::LinkType;
-    use crate::capture::write::{FrameBuilder, PcapNgWriter};
-    use std::net::SocketAddrV4;
-
-    /// A pcapng of `n` UDP frames over a handful of flows (some repeating, some new),
-    /// 1 ms apart; also returns where each frame's block ends.
-    fn capture(n: u32) -> (Vec<u8>, Vec<usize>) {
-        let bytes = write_capture(n);
-        let mut r = reader(&bytes);
-        let mut ends = Vec::new();
-        while let Ok(Some(_)) = r.next_frame() {
-            ends.push(r.bytes_consumed() as usize);
-        }
-        assert_eq!(ends.len(), n as usize);
-        (bytes, ends)
-    }
-
-    fn write_capture(n: u32) -> Vec<u8> {
-        let mut w = PcapNgWriter::new(Vec::new(), "test").unwrap();
-        let iface = w.add_interface("eth0", LinkType::ETHERNET, 0).unwrap();
-        let mut fb = FrameBuilder::new();
-        let mut frame = Vec::new();
-        for i in 0..n {
-            let a = SocketAddrV4::new([10, 0, 0, 1].into(), 4000 + (i % 7) as u16);
-            let b = SocketAddrV4::new([10, 0, 1, (i % 3) as u8].into(), 53);
-            let (src, dst) = if i % 2 == 0 { (a, b) } else { (b, a) };
-            fb.udp_v4(src, dst, &[i as u8; 20], &mut frame).unwrap();
-            let ts = Ts(1_700_000_000_000_000_000 + i64::from(i) * 1_000_000);
-            w.write_packet(iface, ts, &frame, frame.len() as u32)
-                .unwrap();
-        }
-        w.finish().unwrap()
-    }
-
-    /// (uid, packets each way) of every flow, in the order they ended.
-    type FlowList = Vec<(u64, u64, u64)>;
-
-    #[derive(Default)]
-    struct Flows(FlowList);
-
-    impl FlowConsumer for Flows {
-        fn flow(&mut self, r: &FlowRecord, _digits: u8) {
-            self.0.push((r.uid.0, r.stats[0].pkts, r.stats[1].pkts));
-        }
-    }
-
-    fn reader(bytes: &[u8]) -> CaptureReader {
-        CaptureReader::from_read("test", Box::new(std::io::Cursor::new(bytes.to_vec()))).unwrap()
-    }
-
-    /// Reads with `read_frames` (batched) and frame by frame; returns both runs' flows.
-    fn both_ways(bytes: &[u8]) -> (FlowList, FlowList) {
-        let config = PipelineConfig::default();
-        let mut batched = Flows::default();
-        let mut engine = Engine::new(&config, &mut batched);
-        read_frames(
-            &mut reader(bytes),
-            &mut engine,
-            &mut |_| Step::Analyse,
-            &mut |_| {},
-        );
-        engine.finish();
-        let mut single = Flows::default();
-        let mut engine = Engine::new(&config, &mut single);
-        let mut r = reader(bytes);
-        while let Ok(Some(frame)) = r.next_frame() {
-            engine.frame(&frame);
-        }
-        engine.finish();
-        (batched.0, single.0)
-    }
-
-    #[test]
-    fn batched_reading_analyses_exactly_as_frame_by_frame() {
-        for n in [0, 1, 15, 16, 17, 100] {
-            let (bytes, _) = capture(n);
-            let (batched, single) = both_ways(&bytes);
-            assert_eq!(batched, single, "{n} frames");
-            let pkts: u64 = batched.iter().map(|(_, o, r)| o + r).sum();
-            assert_eq!(pkts, u64::from(n));
-        }
-    }
-
-    #[test]
-    fn stop_counts_only_the_frames_shown_and_hides_errors_read_ahead() {
-        let (bytes, ends) = capture(40);
-        // Damage after frame 30: read ahead when stopping at 20 (a batch reaches 32).
-        let cut = &bytes[..ends[29] + 10];
-        for stop_at in [0u64, 5, 16, 20] {
-            let mut flows = Flows::default();
-            let mut engine = Engine::new(&PipelineConfig::default(), &mut flows);
-            let mut shown = 0u64;
-            let (frames, error) = read_frames(
-                &mut reader(cut),
-                &mut engine,
-                &mut |_| {
-                    shown += 1;
-                    if shown > stop_at {
-                        Step::Stop
-                    } else {
-                        Step::Analyse
-                    }
-                },
-                &mut |_| {},
-            );
-            assert_eq!(
-                (frames, error.is_none()),
-                (stop_at, true),
-                "stop at {stop_at}"
-            );
-            assert_eq!(engine.frames(), stop_at);
-        }
-    }
-
-    #[test]
-    fn damage_ends_the_input_after_every_whole_frame_is_analysed() {
-        let (bytes, ends) = capture(40);
-        let cut = &bytes[..ends[20] + 10]; // frames 0..=20 whole, 21 cut short
-        let mut flows = Flows::default();
-        let mut engine = Engine::new(&PipelineConfig::default(), &mut flows);
-        let (frames, error) = read_frames(
-            &mut reader(cut),
-            &mut engine,
-            &mut |_| Step::Analyse,
-            &mut |_| {},
-        );
-        assert_eq!(frames, 21);
-        assert!(error.is_some());
-        assert_eq!(engine.frames(), 21);
     }
 }

@@ -75,13 +75,6 @@ impl Decoder {
         self.decode_general(frame)
     }
 
-    /// What [`Decoder::decode`] returns for a frame of the common kind, without counting or
-    /// reassembling anything: `None` for every frame the general path would handle. For
-    /// looking ahead of analysis (see [`crate::pipeline::Engine::prefetch`]).
-    pub fn peek<'a>(frame: &Frame<'a>) -> Option<Packet<'a>> {
-        fast::decode(frame)
-    }
-
     /// The general path: etherparse's lax slicing, every link type, fragments, extension
     /// headers, truncation and damage (counted).
     pub(super) fn decode_general<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Packet<'a>> {

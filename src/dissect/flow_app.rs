@@ -77,13 +77,6 @@ impl FlowApp {
         }
     }
 
-    /// Starts loading the boxed state of an active flow (see [`crate::prefetch`]).
-    pub fn prefetch(&self) {
-        if let FlowApp::Active(a) = self {
-            crate::prefetch::prefetch(std::slice::from_ref(a.as_ref()), 0);
-        }
-    }
-
     /// Name of the dissector that claimed the flow.
     pub fn service(&self) -> Option<&'static str> {
         match self {

@@ -103,13 +103,6 @@ pub struct FlowTableStats {
     pub ts_backwards: u64,
 }
 
-/// A packet's flow key and hash (see [`FlowTable::probe`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Probe {
-    hash: u64,
-    key: FlowKey,
-}
-
 /// Result of ingesting a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ingested {
@@ -242,7 +235,16 @@ impl<A: Default> FlowTable<A> {
         }
         self.expire(self.now, sink);
 
-        let (key, src_is_lo) = key_of(pkt);
+        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+        let src = Endpoint {
+            addr: Addr::from_ip(pkt.src),
+            port: sport,
+        };
+        let dst = Endpoint {
+            addr: Addr::from_ip(pkt.dst),
+            port: dport,
+        };
+        let (key, src_is_lo) = FlowKey::new(pkt.ip_proto, src, dst);
         let tcp = match &pkt.l4 {
             L4::Tcp(t) => Some(t),
             _ => None,
@@ -312,35 +314,6 @@ impl<A: Default> FlowTable<A> {
                 self.end_flow(head, EndReason::Idle, sink);
             }
         }
-    }
-
-    /// `pkt`'s flow key and its hash, for [`FlowTable::prefetch`].
-    pub fn probe(&self, pkt: &Packet<'_>) -> Probe {
-        let (key, _) = key_of(pkt);
-        Probe {
-            hash: self.hasher.hash_one(key),
-            key,
-        }
-    }
-
-    /// Finds the live flow of a [`FlowTable::probe`] without changing anything, and starts
-    /// loading its activity list links (rewritten when its packet is ingested). Returns the
-    /// flow's slot. Looking up a few packets ahead of ingesting them lets the lookups' cache
-    /// misses overlap — best with the keys computed first and the lookups back to back.
-    pub fn prefetch(&self, probe: &Probe) -> Option<u32> {
-        let idx = self.lookup(probe.hash, &probe.key)?;
-        crate::prefetch::prefetch(&self.links, idx as usize);
-        Some(idx)
-    }
-
-    /// After [`FlowTable::prefetch`] returned `slot`: starts loading its list neighbours
-    /// (their links change when the flow moves to the tail), and returns its application
-    /// state for the caller to prefetch what that points to.
-    pub fn prefetch_neighbours(&self, slot: u32) -> Option<&A> {
-        let link = self.links.get(slot as usize)?;
-        crate::prefetch::prefetch(&self.links, link.prev as usize);
-        crate::prefetch::prefetch(&self.links, link.next as usize);
-        self.slot(slot).map(|s| &s.app)
     }
 
     /// Ends every live flow (end of input), in order of last activity.
@@ -546,20 +519,6 @@ impl<A: Default> FlowTable<A> {
             *l = UNLINKED;
         }
     }
-}
-
-/// The flow key of `pkt`, and whether its source is the key's `lo` end.
-fn key_of(pkt: &Packet<'_>) -> (FlowKey, bool) {
-    let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-    let src = Endpoint {
-        addr: Addr::from_ip(pkt.src),
-        port: sport,
-    };
-    let dst = Endpoint {
-        addr: Addr::from_ip(pkt.dst),
-        port: dport,
-    };
-    FlowKey::new(pkt.ip_proto, src, dst)
 }
 
 /// splitmix64 over the key, start time and creation order: a stable uid (no dependence on
