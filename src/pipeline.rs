@@ -420,3 +420,93 @@ impl FlowConsumer for Tee<'_> {
         self.1.prefetch(live_index);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LinkType;
+    use crate::capture::write::{FrameBuilder, PcapNgWriter};
+    use std::net::SocketAddrV4;
+
+    /// A pcapng of `n` UDP frames visiting 21 flows in turn, 1 ms apart, and where each
+    /// frame's block ends.
+    fn capture(n: u32) -> (Vec<u8>, Vec<usize>) {
+        let mut w = PcapNgWriter::new(Vec::new(), "test").unwrap();
+        let iface = w.add_interface("eth0", LinkType::ETHERNET, 0).unwrap();
+        let mut fb = FrameBuilder::new();
+        let mut frame = Vec::new();
+        for i in 0..n {
+            let a = SocketAddrV4::new([10, 0, 0, (i % 21) as u8].into(), 4000);
+            let b = SocketAddrV4::new([192, 0, 2, 1].into(), 53);
+            fb.udp_v4(a, b, &[i as u8; 20], &mut frame).unwrap();
+            let ts = Ts(1_700_000_000_000_000_000 + i64::from(i) * 1_000_000);
+            w.write_packet(iface, ts, &frame, frame.len() as u32)
+                .unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let mut r = reader(&bytes);
+        let mut ends = Vec::new();
+        while let Ok(Some(_)) = r.next_frame() {
+            ends.push(r.bytes_consumed() as usize);
+        }
+        assert_eq!(ends.len(), n as usize);
+        (bytes, ends)
+    }
+
+    struct Nothing;
+
+    impl FlowConsumer for Nothing {
+        fn flow(&mut self, _r: &FlowRecord, _digits: u8) {}
+    }
+
+    fn reader(bytes: &[u8]) -> CaptureReader {
+        CaptureReader::from_read("test", Box::new(std::io::Cursor::new(bytes.to_vec()))).unwrap()
+    }
+
+    #[test]
+    fn stop_counts_only_the_frames_shown_and_reads_no_further() {
+        let (bytes, ends) = capture(40);
+        let cut = &bytes[..ends[29] + 10]; // damaged after frame 30: never reached
+        for stop_at in [0u64, 5, 16, 20] {
+            let mut nothing = Nothing;
+            let mut engine = Engine::new(&PipelineConfig::default(), &mut nothing);
+            let mut shown = 0u64;
+            let (frames, error) = read_frames(
+                &mut reader(cut),
+                &mut engine,
+                &mut |_| {
+                    shown += 1;
+                    if shown > stop_at {
+                        Step::Stop
+                    } else {
+                        Step::Analyse
+                    }
+                },
+                &mut |_| {},
+            );
+            assert_eq!(
+                (frames, error.is_none()),
+                (stop_at, true),
+                "stop at {stop_at}"
+            );
+            assert_eq!(engine.frames(), stop_at);
+        }
+    }
+
+    #[test]
+    fn damage_ends_the_input_after_every_whole_frame_is_analysed() {
+        let (bytes, ends) = capture(40);
+        let cut = &bytes[..ends[20] + 10]; // frames 0..=20 whole, 21 cut short
+        let mut nothing = Nothing;
+        let mut engine = Engine::new(&PipelineConfig::default(), &mut nothing);
+        let (frames, error) = read_frames(
+            &mut reader(cut),
+            &mut engine,
+            &mut |_| Step::Analyse,
+            &mut |_| {},
+        );
+        assert_eq!(frames, 21);
+        assert!(error.is_some());
+        assert_eq!(engine.frames(), 21);
+    }
+}
