@@ -1,6 +1,6 @@
 //! Per-flow dissection state and the driver that feeds it (see the module docs in `mod.rs`).
 
-use crate::decode::{L4, Packet};
+use crate::decode::{L4, Packet, tcp_flags};
 use crate::flow::Dir;
 use crate::flow::reassembly::{ReassemblyBudget, StreamConsumer, StreamEnd, TcpReassembler};
 use crate::time::Ts;
@@ -57,6 +57,10 @@ pub enum FlowApp {
     /// No payload seen yet (or dissection disabled).
     #[default]
     Unseen,
+    /// TCP handshake seen, no payload yet: where each direction's stream starts (ISN + 1),
+    /// so that a first data segment arriving out of order cannot anchor the stream past
+    /// bytes still to come.
+    Handshake([Option<u32>; 2]),
     Active(Box<Active>),
     /// Nothing more to parse; keeps only the service name, if one was claimed.
     Done(Option<&'static str>),
@@ -69,8 +73,8 @@ impl FlowApp {
         match self {
             FlowApp::Done(_) => false,
             FlowApp::Active(_) => true,
-            FlowApp::Unseen => match &pkt.l4 {
-                L4::Tcp(t) => !t.payload.is_empty(),
+            FlowApp::Unseen | FlowApp::Handshake(_) => match &pkt.l4 {
+                L4::Tcp(t) => !t.payload.is_empty() || t.flags & tcp_flags::SYN != 0,
                 L4::Udp(u) => !u.payload.is_empty(),
                 _ => false,
             },
@@ -80,7 +84,7 @@ impl FlowApp {
     /// Name of the dissector that claimed the flow.
     pub fn service(&self) -> Option<&'static str> {
         match self {
-            FlowApp::Unseen => None,
+            FlowApp::Unseen | FlowApp::Handshake(_) => None,
             FlowApp::Active(a) => a.claim.as_ref().map(|c| c.desc.name),
             FlowApp::Done(s) => *s,
         }
@@ -90,6 +94,8 @@ impl FlowApp {
 /// State of a flow still being probed or parsed. Everything but the counters and the claim
 /// is boxed and allocated on demand: a million short flows each hold ~100 bytes here.
 pub struct Active {
+    /// Stream starts learned from the handshake (see [`FlowApp::Handshake`]).
+    stream_starts: [Option<u32>; 2],
     reassembler: Option<Box<TcpReassembler>>,
     /// Inline: nearly every active flow gets claimed, and each packet reads it (a box
     /// would add an allocation per flow and a dependent cache miss per packet).
@@ -180,7 +186,7 @@ impl Dissection {
         dir: Dir,
         sink: &mut impl MessageSink,
     ) {
-        let FlowApp::Active(active) = activate(app, pkt) else {
+        let FlowApp::Active(active) = activate(app, pkt, dir) else {
             return;
         };
         let ports = pkt.ports().unwrap_or((0, 0));
@@ -189,9 +195,10 @@ impl Dissection {
                 .ctx
                 .on_datagram(active, dir, pkt.ts, ports, u.payload, sink),
             L4::Tcp(seg) => {
+                let starts = active.stream_starts;
                 let (reassembler, mut feed) = active.split(&mut self.ctx, ports, sink);
                 reassembler
-                    .get_or_insert_with(|| Box::new(TcpReassembler::new()))
+                    .get_or_insert_with(|| Box::new(TcpReassembler::starting_at(starts)))
                     .segment(dir, pkt.ts, seg, &mut self.budget, &mut feed);
             }
             _ => {}
@@ -234,14 +241,30 @@ impl Dissection {
 }
 
 /// Turns an unseen flow active once it carries payload; returns the (possibly new) state.
-fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>) -> &'f mut FlowApp {
+fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>, dir: Dir) -> &'f mut FlowApp {
     let payload = match &pkt.l4 {
         L4::Tcp(t) => !t.payload.is_empty(),
         L4::Udp(u) => !u.payload.is_empty(),
         _ => false,
     };
-    if payload && matches!(app, FlowApp::Unseen) {
+    let stream_starts = match app {
+        FlowApp::Unseen => [None; 2],
+        FlowApp::Handshake(starts) => *starts,
+        _ => return app,
+    };
+    if let (false, L4::Tcp(t)) = (payload, &pkt.l4) {
+        if t.flags & tcp_flags::SYN != 0 {
+            let mut starts = stream_starts;
+            if let Some(s) = starts.get_mut(dir.index()) {
+                *s = Some(t.seq.wrapping_add(1));
+            }
+            *app = FlowApp::Handshake(starts);
+        }
+        return app;
+    }
+    if payload {
         *app = FlowApp::Active(Box::new(Active {
+            stream_starts,
             reassembler: None,
             claim: None,
             alt: None,

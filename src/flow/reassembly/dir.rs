@@ -116,6 +116,13 @@ pub(super) struct DirStream {
 }
 
 impl DirStream {
+    /// Sets where the stream starts before any segment is fed (`None`: unknown).
+    pub(super) fn start_at(&mut self, start: Option<u32>) {
+        if self.base.is_none() {
+            self.base = start;
+        }
+    }
+
     pub(super) fn stats(&self) -> &StreamStats {
         &self.stats
     }

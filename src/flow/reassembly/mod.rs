@@ -196,6 +196,17 @@ impl TcpReassembler {
         TcpReassembler::default()
     }
 
+    /// A reassembler whose streams start at the given sequence numbers (ISN + 1 per
+    /// direction, from a handshake seen before any payload); `None` anchors that direction on
+    /// its first segment, as [`TcpReassembler::new`] does.
+    pub fn starting_at(starts: [Option<u32>; 2]) -> TcpReassembler {
+        let mut r = TcpReassembler::default();
+        for (d, start) in r.dirs.iter_mut().zip(starts) {
+            d.start_at(start);
+        }
+        r
+    }
+
     /// Feeds one segment sent in direction `dir`, captured at `ts`. Delivers whatever became
     /// in order to `out`; may end the direction (FIN reached, RST).
     pub fn segment<C: StreamConsumer + ?Sized>(

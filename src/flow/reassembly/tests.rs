@@ -183,6 +183,26 @@ fn first_segment_anchors_the_stream_when_syn_was_not_captured() {
 }
 
 #[test]
+fn known_stream_starts_keep_an_early_out_of_order_segment_from_anchoring() {
+    // The handshake was seen before any payload (`starting_at`), so a later segment
+    // arriving first waits for the bytes before it instead of becoming offset 0.
+    let mut rig = Rig::new();
+    rig.r = TcpReassembler::starting_at([Some(1001), Some(5001)]);
+    rig.feed(R, 5004, ACK | PSH, b"def");
+    assert_eq!(rig.bytes(R), b"");
+    rig.feed(R, 5001, ACK | PSH, b"abc");
+    rig.feed(O, 1001, ACK | PSH, b"x");
+    assert_eq!(rig.bytes(R), b"abcdef");
+    assert_eq!(rig.bytes(O), b"x");
+    assert!(rig.side(R).gaps.is_empty());
+    // Without the starts the first segment anchors: the earlier bytes are lost.
+    let mut rig = Rig::new();
+    rig.feed(R, 5004, ACK | PSH, b"def");
+    rig.feed(R, 5001, ACK | PSH, b"abc");
+    assert_eq!(rig.bytes(R), b"def");
+}
+
+#[test]
 fn bare_ack_does_not_anchor_the_stream() {
     let mut rig = Rig::new();
     // A keep-alive-like bare ACK one below the real next byte must not become offset 0.
