@@ -170,10 +170,6 @@ impl FlowSink<FlowApp> for Adapter<'_> {
         record.service = app.service();
         self.consumer.flow(&record, self.digits);
     }
-
-    fn prefetch(&mut self, live_index: u32) {
-        self.consumer.prefetch(live_index);
-    }
 }
 
 /// The per-frame machinery shared by offline files and live capture: decoder, flow table,
@@ -240,11 +236,11 @@ impl<'c> Engine<'c> {
             return;
         };
         let at = table.ingest(&pkt, sink);
-        if sink.dissection.is_some() {
+        let wanted = sink.dissection.is_some() && {
+            // Overlaps loading the consumer's per-flow state with the dissection's.
             sink.consumer.prefetch(at.slot);
-        }
-        let wanted =
-            sink.dissection.is_some() && table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt));
+            table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt))
+        };
         if let (true, Some(d)) = (wanted, &mut sink.dissection) {
             let uid = table.uid(at.slot);
             if let Some(app) = table.app_mut(at.slot) {

@@ -3,8 +3,8 @@
 //! the first read of it (the per-flow class counters cost ~6 % of a run on the simulator's
 //! `large` capture as a stall).
 
-/// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results; a no-op off x86-64 and
-/// for an index out of range.
+/// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results;
+/// a no-op off x86-64 and for an index out of range.
 #[inline]
 pub fn prefetch<T>(slice: &[T], i: usize) {
     #[cfg(target_arch = "x86_64")]

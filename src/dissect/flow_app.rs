@@ -240,39 +240,37 @@ impl Dissection {
     }
 }
 
-/// Turns an unseen flow active once it carries payload; returns the (possibly new) state.
+/// Turns an unseen flow active once it carries payload, noting a TCP handshake seen before
+/// that (see [`FlowApp::Handshake`]); returns the (possibly new) state.
 fn activate<'f>(app: &'f mut FlowApp, pkt: &Packet<'_>, dir: Dir) -> &'f mut FlowApp {
-    let payload = match &pkt.l4 {
-        L4::Tcp(t) => !t.payload.is_empty(),
-        L4::Udp(u) => !u.payload.is_empty(),
-        _ => false,
-    };
-    let stream_starts = match app {
+    let mut stream_starts = match app {
         FlowApp::Unseen => [None; 2],
         FlowApp::Handshake(starts) => *starts,
         _ => return app,
     };
-    if let (false, L4::Tcp(t)) = (payload, &pkt.l4) {
-        if t.flags & tcp_flags::SYN != 0 {
-            let mut starts = stream_starts;
-            if let Some(s) = starts.get_mut(dir.index()) {
-                *s = Some(t.seq.wrapping_add(1));
+    match &pkt.l4 {
+        L4::Tcp(t) if t.payload.is_empty() => {
+            if t.flags & tcp_flags::SYN != 0 {
+                if let Some(s) = stream_starts.get_mut(dir.index()) {
+                    *s = Some(t.seq.wrapping_add(1));
+                }
+                *app = FlowApp::Handshake(stream_starts);
             }
-            *app = FlowApp::Handshake(starts);
+            return app;
         }
-        return app;
+        L4::Tcp(_) => {}
+        L4::Udp(u) if !u.payload.is_empty() => {}
+        _ => return app,
     }
-    if payload {
-        *app = FlowApp::Active(Box::new(Active {
-            stream_starts,
-            reassembler: None,
-            claim: None,
-            alt: None,
-            heads: None,
-            probed: 0,
-            given_up: false,
-        }));
-    }
+    *app = FlowApp::Active(Box::new(Active {
+        stream_starts,
+        reassembler: None,
+        claim: None,
+        alt: None,
+        heads: None,
+        probed: 0,
+        given_up: false,
+    }));
     app
 }
 

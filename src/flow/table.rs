@@ -80,9 +80,6 @@ impl Default for FlowConfig {
 /// Receives flows as they end, with the per-flow application state attached to them.
 pub trait FlowSink<A> {
     fn flow_ended(&mut self, record: FlowRecord, app: A);
-    /// The flow at `live_index` is about to end (see [`crate::prefetch`]): a sink keeping
-    /// per-flow state by live index may start loading it.
-    fn prefetch(&mut self, _live_index: u32) {}
 }
 
 impl<A, F: FnMut(FlowRecord, A)> FlowSink<A> for F {
@@ -310,7 +307,6 @@ impl<A: Default> FlowTable<A> {
                     break;
                 }
                 self.stats.flows_idle_expired += 1;
-                self.prefetch_next(head, sink);
                 self.end_flow(head, EndReason::Idle, sink);
             }
         }
@@ -320,27 +316,13 @@ impl<A: Default> FlowTable<A> {
     pub fn finish(&mut self, sink: &mut impl FlowSink<A>) {
         for class in 0..3 {
             while self.lists[class].head != NIL {
-                let head = self.lists[class].head;
-                self.prefetch_next(head, sink);
-                self.end_flow(head, EndReason::Eof, sink);
+                self.end_flow(self.lists[class].head, EndReason::Eof, sink);
             }
         }
         // `end_flow` leaves these to be cleared at once here (hundreds of thousands of
         // flows may still be live at the end of a capture).
         self.index.clear();
         self.live_starts.clear();
-    }
-
-    /// Ending flows in list order (expiry, end of input) is a walk over slots scattered in
-    /// memory: start loading the next one's slot, and the sink's state for it, while this
-    /// one is ended.
-    fn prefetch_next(&self, idx: u32, sink: &mut impl FlowSink<A>) {
-        if let Some(next) = self.links.get(idx as usize).map(|l| l.next) {
-            if next != NIL {
-                crate::prefetch::prefetch(&self.slots, next as usize);
-                sink.prefetch(next);
-            }
-        }
     }
 
     fn slot(&self, idx: u32) -> Option<&Slot<A>> {
