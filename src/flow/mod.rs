@@ -6,6 +6,7 @@
 //! and the reassembly budgets. Must not: parse application payloads (that is `dissectors`).
 
 mod conn_state;
+mod index;
 mod key;
 pub mod reassembly;
 mod record;

@@ -11,12 +11,12 @@
 
 use super::Dir;
 use super::conn_state::ConnState;
+use super::index::FlowIndex;
 use super::key::{Addr, Endpoint, FlowKey};
 use super::record::{DirStats, EndReason, FlowRecord, Uid};
 use crate::decode::tcp_flags::{ACK, SYN};
 use crate::decode::{L4, Packet};
 use crate::time::Ts;
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
@@ -151,9 +151,8 @@ struct List {
 
 pub struct FlowTable<A = ()> {
     config: FlowConfig,
-    /// Slot numbers hashed by their flow's key (the key lives in the slot only: 4 bytes per
-    /// bucket keeps the index small and cache-friendly with a million flows).
-    index: HashTable<u32>,
+    /// Slot numbers by their flow's key hash (the key lives in the slot only).
+    index: FlowIndex,
     hasher: FxBuildHasher,
     slots: Vec<Option<Slot<A>>>,
     /// `links[i]` belongs to `slots[i]`.
@@ -170,7 +169,7 @@ pub struct FlowTable<A = ()> {
 impl<A: Default> FlowTable<A> {
     pub fn new(config: FlowConfig) -> FlowTable<A> {
         FlowTable {
-            index: HashTable::with_capacity(config.max_flows.min(1 << 16)),
+            index: FlowIndex::with_capacity(config.max_flows.min(1 << 16)),
             hasher: FxBuildHasher,
             config,
             slots: Vec::new(),
@@ -334,15 +333,8 @@ impl<A: Default> FlowTable<A> {
     }
 
     fn lookup(&self, hash: u64, key: &FlowKey) -> Option<u32> {
-        let slots = &self.slots;
         self.index
-            .find(hash, |&idx| {
-                slots
-                    .get(idx as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.key == *key)
-            })
-            .copied()
+            .find(hash, |idx| self.slot(idx).is_some_and(|s| s.key == *key))
     }
 
     fn create(
@@ -397,13 +389,7 @@ impl<A: Default> FlowTable<A> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, idx, |&i| {
-            slots
-                .get(i as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |s| hasher.hash_one(s.key))
-        });
+        self.index.insert(hash, idx);
         self.live_starts.insert((pkt.ts.0, seq));
         self.link_tail(idx, class);
         self.stats.peak_live = self.stats.peak_live.max(self.index.len());
@@ -432,9 +418,7 @@ impl<A: Default> FlowTable<A> {
         // At the end of input (`finish`, the only `Eof`) the index goes all at once.
         if end != EndReason::Eof {
             let hash = self.hasher.hash_one(slot.key);
-            if let Ok(entry) = self.index.find_entry(hash, |&i| i == idx) {
-                entry.remove();
-            }
+            self.index.remove(hash, idx);
             self.live_starts.remove(&(slot.ts_start.0, slot.seq));
         }
         if end == EndReason::Reused {
