@@ -239,7 +239,10 @@ impl<'c> Engine<'c> {
         let wanted = sink.dissection.is_some() && {
             // Overlaps loading the consumer's per-flow state with the dissection's.
             sink.consumer.prefetch(at.slot);
-            table.app_mut(at.slot).is_some_and(|a| a.wants(&pkt))
+            table.app_mut(at.slot).is_some_and(|a| {
+                a.prefetch();
+                a.wants(&pkt)
+            })
         };
         if let (true, Some(d)) = (wanted, &mut sink.dissection) {
             let uid = table.uid(at.slot);

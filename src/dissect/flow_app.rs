@@ -84,6 +84,14 @@ impl FlowApp {
         }
     }
 
+    /// Starts loading the claiming dissector's state, the one part of an active flow kept
+    /// behind a pointer that every packet reads (see [`crate::prefetch`]).
+    pub fn prefetch(&self) {
+        if let FlowApp::Active(Active { claim: Some(c), .. }) = self {
+            crate::prefetch::prefetch_ptr(std::ptr::from_ref(&*c.parser).cast::<u8>());
+        }
+    }
+
     /// Name of the dissector that claimed the flow.
     pub fn service(&self) -> Option<&'static str> {
         match self {
