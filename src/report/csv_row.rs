@@ -172,20 +172,32 @@ impl CsvRow {
 }
 
 fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        if let Some(d) = tmp.get_mut(i) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if v == 0 || i == 0 {
-            break;
-        }
+    // Digits left-aligned in a fixed 20-byte array appended whole and then cut: a
+    // fixed-size copy is a couple of moves, a variable one a `memcpy` call per field.
+    let mut n = 1;
+    while n < 20 && v >= POW10.get(n).copied().unwrap_or(u64::MAX) {
+        n += 1;
     }
-    buf.extend_from_slice(tmp.get(i..).unwrap_or_default());
+    let mut tmp = [0u8; 20];
+    for d in tmp.iter_mut().take(n).rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let len = buf.len();
+    buf.extend_from_slice(&tmp);
+    buf.truncate(len + n);
 }
+
+/// `POW10[i]` = 10^i.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
 
 /// Appends `value` quoted, its quotes doubled (byte-wise: `"` never occurs inside a UTF-8
 /// multi-byte sequence).
