@@ -236,17 +236,15 @@ impl<'c> Engine<'c> {
             return;
         };
         let at = table.ingest(&pkt, sink);
-        let wanted = sink.dissection.is_some() && {
+        if let Some(d) = &mut sink.dissection {
             // Overlaps loading the consumer's per-flow state with the dissection's.
             sink.consumer.prefetch(at.slot);
-            table.app_mut(at.slot).is_some_and(|a| {
+            let uid = table.uid(at.slot);
+            let wanted = table.app_mut(at.slot).filter(|a| {
                 a.prefetch();
                 a.wants(&pkt)
-            })
-        };
-        if let (true, Some(d)) = (wanted, &mut sink.dissection) {
-            let uid = table.uid(at.slot);
-            if let Some(app) = table.app_mut(at.slot) {
+            });
+            if let Some(app) = wanted {
                 let (consumer, digits) = (&mut *sink.consumer, sink.digits);
                 let (sp, dp) = pkt.ports().unwrap_or((0, 0));
                 let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
