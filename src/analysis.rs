@@ -175,6 +175,8 @@ impl FlowConsumer for Analysis {
         let i = ctx.live_index as usize;
         if i >= self.class_counts.len() {
             // Bounded by the flow table's cap, which bounds live indexes.
+            let more = i + 1 - self.class_counts.len();
+            crate::prefetch::reserve_huge(&mut self.class_counts, more);
             self.class_counts.resize_with(i + 1, ClassCounts::default);
         }
         let counts = &mut self.class_counts[i];

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod dissect;
 pub mod flow;
 pub mod live;
+pub mod lookahead;
 pub mod measure;
 pub mod netlab;
 pub mod peer;

@@ -12,6 +12,7 @@ use crate::flow::reassembly::StreamEnd;
 use crate::flow::{
     Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, FlowTableStats, Uid,
 };
+use crate::lookahead::Lookahead;
 use crate::time::Ts;
 use dissectors::registry::Message;
 use std::net::SocketAddr;
@@ -314,7 +315,9 @@ pub fn read_frames(
     checkpoint: &mut dyn FnMut(&CaptureReader),
 ) -> (u64, Option<CaptureError>) {
     let mut frames = 0u64;
+    let mut ahead = Lookahead::default();
     let error = loop {
+        ahead.advance(reader, &engine.table);
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,

@@ -1,7 +1,9 @@
 //! Cache hints for per-flow state kept in million-entry vectors or behind pointers: asking
 //! for a line as soon as its address is known lets the miss overlap other work instead of
 //! stalling the first read of it (the per-flow class counters cost ~6 % of a run on the
-//! simulator's `large` capture as a stall, the claiming dissector's state ~7 %).
+//! simulator's `large` capture as a stall, the claiming dissector's state ~7 %). And TLB
+//! hints: such vectors span hundreds of MB, so with 4 KiB pages each random access also
+//! walks the page tables (prefetches too) — [`huge_pages`] asks for 2 MiB pages instead.
 
 /// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results;
 /// a no-op off x86-64 and for an index out of range.
@@ -28,4 +30,76 @@ pub fn prefetch_ptr(ptr: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// Transparent huge pages are this large on x86-64 and most aarch64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Hints that `v`'s buffer (its whole capacity) is read at random: asks the kernel to back
+/// it with transparent huge pages, which it does when THP is `always` or `madvise` (the
+/// usual default). Pages already touched stay as they are, so call it right after the
+/// buffer is allocated or grows. No effect on results; a no-op off Linux, for buffers
+/// under two huge pages, and when the kernel declines. See [`reserve_huge`] for a growing
+/// vector.
+pub fn huge_pages<T>(v: &Vec<T>) {
+    let bytes = v.capacity().saturating_mul(size_of::<T>());
+    if bytes < 2 * HUGE_PAGE {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let (first, end) = (
+        start.next_multiple_of(HUGE_PAGE),
+        (start + bytes) & !(HUGE_PAGE - 1),
+    );
+    #[cfg(target_os = "linux")]
+    if end > first {
+        // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE changes how its
+        // pages are backed, never their contents.
+        unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (first, end);
+}
+
+/// Makes room for `additional` more elements in `v`, growing (by doubling) into a fresh
+/// buffer advised with [`huge_pages`] before anything is written to it: growing in place
+/// would keep the old part's small pages.
+pub fn reserve_huge<T>(v: &mut Vec<T>, additional: usize) {
+    if v.capacity() - v.len() >= additional {
+        return;
+    }
+    let cap = (v.len().saturating_add(additional)).max(v.capacity().saturating_mul(2));
+    if cap.saturating_mul(size_of::<T>()) < 2 * HUGE_PAGE {
+        v.reserve(cap - v.len());
+        return;
+    }
+    let mut grown = Vec::with_capacity(cap);
+    huge_pages(&grown);
+    grown.append(v);
+    *v = grown;
+}
+
+/// `v.push(x)` through [`reserve_huge`].
+#[inline]
+pub fn push_huge<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        reserve_huge(v, 1);
+    }
+    v.push(x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_pages_leave_contents_alone() {
+        let mut v: Vec<u64> = Vec::new();
+        for i in 0..1_000_000u64 {
+            push_huge(&mut v, i);
+        }
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
+        huge_pages(&Vec::<u8>::new());
+        huge_pages(&vec![0u8; 1]);
+    }
 }

@@ -1,10 +1,11 @@
 //! Fuzz the capture reader on arbitrary bytes (pcap either endianness and precision, pcapng,
 //! gzip of either): every frame is drained; a damage offset lies within the input; after an
-//! error the reader only says "end".
+//! error the reader only says "end". Before each frame the reader is also looked ahead of
+//! (`peek`, a few frames), which must neither panic nor change what is read.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2ptrace::capture::{CaptureError, CaptureReader};
+use p2ptrace::capture::{CaptureError, CaptureReader, PeekCursor};
 use std::io::Cursor;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +15,13 @@ fuzz_target!(|data: &[u8]| {
     };
     // gzip offsets count decompressed bytes, which may exceed the input's length.
     let plain = !reader.is_gzip();
+    let mut cursor = PeekCursor::default();
     loop {
+        for _ in 0..3 {
+            if let Some((_, ahead)) = reader.peek(&mut cursor) {
+                assert!(!plain || ahead.len() <= data.len());
+            }
+        }
         match reader.next_frame() {
             Ok(Some(frame)) => {
                 if plain {

@@ -17,7 +17,8 @@ pub mod write;
 
 pub use error::CaptureError;
 pub use reader::{
-    CaptureReader, CaptureStats, Format, MAX_BLOCK_LEN, MAX_CAPLEN, MAX_INTERFACES, SkippedBlocks,
+    CaptureReader, CaptureStats, Format, MAX_BLOCK_LEN, MAX_CAPLEN, MAX_INTERFACES, PeekCursor,
+    SkippedBlocks,
 };
 
 use crate::time::Ts;

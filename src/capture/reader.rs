@@ -10,6 +10,9 @@
 //! Offsets in errors count bytes of the capture itself (after gzip decompression).
 //! Must not: look above the link layer, or allocate per frame.
 
+mod peek;
+pub use peek::PeekCursor;
+
 use super::pcapng::{self, Interface, rd16, rd32};
 use super::source::{Counting, Source};
 use super::{CaptureError, Frame, LinkType};

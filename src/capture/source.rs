@@ -99,6 +99,13 @@ impl Source {
         self.base.saturating_add(self.pos as u64)
     }
 
+    /// The bytes available so far (read or not) and the stream offset of the first.
+    #[inline]
+    pub(crate) fn buffered(&self) -> (u64, &[u8]) {
+        let bytes = self.bytes();
+        (self.base, bytes.get(..self.end).unwrap_or(bytes))
+    }
+
     /// Offset in the capture stream up to which bytes were read (where a read error struck).
     pub(crate) fn read_offset(&self) -> u64 {
         self.base.saturating_add(self.end as u64)

@@ -75,9 +75,10 @@ pub fn ip_endpoints(linktype: LinkType, data: &[u8]) -> Option<(IpAddr, IpAddr)>
     }
 }
 
-/// Decodes `frame` when it is the common case; `None` sends it to the general path.
+/// Decodes `frame` when it is the common case; `None` sends it to the general path. Keeps
+/// no state and counts nothing, so it can also look at frames ahead of the decoder.
 #[inline]
-pub(super) fn decode<'a>(frame: &Frame<'a>) -> Option<Packet<'a>> {
+pub fn decode<'a>(frame: &Frame<'a>) -> Option<Packet<'a>> {
     if frame.is_truncated() {
         return None;
     }

@@ -17,7 +17,7 @@ mod stats;
 
 pub use decoder::Decoder;
 pub use defrag::DefragLimits;
-pub use fast::ip_endpoints;
+pub use fast::{decode as decode_common, ip_endpoints};
 pub use stats::{DecodeStats, label};
 
 use crate::time::Ts;

@@ -25,6 +25,14 @@ fn tag(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
+/// `n` empty entries, in huge pages if large (every lookup is a random access).
+fn empty_entries(n: usize) -> Vec<Entry> {
+    let mut v = Vec::with_capacity(n);
+    crate::prefetch::huge_pages(&v);
+    v.resize(n, EMPTY);
+    v
+}
+
 fn is_empty(e: Entry) -> bool {
     e as u32 == u32::MAX
 }
@@ -34,7 +42,7 @@ impl FlowIndex {
     pub fn with_capacity(n: usize) -> FlowIndex {
         let entries = n.saturating_mul(2).max(MIN_ENTRIES).next_power_of_two();
         FlowIndex {
-            entries: vec![EMPTY; entries],
+            entries: empty_entries(entries),
             len: 0,
             bits: entries.trailing_zeros(),
         }
@@ -81,6 +89,33 @@ impl FlowIndex {
         None
     }
 
+    /// Hints that `hash` will be looked up soon: loads the entry its probe run starts at.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        crate::prefetch::prefetch(&self.entries, self.home(tag(hash)));
+    }
+
+    /// The first slot stored under `hash`'s tag, without asking which flow it holds: a
+    /// likely answer to [`Self::find`], for prefetching the slot before it is needed.
+    #[inline]
+    pub fn likely(&self, hash: u64) -> Option<u32> {
+        let tag = tag(hash);
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        // A short look: a tag shared by several flows or a long run just gets no hint.
+        for _ in 0..4 {
+            let e = self.at(i);
+            if is_empty(e) {
+                return None;
+            }
+            if (e >> 32) as u32 == tag {
+                return Some(e as u32);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
     /// Stores `slot` under `hash`; the caller knows it is not stored yet.
     pub fn insert(&mut self, hash: u64, slot: u32) {
         if (self.len + 1) * 2 > self.entries.len() {
@@ -102,7 +137,7 @@ impl FlowIndex {
     }
 
     fn grow(&mut self) {
-        let doubled = vec![EMPTY; self.entries.len() * 2];
+        let doubled = empty_entries(self.entries.len() * 2);
         let old = std::mem::replace(&mut self.entries, doubled);
         self.bits += 1;
         for e in old.into_iter().filter(|&e| !is_empty(e)) {

@@ -231,16 +231,7 @@ impl<A: Default> FlowTable<A> {
         }
         self.expire(self.now, sink);
 
-        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-        let src = Endpoint {
-            addr: Addr::from_ip(pkt.src),
-            port: sport,
-        };
-        let dst = Endpoint {
-            addr: Addr::from_ip(pkt.dst),
-            port: dport,
-        };
-        let (key, src_is_lo) = FlowKey::new(pkt.ip_proto, src, dst);
+        let (key, src_is_lo) = key_of(pkt);
         let tcp = match &pkt.l4 {
             L4::Tcp(t) => Some(t),
             _ => None,
@@ -290,6 +281,30 @@ impl<A: Default> FlowTable<A> {
             slot: idx,
             dir,
             created,
+        }
+    }
+
+    /// The hash `pkt`'s flow is filed under, for [`Self::prefetch_entry`] and
+    /// [`Self::prefetch_flow`].
+    #[inline]
+    pub fn hash_of(&self, pkt: &Packet<'_>) -> u64 {
+        self.hasher.hash_one(key_of(pkt).0)
+    }
+
+    /// Hints that a packet of the flow with `hash` comes soon: loads its index entry. Call
+    /// [`Self::prefetch_flow`] later, once the entry has arrived.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Hints that a packet of the flow with `hash` comes soon: loads its slot and activity
+    /// link, as found through the (by now loaded) index entry.
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u64) {
+        if let Some(idx) = self.index.likely(hash) {
+            crate::prefetch::prefetch(&self.slots, idx as usize);
+            crate::prefetch::prefetch(&self.links, idx as usize);
         }
     }
 
@@ -384,8 +399,8 @@ impl<A: Default> FlowTable<A> {
                 idx
             }
             None => {
-                self.slots.push(Some(slot));
-                self.links.push(UNLINKED);
+                crate::prefetch::push_huge(&mut self.slots, Some(slot));
+                crate::prefetch::push_huge(&mut self.links, UNLINKED);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -485,6 +500,21 @@ impl<A: Default> FlowTable<A> {
             *l = UNLINKED;
         }
     }
+}
+
+/// The packet's flow key, and whether its sender is the key's `lo` endpoint.
+#[inline]
+fn key_of(pkt: &Packet<'_>) -> (FlowKey, bool) {
+    let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+    let src = Endpoint {
+        addr: Addr::from_ip(pkt.src),
+        port: sport,
+    };
+    let dst = Endpoint {
+        addr: Addr::from_ip(pkt.dst),
+        port: dport,
+    };
+    FlowKey::new(pkt.ip_proto, src, dst)
 }
 
 /// splitmix64 over the key, start time and creation order: a stable uid (no dependence on
