@@ -4,8 +4,10 @@
 //! and flow slot are cache misses, each a stall of a DRAM round trip (together ~17 % of a
 //! run on the simulator's `large` capture). Looking ahead in the mapped capture, the frame
 //! [`DEPTH`] ahead has its flow hashed and its index entry requested; by the time it is
-//! [`DEPTH`]` / 2` ahead the entry has arrived, and the slot it names is requested; by the
-//! time the frame is analysed both are cached. Hints only: nothing read ahead decides
+//! [`DEPTH`]` / 2` ahead the entry has arrived, and the slot it names is requested; two
+//! frames ahead, what the slot points to (the claiming dissector's state) and the
+//! consumer's per-flow state are requested; by the time the frame is analysed all are
+//! cached. Hints only: nothing read ahead decides
 //! anything, and a frame the look cannot decode cheaply just gets no hint.
 //!
 //! The look costs a second decode of every frame, which only pays when the flows' state is
@@ -15,12 +17,17 @@
 //! re-tried now and then in case the capture changes character (see [`Trial`]).
 
 use crate::capture::{CaptureReader, Frame, PeekCursor};
+use crate::dissect::FlowApp;
 use crate::flow::FlowTable;
+use crate::pipeline::FlowConsumer;
 use crate::time::Ts;
 use std::time::Instant;
 
 /// Frames between requesting a flow's index entry and analysing the frame.
 pub const DEPTH: usize = 8;
+
+/// Frames between requesting what a flow's slot points to and analysing the frame.
+const LAST_STAGE: usize = 2;
 
 /// Frames per timed window.
 const WINDOW: u32 = 1 << 16;
@@ -44,13 +51,18 @@ impl Lookahead {
     /// Call before reading each frame: looks further ahead (up to [`DEPTH`] frames) and
     /// requests the state of the frames on their way.
     #[inline]
-    pub fn advance<A: Default>(&mut self, reader: &CaptureReader, table: &FlowTable<A>) {
+    pub fn advance(
+        &mut self,
+        reader: &CaptureReader,
+        table: &FlowTable<FlowApp>,
+        consumer: &dyn FlowConsumer,
+    ) {
         self.window.0 += 1;
         if self.window.0 >= WINDOW {
             self.end_window();
         }
         if self.on {
-            self.look(reader, table);
+            self.look(reader, table, consumer);
         }
     }
 
@@ -72,7 +84,12 @@ impl Lookahead {
 
     /// Looks ahead; returns the hash foreseen for the frame read next (`None`: no hint).
     #[inline]
-    fn look<A: Default>(&mut self, reader: &CaptureReader, table: &FlowTable<A>) -> Option<u64> {
+    fn look(
+        &mut self,
+        reader: &CaptureReader,
+        table: &FlowTable<FlowApp>,
+        consumer: &dyn FlowConsumer,
+    ) -> Option<u64> {
         while self.len < DEPTH {
             let peeked = reader.peek(&mut self.cursor);
             if self.cursor.take_restarted() {
@@ -99,6 +116,14 @@ impl Lookahead {
             (self.len > DEPTH / 2).then(|| self.ring[(self.head + DEPTH / 2) % DEPTH])
         {
             table.prefetch_flow(h);
+        }
+        if let Some(Some(h)) =
+            (self.len > LAST_STAGE).then(|| self.ring[(self.head + LAST_STAGE) % DEPTH])
+        {
+            if let Some((slot, app)) = table.likely_flow(h) {
+                app.prefetch();
+                consumer.prefetch(slot);
+            }
         }
         // The next frame read is the one at `head`.
         if self.len == 0 {
@@ -146,11 +171,11 @@ mod tests {
     /// What is foreseen for each frame is the flow the frame turns out to belong to.
     fn hints_match_reads(path: &Path) {
         let mut reader = CaptureReader::open(path).expect("opens");
-        let table = FlowTable::<()>::new(FlowConfig::default());
+        let table = FlowTable::<FlowApp>::new(FlowConfig::default());
         let mut ahead = Lookahead::default();
         let (mut frames, mut hinted) = (0, 0);
         loop {
-            let hint = ahead.look(&reader, &table);
+            let hint = ahead.look(&reader, &table, &());
             let Ok(Some(frame)) = reader.next_frame() else {
                 break;
             };

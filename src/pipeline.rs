@@ -317,7 +317,7 @@ pub fn read_frames(
     let mut frames = 0u64;
     let mut ahead = Lookahead::default();
     let error = loop {
-        ahead.advance(reader, &engine.table);
+        ahead.advance(reader, &engine.table, &*engine.sink.consumer);
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
@@ -399,6 +399,11 @@ pub fn run(
     stats
 }
 
+/// The consumer that ignores everything (a pipeline run for its side effects or statistics).
+impl FlowConsumer for () {
+    fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
+}
+
 /// Two consumers fed the same stream, in order (e.g. the reports and a terminal UI).
 pub struct Tee<'a>(pub &'a mut dyn FlowConsumer, pub &'a mut dyn FlowConsumer);
 
@@ -453,12 +458,6 @@ mod tests {
         (bytes, ends)
     }
 
-    struct Nothing;
-
-    impl FlowConsumer for Nothing {
-        fn flow(&mut self, _r: &FlowRecord, _digits: u8) {}
-    }
-
     fn reader(bytes: &[u8]) -> CaptureReader {
         CaptureReader::from_read("test", Box::new(std::io::Cursor::new(bytes.to_vec()))).unwrap()
     }
@@ -468,7 +467,7 @@ mod tests {
         let (bytes, ends) = capture(40);
         let cut = &bytes[..ends[29] + 10]; // damaged after frame 30: never reached
         for stop_at in [0u64, 5, 16, 20] {
-            let mut nothing = Nothing;
+            let mut nothing = ();
             let mut engine = Engine::new(&PipelineConfig::default(), &mut nothing);
             let mut shown = 0u64;
             let (frames, error) = read_frames(
@@ -497,7 +496,7 @@ mod tests {
     fn damage_ends_the_input_after_every_whole_frame_is_analysed() {
         let (bytes, ends) = capture(40);
         let cut = &bytes[..ends[20] + 10]; // frames 0..=20 whole, 21 cut short
-        let mut nothing = Nothing;
+        let mut nothing = ();
         let mut engine = Engine::new(&PipelineConfig::default(), &mut nothing);
         let (frames, error) = read_frames(
             &mut reader(cut),

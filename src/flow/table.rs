@@ -308,6 +308,14 @@ impl<A: Default> FlowTable<A> {
         }
     }
 
+    /// The slot and application state of the flow with `hash`, likely (as
+    /// [`Self::prefetch_flow`] finds it): for prefetching what the state points to.
+    #[inline]
+    pub fn likely_flow(&self, hash: u64) -> Option<(u32, &A)> {
+        let idx = self.index.likely(hash)?;
+        Some((idx, &self.slot(idx)?.app))
+    }
+
     /// Ends every flow idle past its timeout at capture time `now`.
     pub fn expire(&mut self, now: Ts, sink: &mut impl FlowSink<A>) {
         for class in 0..3 {

@@ -10,8 +10,6 @@
 use super::afpacket::AfPacket;
 use super::record::{RecordConfig, Recorder};
 use super::{CaptureSource as _, LiveConfig, Outcome};
-use crate::flow::FlowRecord;
-use crate::pipeline::FlowConsumer;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,13 +37,6 @@ pub struct Recording {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Outcome>>,
     path: PathBuf,
-}
-
-/// The consumer of a record-only capture (never called: no pipeline runs).
-struct NoConsumer;
-
-impl FlowConsumer for NoConsumer {
-    fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
 }
 
 impl Recording {
@@ -100,7 +91,7 @@ impl Recording {
                     Box::new(source),
                     &live,
                     flag,
-                    &mut NoConsumer,
+                    &mut (),
                     Some(recorder),
                     &mut |_| {},
                 )
