@@ -13,8 +13,8 @@
 //! The look costs a second decode of every frame, which only pays when the flows' state is
 //! not cached anyway: ~10 % faster on the full `large` capture (633 k live flows, each
 //! touched once a minute), ~20 % slower on the benchmark generator's file (bursty flows).
-//! So it is timed: windows of frames run with and without it, and the faster way is kept,
-//! re-tried now and then in case the capture changes character (see [`Trial`]).
+//! So it is timed: short windows of frames run alternately with and without it, and the
+//! faster way runs until the next such duel (see [`Trial`]).
 
 use crate::capture::{CaptureReader, Frame, PeekCursor};
 use crate::dissect::FlowApp;
@@ -69,16 +69,21 @@ impl Lookahead {
     #[cold]
     fn end_window(&mut self) {
         let now = Instant::now();
-        if let Some(start) = self.window.1 {
-            let ns = now.duration_since(start).as_nanos() as f64 / f64::from(self.window.0);
-            let on = self.trial.next(self.on, ns);
-            if on && !self.on {
-                // The read position has passed everything seen before: start again there.
-                self.cursor = PeekCursor::default();
-                self.len = 0;
+        let on = match self.window.1 {
+            Some(start) => {
+                let ns = now.duration_since(start).as_nanos();
+                self.trial
+                    .next(self.on, u64::try_from(ns).unwrap_or(u64::MAX))
             }
-            self.on = on;
+            // The first window, untimed (start-up), runs without; then the first duel.
+            None => true,
+        };
+        if on && !self.on {
+            // The read position has passed everything seen before: start again there.
+            self.cursor = PeekCursor::default();
+            self.len = 0;
         }
+        self.on = on;
         self.window = (0, Some(now));
     }
 
@@ -136,28 +141,40 @@ impl Lookahead {
     }
 }
 
-/// One window in this many runs the way not preferred, to notice when it becomes the faster.
-const RETRY_EVERY: u64 = 16;
+/// Windows per cycle of a duel and the use of its winner.
+const CYCLE: u32 = 32;
+/// Windows of the duel at the start of each cycle, alternately with and without the look.
+const DUEL: u32 = 4;
 
-/// Chooses between looking ahead and not from the cost per frame of the windows run each way.
+/// Chooses between looking ahead and not. Each cycle starts with a duel: short windows run
+/// alternately each way, so a drift in the capture's cost per frame (the login wave ending,
+/// say) weighs on both sides alike; the faster way then runs for the rest of the cycle.
 #[derive(Debug, Default)]
 struct Trial {
-    /// Smoothed nanoseconds per frame, without and with the look.
-    ns_per_frame: [Option<f64>; 2],
-    windows: u64,
+    /// Where the window just ended stands in the cycle.
+    window: u32,
+    /// Nanoseconds spent in the current duel, without and with the look.
+    duel: [u64; 2],
+    winner: bool,
 }
 
 impl Trial {
-    /// Records a window run with the look `on` or off at `ns` per frame; returns whether the
-    /// next window looks ahead. The first two windows try each way.
-    fn next(&mut self, on: bool, ns: f64) -> bool {
-        let cost = &mut self.ns_per_frame[usize::from(on)];
-        *cost = Some(cost.map_or(ns, |old| (old + ns) / 2.0));
-        self.windows += 1;
-        match self.ns_per_frame {
-            [None, _] => false,
-            [_, None] => true,
-            [Some(off), Some(on)] => (on < off) != (self.windows % RETRY_EVERY == 0),
+    /// Records that the window just ended ran with the look `on` (or not) and took `ns`;
+    /// returns whether the next window looks ahead.
+    fn next(&mut self, on: bool, ns: u64) -> bool {
+        if self.window < DUEL {
+            let side = &mut self.duel[usize::from(on)];
+            *side = side.saturating_add(ns);
+        }
+        if self.window + 1 == DUEL {
+            self.winner = self.duel[1] < self.duel[0];
+            self.duel = [0, 0];
+        }
+        self.window = (self.window + 1) % CYCLE;
+        if self.window < DUEL {
+            self.window % 2 == 0
+        } else {
+            self.winner
         }
     }
 }
@@ -205,24 +222,28 @@ mod tests {
         hints_match_reads(plain.path());
     }
 
-    #[test]
-    fn trial_keeps_the_faster_way_and_retries_the_other() {
+    /// Runs `cycles` cycles where a window costs `cost(window number, on)`; returns the
+    /// share of windows run with the look.
+    fn share_on(cycles: u32, cost: impl Fn(u32, bool) -> u64) -> f64 {
         let mut t = Trial::default();
-        let mut on = t.next(true, 80.0);
-        assert!(!on, "tries without next");
-        let mut runs = [0u32; 2];
-        for _ in 0..160 {
-            runs[usize::from(on)] += 1;
-            on = t.next(on, if on { 80.0 } else { 100.0 });
+        let mut on = true;
+        let mut windows_on = 0;
+        for w in 0..cycles * CYCLE {
+            windows_on += u32::from(on);
+            on = t.next(on, cost(w, on));
         }
-        assert_eq!(runs[0], 1 + 10, "tried once, then only re-tried: {runs:?}");
-        // The capture changes: looking ahead gets slower; the trial follows within a few
-        // windows.
-        let mut last = Vec::new();
-        for _ in 0..64 {
-            on = t.next(on, if on { 130.0 } else { 100.0 });
-            last.push(on);
-        }
-        assert!(last[32..].iter().filter(|&&o| o).count() <= 2, "{last:?}");
+        f64::from(windows_on) / f64::from(cycles * CYCLE)
+    }
+
+    #[test]
+    fn trial_runs_the_faster_way_even_while_costs_drift() {
+        let cheaper_on =
+            |w: u32, on: bool| 1_000_000 + u64::from(w) * 5_000 - u64::from(on) * 50_000;
+        assert!(share_on(10, cheaper_on) > 0.9);
+        // Costs falling fast, the look slower: a comparison with earlier windows would
+        // prefer whichever ran last.
+        let dearer_on =
+            |w: u32, on: bool| 10_000_000 - u64::from(w) * 5_000 + u64::from(on) * 50_000;
+        assert!(share_on(10, dearer_on) < 0.1);
     }
 }
