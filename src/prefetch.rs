@@ -10,9 +10,11 @@
 #[inline]
 pub fn prefetch<T>(slice: &[T], i: usize) {
     if let Some(x) = slice.get(i) {
+        // Every line the element touches: one not aligned to a line spans one more.
         let start = std::ptr::from_ref(x).cast::<u8>();
-        for offset in (0..size_of::<T>()).step_by(64) {
-            prefetch_ptr(start.wrapping_add(offset));
+        let skew = start as usize % LINE;
+        for offset in (0..skew + size_of::<T>()).step_by(LINE) {
+            prefetch_ptr(start.wrapping_add(offset).wrapping_sub(skew));
         }
     }
 }
@@ -31,6 +33,9 @@ pub fn prefetch_ptr(ptr: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
 }
+
+/// Cache line size of x86-64 and most aarch64 cores.
+const LINE: usize = 64;
 
 /// Transparent huge pages are this large on x86-64 and most aarch64 kernels.
 const HUGE_PAGE: usize = 2 << 20;
