@@ -7,12 +7,13 @@
 //! [`DEPTH`]` / 2` ahead the entry has arrived, and the slot it names is requested; two
 //! frames ahead, what the slot points to (the claiming dissector's state) and the
 //! consumer's per-flow state are requested; by the time the frame is analysed all are
-//! cached. Hints only: nothing read ahead decides
-//! anything, and a frame the look cannot decode cheaply just gets no hint.
+//! cached. Hints only: nothing read ahead decides anything, and a frame the look cannot
+//! decode cheaply just gets no hint.
 //!
 //! The look costs a second decode of every frame, which only pays when the flows' state is
-//! not cached anyway: ~10 % faster on the full `large` capture (633 k live flows, each
-//! touched once a minute), ~20 % slower on the benchmark generator's file (bursty flows).
+//! not cached anyway: ~15 % faster on the full `large` capture (633 k live flows, each
+//! touched once a minute), ~20 % slower on the benchmark generator's file (bursty flows)
+//! when always on.
 //! So it is timed: short windows of frames run alternately with and without it, and the
 //! faster way runs until the next such duel (see [`Trial`]).
 
@@ -106,7 +107,7 @@ impl Lookahead {
             let frame = Frame {
                 ts: Ts(0),
                 linktype,
-                orig_len: data.len() as u32,
+                orig_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
                 interface: 0,
                 data,
             };
