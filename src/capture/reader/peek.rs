@@ -8,12 +8,15 @@
 
 use super::super::LinkType;
 use super::super::pcapng::{self, rd32};
-use super::{CaptureReader, State};
+use super::{
+    CaptureReader, MAX_BLOCK_LEN, NG_BLOCK_HEADER_LEN, NG_MIN_BLOCK_LEN, PCAP_RECORD_LEN, State,
+};
 
-/// pcap record header; pcapng block header and EPB fields before the frame (§4.3).
-const PCAP_RECORD: usize = 16;
-const NG_MIN_BLOCK: usize = 12;
-const EPB_DATA: usize = 28;
+/// Where an EPB's fields sit from the start of its block (§4.3: after the block header,
+/// interface id, timestamp high and low, captured length, original length, then the frame).
+const EPB_IFACE: usize = NG_BLOCK_HEADER_LEN;
+const EPB_CAPLEN: usize = NG_BLOCK_HEADER_LEN + 12;
+const EPB_DATA: usize = NG_BLOCK_HEADER_LEN + 20;
 
 /// A place in the capture ahead of the read position, for [`CaptureReader::peek`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,7 +59,7 @@ impl CaptureReader {
                 if caplen > *caplen_limit {
                     return None;
                 }
-                let start = at + PCAP_RECORD;
+                let start = at + PCAP_RECORD_LEN;
                 let data = bytes.get(start..start + caplen as usize)?;
                 cursor.at = base + (start + data.len()) as u64;
                 Some((*linktype, data))
@@ -70,14 +73,17 @@ impl CaptureReader {
                 for _ in 0..4 {
                     let btype = rd32(bytes, at, be)?;
                     let len = rd32(bytes, at + 4, be)? as usize;
-                    if len < NG_MIN_BLOCK || len % 4 != 0 || len > super::MAX_BLOCK_LEN as usize {
+                    if len < NG_MIN_BLOCK_LEN as usize
+                        || len % 4 != 0
+                        || len > MAX_BLOCK_LEN as usize
+                    {
                         return None;
                     }
                     let block = bytes.get(at..at + len)?;
                     match btype {
                         pcapng::BT_EPB => {
-                            let iface = rd32(block, 8, be)? as usize;
-                            let caplen = rd32(block, 20, be)? as usize;
+                            let iface = rd32(block, EPB_IFACE, be)? as usize;
+                            let caplen = rd32(block, EPB_CAPLEN, be)? as usize;
                             let data = block
                                 .get(EPB_DATA..(EPB_DATA + caplen).min(len.saturating_sub(4)))?;
                             let linktype = interfaces.get(iface)?.linktype;
