@@ -25,6 +25,17 @@ fn structural_round_trip(m: &Message) -> Result<(), TestCaseError> {
         body: lax.body.expect("body parses"),
     };
     prop_assert_eq!(&view.to_owned_message(), m);
+    if let BodyView::Objects(objects) = view.body {
+        // The undecoded walk agrees with the decoded one: ids, kinds, lengths, lookups.
+        let raw: Vec<_> = objects.raw().collect();
+        let wire: usize = raw.iter().map(|o| o.wire_len()).sum();
+        prop_assert_eq!(wire, objects.as_bytes().len());
+        prop_assert_eq!(raw.len(), objects.len());
+        for (r, o) in raw.iter().zip(objects.iter()) {
+            prop_assert_eq!((r.id, r.kind), (o.id, o.value.kind()));
+            prop_assert_eq!(objects.get(r.id), objects.iter().find(|x| x.id == r.id));
+        }
+    }
     if let Some(stop) = &lax.stop {
         // Only schema rules may fail for arbitrary bodies, never structure.
         let schema = matches!(

@@ -10,7 +10,7 @@
 
 use super::header::{Flags, HEADER_LEN, Header, Packet, VERSION};
 use super::messages::{Dir, ERROR_FIELDS, FieldId, MsgType, Need};
-use super::object::{self, Object, ObjectView, ObjectsView, Value, ValueView};
+use super::object::{self, Kind, Object, ObjectsView, Value, ValueView};
 use super::{MAX_BODY_LEN, MAX_FRAME_LEN, MAX_REDUNDANCY};
 use crate::DissectError;
 use nom::Parser;
@@ -245,7 +245,7 @@ fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
     check_kinds(objects, HEADER_LEN)?;
     let mut seen = 0u64;
     let mut offset = HEADER_LEN;
-    for o in objects.iter() {
+    for o in objects.raw() {
         if let Some(pos) = fields.iter().position(|(f, _)| *f == o.id) {
             let bit = 1u64 << pos;
             if seen & bit != 0 {
@@ -253,7 +253,7 @@ fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
             }
             seen |= bit;
         }
-        offset += object_len(&o);
+        offset += o.wire_len();
     }
     for (pos, (_, need)) in fields.iter().enumerate() {
         if *need == Need::Mandatory && seen & (1u64 << pos) == 0 {
@@ -263,40 +263,23 @@ fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
-fn object_len(o: &ObjectView<'_>) -> usize {
-    object::OBJECT_HEADER_LEN
-        + match o.value {
-            ValueView::U32(_) => 4,
-            ValueView::U64(_) => 8,
-            ValueView::Addr(a) => {
-                if a.is_ipv4() {
-                    6
-                } else {
-                    18
-                }
-            }
-            ValueView::Str(s) => s.len(),
-            ValueView::Blob(b) | ValueView::Unknown { bytes: b, .. } => b.len(),
-            ValueView::List(l) => l.as_bytes().len(),
-        }
-}
-
 /// PROTOCOL.md §4.4: a known field id carries its one kind, at every depth.
 fn check_kinds(objects: ObjectsView<'_>, base: usize) -> Result<(), Stop> {
     let mut offset = base;
-    for o in objects.iter() {
+    for o in objects.raw() {
         if let Some(kind) = o.id.kind() {
-            if kind != o.value.kind() {
+            if kind != o.kind {
                 return Err(Stop {
                     offset,
                     reason: DissectError::Invalid { what: "field kind" },
                 });
             }
         }
-        if let ValueView::List(items) = o.value {
+        if o.kind == Kind::List {
+            let items = ObjectsView::from_validated(o.value);
             check_kinds(items, offset + object::OBJECT_HEADER_LEN)?;
         }
-        offset += object_len(&o);
+        offset += o.wire_len();
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ pub use flow::SkylarkFlow;
 pub use framing::{MAX_RESYNC_SCAN, frame_len, parse_frame, resync};
 pub use header::{Family, Flags, HEADER_LEN, Header, MAGIC, Packet, VERSION};
 pub use messages::{Dir, ErrorCode, FieldId, MsgType};
-pub use object::{Kind, Object, ObjectView, ObjectsView, Value, ValueView};
+pub use object::{Kind, Object, ObjectView, ObjectsView, RawObject, Value, ValueView};
 pub use probe::probe;
 
 use crate::registry::{DissectorDesc, Transport};

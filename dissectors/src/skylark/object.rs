@@ -124,7 +124,7 @@ impl<'a> ObjectsView<'a> {
     }
 
     pub fn iter(&self) -> ObjectsIter<'a> {
-        ObjectsIter { rest: self.bytes }
+        ObjectsIter { rest: self.raw() }
     }
 
     /// Number of objects at this level.
@@ -136,9 +136,14 @@ impl<'a> ObjectsView<'a> {
         self.bytes.is_empty()
     }
 
-    /// The first object with this id.
+    /// The objects at this level with their values still undecoded.
+    pub fn raw(&self) -> RawIter<'a> {
+        RawIter { rest: self.bytes }
+    }
+
+    /// The first object with this id (only that object's value is decoded).
     pub fn get(&self, id: FieldId) -> Option<ObjectView<'a>> {
-        self.iter().find(|o| o.id == id)
+        self.raw().find(|o| o.id == id)?.decode()
     }
 
     pub fn get_u32(&self, id: FieldId) -> Option<u32> {
@@ -174,16 +179,53 @@ impl<'a> IntoIterator for ObjectsView<'a> {
 /// Iterator over a validated object sequence.
 #[derive(Clone, Debug)]
 pub struct ObjectsIter<'a> {
-    rest: &'a [u8],
+    rest: RawIter<'a>,
 }
 
 impl<'a> Iterator for ObjectsIter<'a> {
     type Item = ObjectView<'a>;
     fn next(&mut self) -> Option<ObjectView<'a>> {
+        self.rest.next()?.decode()
+    }
+}
+
+/// One object of a validated sequence before its value is decoded: enough to match ids,
+/// check kinds and step over it without building the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawObject<'a> {
+    pub kind: Kind,
+    pub id: FieldId,
+    pub value: &'a [u8],
+}
+
+impl<'a> RawObject<'a> {
+    /// Bytes the object takes on the wire, header included.
+    pub fn wire_len(&self) -> usize {
+        OBJECT_HEADER_LEN + self.value.len()
+    }
+
+    /// The decoded object; `None` only if the bytes were not validated by [`walk`].
+    pub fn decode(&self) -> Option<ObjectView<'a>> {
+        Some(ObjectView {
+            id: self.id,
+            value: decode_value(self.kind, self.value)?,
+        })
+    }
+}
+
+/// Iterator over the [`RawObject`]s of a validated object sequence.
+#[derive(Clone, Debug)]
+pub struct RawIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RawIter<'a> {
+    type Item = RawObject<'a>;
+    fn next(&mut self) -> Option<RawObject<'a>> {
         let (kind, id, value, rest) = split_object(self.rest).ok()?;
         self.rest = rest;
-        let value = decode_value(kind, value, None).ok()?;
-        Some(ObjectView {
+        Some(RawObject {
+            kind: Kind::from(kind),
             id: FieldId::from(id),
             value,
         })
@@ -215,66 +257,56 @@ struct Walk {
     objects: usize,
 }
 
-/// Decodes one value; with `walk` it also validates (bounds, UTF-8, nested lists).
-fn decode_value<'a>(
-    kind: u8,
-    v: &'a [u8],
-    walk: Option<(&mut Walk, usize, usize)>,
-) -> Result<ValueView<'a>, (Option<usize>, DissectError)> {
-    let invalid = |what| Err((None, DissectError::Invalid { what }));
-    Ok(match Kind::from(kind) {
-        Kind::U32 => match <[u8; 4]>::try_from(v) {
-            Ok(b) => ValueView::U32(u32::from_be_bytes(b)),
-            Err(_) => return invalid("u32 length"),
-        },
-        Kind::U64 => match <[u8; 8]>::try_from(v) {
-            Ok(b) => ValueView::U64(u64::from_be_bytes(b)),
-            Err(_) => return invalid("u64 length"),
-        },
-        Kind::Addr => ValueView::Addr(match decode_addr(v) {
-            Some(a) => a,
-            None => return invalid("address length"),
-        }),
-        Kind::Str => {
-            if v.len() > MAX_STRING_LEN {
-                return Err((
-                    None,
-                    DissectError::TooLarge {
-                        what: "string length",
-                        value: v.len() as u64,
-                        max: MAX_STRING_LEN as u64,
-                    },
-                ));
-            }
-            match core::str::from_utf8(v) {
-                Ok(s) => ValueView::Str(s),
-                Err(_) => return invalid("utf-8 string"),
-            }
-        }
-        Kind::Blob => {
-            if v.len() > MAX_BLOB_LEN {
-                return Err((
-                    None,
-                    DissectError::TooLarge {
-                        what: "blob length",
-                        value: v.len() as u64,
-                        max: MAX_BLOB_LEN as u64,
-                    },
-                ));
-            }
-            ValueView::Blob(v)
-        }
-        Kind::List => {
-            if let Some((walk, depth, base)) = walk {
-                let (_, stop) = walk_level(v, base, depth + 1, MAX_LIST_ITEMS, 0, walk);
-                if let Some((at, e)) = stop {
-                    return Err((Some(at), e));
-                }
-            }
-            ValueView::List(ObjectsView::from_validated(v))
-        }
+/// Decodes one value of validated bytes; `None` where [`check_value`] would have failed.
+fn decode_value(kind: Kind, v: &[u8]) -> Option<ValueView<'_>> {
+    Some(match kind {
+        Kind::U32 => ValueView::U32(u32::from_be_bytes(v.try_into().ok()?)),
+        Kind::U64 => ValueView::U64(u64::from_be_bytes(v.try_into().ok()?)),
+        Kind::Addr => ValueView::Addr(decode_addr(v)?),
+        Kind::Str if v.len() <= MAX_STRING_LEN => ValueView::Str(core::str::from_utf8(v).ok()?),
+        Kind::Blob if v.len() <= MAX_BLOB_LEN => ValueView::Blob(v),
+        Kind::Str | Kind::Blob => return None,
+        Kind::List => ValueView::List(ObjectsView::from_validated(v)),
         Kind::Unknown(kind) => ValueView::Unknown { kind, bytes: v },
     })
+}
+
+/// Validates one value (bounds, UTF-8, nested lists) without building it: the walk decodes
+/// nothing, readers decode only the objects they look at.
+fn check_value(
+    kind: Kind,
+    v: &[u8],
+    walk: &mut Walk,
+    depth: usize,
+    base: usize,
+) -> Result<(), (Option<usize>, DissectError)> {
+    let invalid = |what| Err((None, DissectError::Invalid { what }));
+    let too_large = |what, max: usize| {
+        Err((
+            None,
+            DissectError::TooLarge {
+                what,
+                value: v.len() as u64,
+                max: max as u64,
+            },
+        ))
+    };
+    match kind {
+        Kind::U32 if v.len() != 4 => invalid("u32 length"),
+        Kind::U64 if v.len() != 8 => invalid("u64 length"),
+        Kind::Addr if !matches!(v.len(), 6 | 18) => invalid("address length"),
+        Kind::Str if v.len() > MAX_STRING_LEN => too_large("string length", MAX_STRING_LEN),
+        Kind::Str if core::str::from_utf8(v).is_err() => invalid("utf-8 string"),
+        Kind::Blob if v.len() > MAX_BLOB_LEN => too_large("blob length", MAX_BLOB_LEN),
+        Kind::List => {
+            let (_, stop) = walk_level(v, base, depth + 1, MAX_LIST_ITEMS, 0, walk);
+            match stop {
+                Some((at, e)) => Err((Some(at), e)),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn decode_addr(v: &[u8]) -> Option<SocketAddr> {
@@ -358,7 +390,7 @@ fn walk_level(
             }
         };
         let value_at = at + OBJECT_HEADER_LEN;
-        if let Err((inner, e)) = decode_value(kind, value, Some((walk, depth, value_at))) {
+        if let Err((inner, e)) = check_value(Kind::from(kind), value, walk, depth, value_at) {
             // Scalar errors point at the object; nested ones at the inner object.
             return (valid, Some((inner.unwrap_or(at), e)));
         }
