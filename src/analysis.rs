@@ -7,6 +7,7 @@
 
 use crate::classify::{Classifier, HomeSpec};
 use crate::flow::FlowRecord;
+use crate::measure::hosts::FlowHosts;
 use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
 use crate::report::calls_csv::CallsReport;
@@ -27,9 +28,16 @@ pub struct Analysis {
     classifier: Classifier,
     measure: Measurements,
     csv_error: Option<std::io::Error>,
-    /// Per-flow class counters by [`MsgCtx::live_index`] (as long as the flow table is at
-    /// its peak; reset as each flow's record arrives).
-    class_counts: Vec<ClassCounts>,
+    /// Per-flow state by [`MsgCtx::live_index`] (as long as the flow table is at its peak;
+    /// reset as each flow's record arrives).
+    per_flow: Vec<PerFlow>,
+}
+
+/// What [`Analysis`] keeps for each live flow.
+#[derive(Default)]
+struct PerFlow {
+    counts: ClassCounts,
+    hosts: FlowHosts,
 }
 
 /// What [`Analysis::finish`] produced.
@@ -72,7 +80,7 @@ impl Analysis {
             classifier: Classifier::new(home),
             measure: Measurements::default(),
             csv_error: None,
-            class_counts: Default::default(),
+            per_flow: Default::default(),
         };
         if let Some(dir) = csv {
             a.csv = Some(create_report(dir, "flows.csv", FlowsCsv::create)?);
@@ -147,9 +155,9 @@ impl FlowConsumer for Analysis {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.totals.add(record);
         let counts = self
-            .class_counts
+            .per_flow
             .get_mut(record.live_index as usize)
-            .map(std::mem::take)
+            .map(|f| std::mem::take(f).counts)
             .unwrap_or_default();
         self.totals.add_classes(&counts);
         if let Some(csv) = &mut self.csv {
@@ -168,18 +176,18 @@ impl FlowConsumer for Analysis {
     }
 
     fn prefetch(&self, live_index: u32) {
-        crate::prefetch::prefetch(&self.class_counts, live_index as usize);
+        crate::prefetch::prefetch(&self.per_flow, live_index as usize);
     }
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let i = ctx.live_index as usize;
-        if i >= self.class_counts.len() {
+        if i >= self.per_flow.len() {
             // Bounded by the flow table's cap, which bounds live indexes.
-            let more = i + 1 - self.class_counts.len();
-            crate::prefetch::reserve_huge(&mut self.class_counts, more);
-            self.class_counts.resize_with(i + 1, ClassCounts::default);
+            let more = i + 1 - self.per_flow.len();
+            crate::prefetch::reserve_huge(&mut self.per_flow, more);
+            self.per_flow.resize_with(i + 1, PerFlow::default);
         }
-        let counts = &mut self.class_counts[i];
+        let PerFlow { counts, hosts } = &mut self.per_flow[i];
         let first_in_flow = counts.is_empty();
         let c = self
             .classifier
@@ -191,7 +199,7 @@ impl FlowConsumer for Analysis {
         let from_home = self.classifier.is_home(ctx.src);
         let mut seen = Seen::new(ctx, msg, &c, from_home);
         seen.first_in_flow = first_in_flow;
-        self.measure.observe(&seen);
+        self.measure.observe(&seen, hosts);
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::classify::{Classifier, HomeSpec};
+use crate::measure::hosts::FlowHosts;
 use crate::measure::phonehome;
 use crate::measure::{Measurements, Seen};
 use crate::pipeline::MsgCtx;
@@ -44,7 +45,10 @@ impl FlowConsumer for Consumer {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let c = self.classifier.classify(ctx, msg);
         let from_home = self.classifier.is_home(ctx.src);
-        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
+        self.measure.observe(
+            &Seen::new(ctx, msg, &c, from_home),
+            &mut FlowHosts::default(),
+        );
     }
 }
 

@@ -64,8 +64,52 @@ struct HostSets {
 /// Accumulates messages; output ordered by address (hash maps for speed, sorted on output).
 #[derive(Default)]
 pub struct Hosts {
-    hosts: FxHashMap<IpAddr, Host>,
+    /// Slot in `hosts` of each address.
+    index: FxHashMap<IpAddr, u32>,
+    hosts: Vec<(IpAddr, Host)>,
     pub dropped: u64,
+}
+
+/// A [`FlowHosts`] slot not looked up yet.
+const UNRESOLVED: u32 = 0;
+/// A [`FlowHosts`] slot of an address the full table has no room for.
+const ABSENT: u32 = u32::MAX;
+
+/// The table slots of a flow's two addresses, looked up on its first message and kept with
+/// the flow's state: later messages skip both hash lookups (a flow's addresses never
+/// change). A fresh one (`default()`) looks them up again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowHosts {
+    /// Slot + 1 of the flow's originator and responder, or [`UNRESOLVED`] / [`ABSENT`].
+    orig: u32,
+    resp: u32,
+}
+
+impl FlowHosts {
+    /// `[sender, receiver]` slots of a message sent by the originator (`from_orig`) or not.
+    fn sides(&mut self, from_orig: bool) -> [&mut u32; 2] {
+        if from_orig {
+            [&mut self.orig, &mut self.resp]
+        } else {
+            [&mut self.resp, &mut self.orig]
+        }
+    }
+}
+
+/// One decoded message as the host table sees it.
+pub struct HostMsg<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Sent by the flow's originator (picks the [`FlowHosts`] slots).
+    pub from_orig: bool,
+    /// Canonical name (Skylark message name, or `http-version-response` and the like).
+    pub kind: &'a str,
+    pub bytes: u64,
+    /// Call id of a media frame.
+    pub call_id: Option<u64>,
+    /// The first message between these endpoints in this flow (peers are noted only then —
+    /// every later message of the flow joins the same two addresses).
+    pub new_pair: bool,
 }
 
 pub const COLUMNS: &[&str] = &[
@@ -79,13 +123,14 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 impl Hosts {
-    fn host(&mut self, a: IpAddr) -> Option<&mut Host> {
-        // One lookup in the usual case (room left); `get_mut` only once the table is full.
-        if self.hosts.len() < MAX_HOSTS {
-            return Some(self.hosts.entry(a).or_default());
+    /// The host in `slot`, looking it up (and adding it while there is room) on first use.
+    fn host(&mut self, a: IpAddr, slot: &mut u32) -> Option<&mut Host> {
+        if *slot == UNRESOLVED {
+            *slot = self.resolve(a);
         }
-        match self.hosts.get_mut(&a) {
-            Some(h) => Some(h),
+        // ABSENT - 1 is past any table MAX_HOSTS allows.
+        match self.hosts.get_mut((*slot - 1) as usize) {
+            Some((_, h)) => Some(h),
             None => {
                 self.dropped += 1;
                 None
@@ -93,20 +138,22 @@ impl Hosts {
         }
     }
 
-    /// One decoded message: `kind` is its canonical name (Skylark message name, or
-    /// `http-version-response` and the like), `call_id` for media frames. `new_pair`: the
-    /// first message between these endpoints in this flow (peers are noted only then — every
-    /// later message of the flow joins the same two addresses).
-    pub fn observe(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        kind: &str,
-        bytes: u64,
-        call_id: Option<u64>,
-        new_pair: bool,
-    ) {
-        let sender_bits = match kind {
+    fn resolve(&mut self, a: IpAddr) -> u32 {
+        if let Some(&i) = self.index.get(&a) {
+            return i + 1;
+        }
+        if self.hosts.len() >= MAX_HOSTS {
+            return ABSENT;
+        }
+        let i = self.hosts.len() as u32; // below MAX_HOSTS
+        self.hosts.push((a, Host::default()));
+        self.index.insert(a, i);
+        i + 1
+    }
+
+    /// One decoded message; `flow` holds the slots of the message's flow.
+    pub fn observe(&mut self, m: &HostMsg<'_>, flow: &mut FlowHosts) {
+        let sender_bits = match m.kind {
             "auth-challenge" | "credential" => ANSWERS_AUTH,
             "http-version-response" => ANSWERS_VERSION,
             "hc-probe-ack" | "sn-register-ack" | "search-result" => ANSWERS_SN,
@@ -114,14 +161,16 @@ impl Hosts {
             "hc-probe" => PROBES,
             _ => 0,
         };
-        let media = matches!(kind, "voice" | "mix" | "hold-keepalive");
-        if let Some(h) = self.host(src) {
+        let media = matches!(m.kind, "voice" | "mix" | "hold-keepalive");
+        let (src, dst, bytes) = (m.src, m.dst, m.bytes);
+        let [src_slot, dst_slot] = flow.sides(m.from_orig);
+        if let Some(h) = self.host(src, src_slot) {
             h.evidence |= sender_bits;
             h.bytes_sent += bytes;
-            if new_pair {
+            if m.new_pair {
                 note_peer(h, dst);
             }
-            if let (true, Some(c)) = (media, call_id) {
+            if let (true, Some(c)) = (media, m.call_id) {
                 // Sending frames of a call that arrived from another peer: relaying.
                 if h.sets.media_in.get(&c).is_some_and(|from| *from != dst) {
                     h.evidence |= FORWARDS_MEDIA;
@@ -129,12 +178,12 @@ impl Hosts {
                 }
             }
         }
-        if let Some(h) = self.host(dst) {
+        if let Some(h) = self.host(dst, dst_slot) {
             h.bytes_received += bytes;
-            if new_pair {
+            if m.new_pair {
                 note_peer(h, src);
             }
-            if let (true, Some(c)) = (media, call_id) {
+            if let (true, Some(c)) = (media, m.call_id) {
                 let media_in = &mut h.sets.media_in;
                 if media_in.len() < MAX_CALLS || media_in.contains_key(&c) {
                     media_in.insert(c, src);
@@ -155,8 +204,8 @@ impl Hosts {
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();
-        let mut all: Vec<(&IpAddr, &Host)> = self.hosts.iter().collect();
-        all.sort_unstable_by_key(|(a, _)| **a);
+        let mut all: Vec<&(IpAddr, Host)> = self.hosts.iter().collect();
+        all.sort_unstable_by_key(|(a, _)| *a);
         for (addr, h) in all {
             let evidence: Vec<&str> = EVIDENCE
                 .iter()
@@ -182,7 +231,8 @@ impl Hosts {
 
     /// The inferred role of `addr`, when it was seen.
     pub fn role_of(&self, addr: IpAddr) -> Option<&'static str> {
-        self.hosts.get(&addr).map(|h| role(h.evidence))
+        let &i = self.index.get(&addr)?;
+        self.hosts.get(i as usize).map(|(_, h)| role(h.evidence))
     }
 }
 
@@ -226,6 +276,32 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// One message of its own flow (nothing cached).
+    fn observe(
+        h: &mut Hosts,
+        src: IpAddr,
+        dst: IpAddr,
+        kind: &str,
+        bytes: u64,
+        call_id: Option<u64>,
+        new_pair: bool,
+    ) {
+        let m = HostMsg {
+            src,
+            dst,
+            from_orig: true,
+            kind,
+            bytes,
+            call_id,
+            new_pair,
+        };
+        h.observe(&m, &mut FlowHosts::default());
+    }
+
+    fn host<'a>(h: &'a Hosts, a: &IpAddr) -> &'a Host {
+        &h.hosts[h.index[a] as usize].1
+    }
+
     #[test]
     fn roles_follow_the_messages_hosts_answer_and_forward() {
         let (ls, home, sn, a, b, x) = (
@@ -237,22 +313,22 @@ mod tests {
             ip("192.0.2.9"),
         );
         let mut h = Hosts::default();
-        h.observe(a, ls, "auth-hello", 60, None, true);
-        h.observe(ls, a, "auth-challenge", 80, None, true);
-        h.observe(a, home, "http-version-check", 200, None, true);
-        h.observe(home, a, "http-version-response", 150, None, true);
-        h.observe(a, sn, "hc-probe", 30, None, true);
-        h.observe(sn, a, "hc-probe-ack", 30, None, true);
-        h.observe(b, sn, "sn-register", 90, None, true);
-        h.observe(sn, b, "sn-register-ack", 40, None, true);
+        observe(&mut h, a, ls, "auth-hello", 60, None, true);
+        observe(&mut h, ls, a, "auth-challenge", 80, None, true);
+        observe(&mut h, a, home, "http-version-check", 200, None, true);
+        observe(&mut h, home, a, "http-version-response", 150, None, true);
+        observe(&mut h, a, sn, "hc-probe", 30, None, true);
+        observe(&mut h, sn, a, "hc-probe-ack", 30, None, true);
+        observe(&mut h, b, sn, "sn-register", 90, None, true);
+        observe(&mut h, sn, b, "sn-register-ack", 40, None, true);
         // sn relays call 7: a → sn → b and back.
         for _ in 0..3 {
-            h.observe(a, sn, "voice", 100, Some(7), true);
-            h.observe(sn, b, "voice", 100, Some(7), true);
-            h.observe(b, sn, "voice", 100, Some(7), true);
-            h.observe(sn, a, "voice", 100, Some(7), true);
+            observe(&mut h, a, sn, "voice", 100, Some(7), true);
+            observe(&mut h, sn, b, "voice", 100, Some(7), true);
+            observe(&mut h, b, sn, "voice", 100, Some(7), true);
+            observe(&mut h, sn, a, "voice", 100, Some(7), true);
         }
-        h.observe(x, a, "dns-query", 40, None, true);
+        observe(&mut h, x, a, "dns-query", 40, None, true);
         let role = |a| h.role_of(a).unwrap();
         assert_eq!(role(ls), "login-server");
         assert_eq!(role(home), "home");
@@ -269,8 +345,8 @@ mod tests {
         );
         // Direct media between the parties is not relaying.
         let mut d = Hosts::default();
-        d.observe(a, b, "voice", 100, Some(9), true);
-        d.observe(b, a, "voice", 100, Some(9), true);
+        observe(&mut d, a, b, "voice", 100, Some(9), true);
+        observe(&mut d, b, a, "voice", 100, Some(9), true);
         assert_eq!(d.role_of(a), Some("other"));
     }
 
@@ -278,14 +354,14 @@ mod tests {
     fn peers_are_noted_on_a_new_pair_only() {
         let mut h = Hosts::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        h.observe(a, b, "x", 10, None, false);
+        observe(&mut h, a, b, "x", 10, None, false);
         assert!(
-            h.hosts[&a].sets.peers.is_empty(),
+            host(&h, &a).sets.peers.is_empty(),
             "not a new pair: bytes only"
         );
-        assert_eq!(h.hosts[&a].bytes_sent, 10);
-        h.observe(b, a, "x", 5, None, true);
-        assert!(h.hosts[&a].sets.peers.contains(&b) && h.hosts[&b].sets.peers.contains(&a));
+        assert_eq!(host(&h, &a).bytes_sent, 10);
+        observe(&mut h, b, a, "x", 5, None, true);
+        assert!(host(&h, &a).sets.peers.contains(&b) && host(&h, &b).sets.peers.contains(&a));
     }
 
     #[test]
@@ -293,7 +369,8 @@ mod tests {
         let mut h = Hosts::default();
         let hub = ip("10.0.0.1");
         for i in 0..(MAX_PEERS as u32 + 5) {
-            h.observe(
+            observe(
+                &mut h,
                 IpAddr::from((0x0b00_0000 + i).to_be_bytes()),
                 hub,
                 "x",
@@ -309,5 +386,79 @@ mod tests {
                 .unwrap()
                 .contains(&format!("10.0.0.1,other,,{MAX_PEERS}+,"))
         );
+    }
+
+    #[test]
+    fn a_flows_cached_slots_count_like_fresh_lookups_both_ways() {
+        let (a, b, c) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
+        let (mut cached, mut fresh) = (Hosts::default(), Hosts::default());
+        let mut flow = FlowHosts::default();
+        observe(&mut cached, c, a, "x", 1, None, true); // a takes a slot before the flow
+        observe(&mut fresh, c, a, "x", 1, None, true);
+        for (i, from_orig) in [true, false, false, true].into_iter().enumerate() {
+            let (src, dst) = if from_orig { (a, b) } else { (b, a) };
+            let m = HostMsg {
+                src,
+                dst,
+                from_orig,
+                kind: "voice",
+                bytes: 10 + i as u64,
+                call_id: Some(3),
+                new_pair: i == 0,
+            };
+            cached.observe(&m, &mut flow);
+            fresh.observe(&m, &mut FlowHosts::default());
+        }
+        assert_ne!(flow, FlowHosts::default());
+        for x in [a, b, c] {
+            let (h, f) = (host(&cached, &x), host(&fresh, &x));
+            assert_eq!(
+                (
+                    h.bytes_sent,
+                    h.bytes_received,
+                    h.evidence,
+                    h.sets.peers.len()
+                ),
+                (
+                    f.bytes_sent,
+                    f.bytes_received,
+                    f.evidence,
+                    f.sets.peers.len()
+                )
+            );
+        }
+        assert_eq!(
+            (
+                host(&cached, &a).bytes_sent,
+                host(&cached, &a).bytes_received
+            ),
+            (10 + 13, 11 + 12 + 1)
+        );
+    }
+
+    #[test]
+    fn a_full_table_drops_new_hosts_and_keeps_counting_known_ones() {
+        let mut h = Hosts::default();
+        for i in 0..MAX_HOSTS as u32 {
+            h.resolve(IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+        }
+        let (known, new) = (ip("10.0.0.5"), ip("192.0.2.1"));
+        let mut flow = FlowHosts::default();
+        for _ in 0..3 {
+            let m = HostMsg {
+                src: new,
+                dst: known,
+                from_orig: true,
+                kind: "x",
+                bytes: 7,
+                call_id: None,
+                new_pair: false,
+            };
+            h.observe(&m, &mut flow);
+        }
+        assert_eq!(h.len(), MAX_HOSTS);
+        assert_eq!(h.dropped, 3);
+        assert_eq!(host(&h, &known).bytes_received, 21);
+        assert_eq!(h.role_of(new), None);
     }
 }

@@ -12,6 +12,7 @@ pub mod lookups;
 pub mod phonehome;
 
 use crate::classify::Classified;
+use crate::flow::Dir;
 use crate::pipeline::MsgCtx;
 use dissectors::registry::Message;
 use std::fs::File;
@@ -77,7 +78,8 @@ pub struct Measurements {
 }
 
 impl Measurements {
-    pub fn observe(&mut self, m: &Seen<'_>) {
+    /// One message; `flow` caches its flow's host-table slots (a fresh one looks them up).
+    pub fn observe(&mut self, m: &Seen<'_>, flow: &mut hosts::FlowHosts) {
         let (src, dst) = (m.ctx.src, m.ctx.dst);
         let len = u64::from(m.len);
         if m.to_home || m.from_home {
@@ -95,8 +97,16 @@ impl Measurements {
         if m.kind == "sn-refresh" {
             self.keepalives.observe(m.ctx.ts, src.ip(), dst.ip());
         }
-        self.hosts
-            .observe(src.ip(), dst.ip(), m.kind, len, m.call_id, m.first_in_flow);
+        let host_msg = hosts::HostMsg {
+            src: src.ip(),
+            dst: dst.ip(),
+            from_orig: m.ctx.dir == Dir::Orig,
+            kind: m.kind,
+            bytes: len,
+            call_id: m.call_id,
+            new_pair: m.first_in_flow,
+        };
+        self.hosts.observe(&host_msg, flow);
         self.logins
             .observe(m.ctx.ts, src, dst, m.ctx.proto, m.kind, m.detail, m.len);
         self.lookups

@@ -12,6 +12,7 @@
 use crate::classify::{Classifier, HomeSpec};
 use crate::flow::{Dir, FlowRecord, Uid};
 use crate::measure::calls::{CallRecord, CallTracker};
+use crate::measure::hosts::FlowHosts;
 use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx};
 use crate::report::csv_row::CsvRow;
@@ -396,7 +397,10 @@ impl FlowConsumer for Feed {
         }
         let c = self.classifier.classify(ctx, msg);
         let from_home = self.classifier.is_home(ctx.src);
-        self.measure.observe(&Seen::new(ctx, msg, &c, from_home));
+        self.measure.observe(
+            &Seen::new(ctx, msg, &c, from_home),
+            &mut FlowHosts::default(),
+        );
         let mut ended = Vec::new();
         self.calls.message(ctx, msg, &mut |r| ended.push(r));
         for r in ended {
