@@ -236,3 +236,39 @@ fn emitter_refuses_what_the_parser_would_refuse() {
         Some(DissectError::Invalid { what: "flags" })
     );
 }
+
+#[test]
+fn a_known_field_of_another_kind_is_invalid_at_its_offset_at_any_depth() {
+    let node_id = object(0x02, 0x03, &[0; 8]);
+    let seq = object(0x01, 0x22, &[0, 0, 0, 1]);
+    let seq_as_str = object(0x04, 0x22, b"1");
+    let field_kind = DissectError::Invalid { what: "field kind" };
+    let stop = |body: &[u8]| {
+        let bytes = datagram(MsgType::NatPing, body);
+        let lax = MessageView::parse_lax(&bytes);
+        lax.stop.map(|s| (s.offset, s.reason))
+    };
+    assert_eq!(stop(&[node_id.clone(), seq.clone()].concat()), None);
+    // Top level: the second object (12 + 12).
+    assert_eq!(
+        stop(&[node_id.clone(), seq_as_str.clone()].concat()),
+        Some((24, field_kind.clone()))
+    );
+    // Inside a list (an extra `entries` field): the item, after the list's own header.
+    let list = object(0x06, 0x27, &[seq.clone(), seq_as_str.clone()].concat());
+    assert_eq!(
+        stop(&[node_id.clone(), seq.clone(), list].concat()),
+        Some((12 + 12 + 8 + 4 + 8, field_kind.clone()))
+    );
+    // The first one counts.
+    assert_eq!(
+        stop(&[seq_as_str.clone(), node_id.clone(), seq_as_str.clone()].concat()),
+        Some((12, field_kind))
+    );
+    // A structural error anywhere comes first, even after a field of the wrong kind.
+    let bad_u32 = object(0x01, 0x60, &[0, 0, 1]);
+    assert_eq!(
+        stop(&[node_id, seq_as_str, bad_u32].concat()),
+        Some((12 + 12 + 5, DissectError::Invalid { what: "u32 length" }))
+    );
+}

@@ -10,7 +10,7 @@
 
 use super::header::{Flags, HEADER_LEN, Header, Packet, VERSION};
 use super::messages::{Dir, ERROR_FIELDS, FieldId, MsgType, Need};
-use super::object::{self, Kind, Object, ObjectsView, Value, ValueView};
+use super::object::{self, Object, ObjectsView, Value, ValueView};
 use super::{MAX_BODY_LEN, MAX_FRAME_LEN, MAX_REDUNDANCY};
 use crate::DissectError;
 use nom::Parser;
@@ -216,8 +216,14 @@ fn parse_media(body: &[u8], missing: usize) -> (Option<MediaView<'_>>, Option<St
     (Some(view), None)
 }
 
-/// PROTOCOL.md §3.4 rule 10 and §5.2: flag consistency and the field table, for known types.
-fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
+/// PROTOCOL.md §3.4 rule 10, §4.4 and §5.2, for known types: the flags fit the type, every
+/// known field has its one kind at every depth (`wrong_kind`, found by the walk), no field
+/// twice, every mandatory field present.
+fn check_schema(
+    header: &Header,
+    objects: ObjectsView<'_>,
+    wrong_kind: Option<usize>,
+) -> Result<(), Stop> {
     let end = header.total_len();
     let invalid = |offset, what| {
         Err(Stop {
@@ -242,7 +248,9 @@ fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
     if header.msg_type.is_media() {
         return Ok(());
     }
-    check_kinds(objects, HEADER_LEN)?;
+    if let Some(offset) = wrong_kind {
+        return invalid(offset, "field kind");
+    }
     let mut seen = 0u64;
     let mut offset = HEADER_LEN;
     for o in objects.raw() {
@@ -259,27 +267,6 @@ fn check_schema(header: &Header, objects: ObjectsView<'_>) -> Result<(), Stop> {
         if *need == Need::Mandatory && seen & (1u64 << pos) == 0 {
             return invalid(end, "missing mandatory field");
         }
-    }
-    Ok(())
-}
-
-/// PROTOCOL.md §4.4: a known field id carries its one kind, at every depth.
-fn check_kinds(objects: ObjectsView<'_>, base: usize) -> Result<(), Stop> {
-    let mut offset = base;
-    for o in objects.raw() {
-        if let Some(kind) = o.id.kind() {
-            if kind != o.kind {
-                return Err(Stop {
-                    offset,
-                    reason: DissectError::Invalid { what: "field kind" },
-                });
-            }
-        }
-        if o.kind == Kind::List {
-            let items = ObjectsView::from_validated(o.value);
-            check_kinds(items, offset + object::OBJECT_HEADER_LEN)?;
-        }
-        offset += o.wire_len();
     }
     Ok(())
 }
@@ -318,13 +305,16 @@ impl<'a> MessageView<'a> {
             Some((b, _)) => (b, 0),
             None => (avail, total - bytes.len()),
         };
+        let mut wrong_kind = None;
         let (body, mut stop) = if header.msg_type.is_media() {
             let (view, stop) = parse_media(body_bytes, missing);
             (view.map(BodyView::Media), stop)
         } else {
-            let (valid, stop) = object::walk(body_bytes, HEADER_LEN, missing);
-            let objects = ObjectsView::from_validated(body_bytes.get(..valid).unwrap_or(&[]));
-            let mut stop = stop.map(|(offset, reason)| Stop { offset, reason });
+            let walked = object::walk(body_bytes, HEADER_LEN, missing);
+            wrong_kind = walked.wrong_kind;
+            let objects =
+                ObjectsView::from_validated(body_bytes.get(..walked.valid).unwrap_or(&[]));
+            let mut stop = walked.stop.map(|(offset, reason)| Stop { offset, reason });
             if stop.is_none() && missing > 0 {
                 // Cut on an object boundary: every present object is whole, the rest is not.
                 stop = Some(Stop {
@@ -347,7 +337,7 @@ impl<'a> MessageView<'a> {
                 Some(BodyView::Objects(o)) => o,
                 _ => ObjectsView::default(),
             };
-            stop = check_schema(&header, objects).err();
+            stop = check_schema(&header, objects, wrong_kind).err();
         }
         LaxMessage {
             header: Some(header),

@@ -255,6 +255,8 @@ fn split_object(i: &[u8]) -> Result<Split<'_>, DissectError> {
 /// Bounds shared by one message's walk.
 struct Walk {
     objects: usize,
+    /// Message offset of the first object whose known field id has another kind.
+    wrong_kind: Option<usize>,
 }
 
 /// Decodes one value of validated bytes; `None` where [`check_value`] would have failed.
@@ -375,7 +377,7 @@ fn walk_level(
                 max: MAX_DEPTH as u64,
             });
         }
-        let (kind, _id, value, next) = match split_object(rest) {
+        let (kind, id, value, next) = match split_object(rest) {
             Ok(s) => s,
             Err(_) if missing > 0 => return fail(DissectError::Truncated { needed: missing }),
             Err(_) if rest.len() < OBJECT_HEADER_LEN => {
@@ -389,8 +391,12 @@ fn walk_level(
                 });
             }
         };
+        let kind = Kind::from(kind);
+        if walk.wrong_kind.is_none() && FieldId::from(id).kind().is_some_and(|k| k != kind) {
+            walk.wrong_kind = Some(at);
+        }
         let value_at = at + OBJECT_HEADER_LEN;
-        if let Err((inner, e)) = check_value(Kind::from(kind), value, walk, depth, value_at) {
+        if let Err((inner, e)) = check_value(kind, value, walk, depth, value_at) {
             // Scalar errors point at the object; nested ones at the inner object.
             return (valid, Some((inner.unwrap_or(at), e)));
         }
@@ -399,13 +405,33 @@ fn walk_level(
     (bytes.len(), None)
 }
 
+/// What [`walk`] found in a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// Length of the valid prefix of whole top-level objects.
+    pub valid: usize,
+    /// Where (message offset) and why the walk stopped early, if it did.
+    pub stop: Option<(usize, DissectError)>,
+    /// Message offset of the first object in the valid prefix, at any depth, whose known
+    /// field id carries another kind (PROTOCOL.md §4.4) — a schema error, not a structural one.
+    pub wrong_kind: Option<usize>,
+}
+
 /// Validates a whole body (top-level objects have depth 1) against every bound of
-/// PROTOCOL.md §4.3. `base` is the message offset of the body (12); `missing` is how many
-/// body bytes the capture cut off. Returns the length of the valid prefix of whole
-/// top-level objects and the stop, if any, as `(message offset, reason)`.
-pub fn walk(bytes: &[u8], base: usize, missing: usize) -> (usize, Option<(usize, DissectError)>) {
-    let mut w = Walk { objects: 0 };
-    walk_level(bytes, base, 1, usize::MAX, missing, &mut w)
+/// PROTOCOL.md §4.3 and notes the first field of the wrong kind (§4.4) on the way. `base`
+/// is the message offset of the body (12); `missing` is how many body bytes the capture
+/// cut off.
+pub fn walk(bytes: &[u8], base: usize, missing: usize) -> Walked {
+    let mut w = Walk {
+        objects: 0,
+        wrong_kind: None,
+    };
+    let (valid, stop) = walk_level(bytes, base, 1, usize::MAX, missing, &mut w);
+    Walked {
+        valid,
+        stop,
+        wrong_kind: w.wrong_kind,
+    }
 }
 
 /// An owned object: field id and value.
@@ -593,7 +619,7 @@ mod tests {
     use super::*;
 
     fn walk_all(b: &[u8]) -> Option<(usize, DissectError)> {
-        walk(b, 0, 0).1
+        walk(b, 0, 0).stop
     }
 
     #[test]
@@ -637,7 +663,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            walk(&b, 12, 4).1,
+            walk(&b, 12, 4).stop,
             Some((12, DissectError::Truncated { needed: 4 }))
         );
     }
