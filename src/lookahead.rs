@@ -15,7 +15,9 @@
 //! touched once a minute), ~20 % slower on the benchmark generator's file (bursty flows)
 //! when always on.
 //! So it is timed: short windows of frames run alternately with and without it, and the
-//! faster way runs until the next such duel (see [`Trial`]).
+//! faster way runs until the next such duel (see [`Trial`]). `P2PTRACE_LOOKAHEAD=on` or
+//! `off` in the environment fixes the choice from the first frame (benchmarks, and tests
+//! showing the results do not depend on it).
 
 use crate::capture::{CaptureReader, Frame, PeekCursor};
 use crate::dissect::FlowApp;
@@ -38,6 +40,8 @@ const WINDOW: u32 = 1 << 16;
 pub struct Lookahead {
     trial: Trial,
     on: bool,
+    /// Fixed by `P2PTRACE_LOOKAHEAD` instead of timed.
+    forced: Option<bool>,
     /// Frames and start of the current window.
     window: (u32, Option<Instant>),
     cursor: PeekCursor,
@@ -49,6 +53,25 @@ pub struct Lookahead {
 }
 
 impl Lookahead {
+    /// Timed, unless `P2PTRACE_LOOKAHEAD` is `on` or `off`.
+    pub fn new() -> Lookahead {
+        let forced = match std::env::var("P2PTRACE_LOOKAHEAD").as_deref() {
+            Ok("on") => Some(true),
+            Ok("off") => Some(false),
+            _ => None,
+        };
+        Lookahead::with(forced)
+    }
+
+    /// Timed (`None`), or always on or off from the first frame.
+    fn with(forced: Option<bool>) -> Lookahead {
+        Lookahead {
+            forced,
+            on: forced == Some(true),
+            ..Lookahead::default()
+        }
+    }
+
     /// Call before reading each frame: looks further ahead (up to [`DEPTH`] frames) and
     /// requests the state of the frames on their way.
     #[inline]
@@ -70,14 +93,15 @@ impl Lookahead {
     #[cold]
     fn end_window(&mut self) {
         let now = Instant::now();
-        let on = match self.window.1 {
-            Some(start) => {
+        let on = match (self.forced, self.window.1) {
+            (Some(on), _) => on,
+            (None, Some(start)) => {
                 let ns = now.duration_since(start).as_nanos();
                 self.trial
                     .next(self.on, u64::try_from(ns).unwrap_or(u64::MAX))
             }
             // The first window, untimed (start-up), runs without; then the first duel.
-            None => true,
+            (None, None) => true,
         };
         if on && !self.on {
             // The read position has passed everything seen before: start again there.
@@ -208,6 +232,26 @@ mod tests {
             frames > 100 && hinted * 10 > frames * 9,
             "{hinted} of {frames} hinted"
         );
+    }
+
+    #[test]
+    fn a_forced_look_runs_from_the_first_frame_and_a_timed_one_after_the_first_window() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/voip-mix.pcap");
+        let reader = CaptureReader::open(&path).expect("opens");
+        let table = FlowTable::<FlowApp>::new(FlowConfig::default());
+        for (forced, looks) in [(Some(true), true), (Some(false), false), (None, false)] {
+            let mut ahead = Lookahead::with(forced);
+            ahead.advance(&reader, &table, &());
+            assert_eq!(ahead.len > 0, looks, "{forced:?}");
+        }
+        // Past the first window only the timed one turns on (for its first duel).
+        for (forced, on) in [(Some(false), false), (None, true)] {
+            let mut ahead = Lookahead::with(forced);
+            for _ in 0..WINDOW {
+                ahead.advance(&reader, &table, &());
+            }
+            assert_eq!(ahead.on, on, "{forced:?}");
+        }
     }
 
     #[test]

@@ -315,7 +315,7 @@ pub fn read_frames(
     checkpoint: &mut dyn FnMut(&CaptureReader),
 ) -> (u64, Option<CaptureError>) {
     let mut frames = 0u64;
-    let mut ahead = Lookahead::default();
+    let mut ahead = Lookahead::new();
     let error = loop {
         ahead.advance(reader, &engine.table, &*engine.sink.consumer);
         let frame = match reader.next_frame() {
