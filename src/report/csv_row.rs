@@ -121,14 +121,9 @@ impl CsvRow {
             return self;
         }
         self.buf.push(b'.');
-        let mut frac = [b'0'; 9];
-        let mut f = n % 1_000_000_000;
-        for d in frac.iter_mut().rev() {
-            *d = b'0' + (f % 10) as u8;
-            f /= 10;
-        }
-        let kept = frac.get(..usize::from(digits)).unwrap_or(&frac);
-        self.buf.extend_from_slice(kept);
+        // The first `digits` of the nine fractional digits (truncated, zero-padded).
+        let cut = POW10.get(usize::from(9 - digits)).copied().unwrap_or(1);
+        push_digits(&mut self.buf, n % 1_000_000_000 / cut, usize::from(digits));
         self
     }
 
@@ -150,8 +145,19 @@ impl CsvRow {
     /// Finishes the row (appends the line end) and returns its bytes; the next `field`
     /// starts a new row.
     pub fn finish(&mut self) -> &[u8] {
+        self.end_row();
+        &self.buf
+    }
+
+    /// Finishes the row and keeps it: the next `field` starts a new row after it in the
+    /// buffer, so a hot report can gather many rows and write them at once ([`Self::rows`]).
+    pub fn end_row(&mut self) {
         self.buf.push(b'\n');
         self.fields = 0;
+    }
+
+    /// The finished rows gathered since the last [`Self::clear`].
+    pub fn rows(&self) -> &[u8] {
         &self.buf
     }
 
@@ -171,7 +177,7 @@ impl CsvRow {
     }
 }
 
-fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+fn push_u64(buf: &mut Vec<u8>, v: u64) {
     // Room for the longest number appended as a fixed 20-byte copy, the digits written in
     // place two at a time, then cut: a fixed-size copy is a couple of moves, a variable one
     // a `memcpy` call per field (and digits built on the stack then copied as a block stall
@@ -180,6 +186,11 @@ fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     while n < 20 && v >= POW10.get(n).copied().unwrap_or(u64::MAX) {
         n += 1;
     }
+    push_digits(buf, v, n);
+}
+
+/// Appends the last `n` (at most 20) decimal digits of `v`, zero-padded.
+fn push_digits(buf: &mut Vec<u8>, mut v: u64, n: usize) {
     let len = buf.len();
     buf.extend_from_slice(&[0u8; 20]);
     if let Some(out) = buf.get_mut(len..len + n) {
@@ -272,6 +283,16 @@ mod tests {
             let mut row = CsvRow::default();
             row.uint(v).uint(v / 10);
             proptest::prop_assert_eq!(row.buf, format!("{v},{}", v / 10).into_bytes());
+        }
+
+        /// Every time, at every precision, as `SecsDisplay` writes it (truncated, padded).
+        #[test]
+        fn seconds_match_display(n in proptest::prelude::any::<i64>(), shift in 0u32..63, digits in 0u8..13) {
+            let n = n >> shift;
+            let mut row = CsvRow::default();
+            row.secs(n, digits);
+            let want = crate::time::SecsDisplay { nanos: n, digits: digits.min(9) }.to_string();
+            proptest::prop_assert_eq!(String::from_utf8(row.buf).unwrap(), want);
         }
     }
 

@@ -8,7 +8,7 @@ use crate::flow::{Dir, Uid};
 use crate::time::Ts;
 use dissectors::registry::Message;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 pub const MESSAGES_COLUMNS: &[&str] = &[
@@ -16,21 +16,32 @@ pub const MESSAGES_COLUMNS: &[&str] = &[
     "detail", "home",
 ];
 
+/// Rows are gathered in the row encoder's own buffer and written when it holds this much:
+/// one row per message, so they are not copied a second time into a `BufWriter`.
+const WRITE_AT: usize = 1 << 20;
+
 pub struct MessagesCsv {
-    out: BufWriter<File>,
+    out: File,
+    /// Finished rows not written yet.
     row: CsvRow,
     rows: u64,
 }
 
 impl MessagesCsv {
     pub fn create(path: &Path) -> io::Result<MessagesCsv> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let mut out = File::create(path)?;
         out.write_all(&CsvRow::header(MESSAGES_COLUMNS))?;
         Ok(MessagesCsv {
             out,
             row: CsvRow::default(),
             rows: 0,
         })
+    }
+
+    fn write_rows(&mut self) -> io::Result<()> {
+        let written = self.out.write_all(self.row.rows());
+        self.row.clear();
+        written
     }
 
     /// Writes one row; `c` is the classifier's verdict (its class fills `class`, falling back
@@ -45,7 +56,6 @@ impl MessagesCsv {
         digits: u8,
     ) -> io::Result<()> {
         let row = &mut self.row;
-        row.clear();
         let class = c.class.or(msg.class).map(|c| c.as_str());
         row.ts(ts, digits)
             .uid(uid)
@@ -58,9 +68,12 @@ impl MessagesCsv {
             .str(msg.status.as_str())
             .str(class.unwrap_or_default())
             .str(msg.detail.as_deref().unwrap_or_default())
-            .str(if c.home { "true" } else { "false" });
-        self.out.write_all(row.finish())?;
+            .str(if c.home { "true" } else { "false" })
+            .end_row();
         self.rows += 1;
+        if self.row.rows().len() >= WRITE_AT {
+            self.write_rows()?;
+        }
         Ok(())
     }
 
@@ -69,6 +82,68 @@ impl MessagesCsv {
     }
 
     pub fn finish(mut self) -> io::Result<()> {
-        self.out.flush()
+        self.write_rows()
+    }
+}
+
+impl Drop for MessagesCsv {
+    /// Rows gathered are written even without `finish` (like a `BufWriter`'s drop; an
+    /// error here has no one to go to).
+    fn drop(&mut self) {
+        let _ = self.write_rows();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dissectors::registry::Status;
+    use std::borrow::Cow;
+
+    fn write_rows(path: &Path, n: u64, finish: bool) {
+        let mut csv = MessagesCsv::create(path).unwrap();
+        let c = Classified {
+            kind: Cow::Borrowed("sn-refresh"),
+            class: None,
+            home: false,
+        };
+        for i in 0..n {
+            let msg = Message {
+                protocol: "skylark",
+                msg_type: Cow::Borrowed("sn-refresh"),
+                txn_id: Some(i),
+                call_id: None,
+                len: 40,
+                status: Status::Complete,
+                class: None,
+                detail: Some(format!("row {i}, quoted")),
+                call: None,
+            };
+            csv.write(Uid(i), Dir::Orig, Ts(i as i64), &msg, &c, 6)
+                .unwrap();
+        }
+        assert_eq!(csv.rows(), n);
+        if finish {
+            csv.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn every_row_is_written_in_order_past_the_gathering_buffer_with_or_without_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 3 * WRITE_AT as u64 / 60; // rows of ~70 bytes: several writes
+        for finish in [true, false] {
+            let path = dir.path().join(format!("m-{finish}.csv"));
+            write_rows(&path, n, finish);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.len() > 2 * WRITE_AT);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len() as u64, n + 1);
+            assert_eq!(lines[0], MESSAGES_COLUMNS.join(","));
+            for (i, line) in lines[1..].iter().enumerate() {
+                assert!(line.contains(&format!(",{i},,40,")), "{line}");
+                assert!(line.contains(&format!("\"row {i}, quoted\"")), "{line}");
+            }
+        }
     }
 }
