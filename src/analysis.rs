@@ -5,7 +5,7 @@
 //! [`Analysis::finish`] closes every report whatever happened before, so partial results are
 //! kept. Must not: print (front ends decide what to say), or read the clock.
 
-use crate::classify::{Classifier, HomeSpec};
+use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::flow::FlowRecord;
 use crate::measure::hosts::FlowHosts;
 use crate::measure::{Measurements, Seen};
@@ -38,6 +38,7 @@ pub struct Analysis {
 struct PerFlow {
     counts: ClassCounts,
     hosts: FlowHosts,
+    homes: FlowHomes,
 }
 
 /// What [`Analysis::finish`] produced.
@@ -187,16 +188,20 @@ impl FlowConsumer for Analysis {
             crate::prefetch::reserve_huge(&mut self.per_flow, more);
             self.per_flow.resize_with(i + 1, PerFlow::default);
         }
-        let PerFlow { counts, hosts } = &mut self.per_flow[i];
+        let PerFlow {
+            counts,
+            hosts,
+            homes,
+        } = &mut self.per_flow[i];
         let first_in_flow = counts.is_empty();
         let c = self
             .classifier
-            .classify_in_flow(ctx, msg, counts.skylark_msgs > 0);
+            .classify_in_flow(ctx, msg, counts.skylark_msgs > 0, homes);
         counts.add(c.class, &c.kind, msg.len);
         if msg.protocol == "skylark" {
             counts.add_skylark(ctx.dir, msg.txn_id);
         }
-        let from_home = self.classifier.is_home(ctx.src);
+        let from_home = self.classifier.homes(ctx, homes).0;
         let mut seen = Seen::new(ctx, msg, &c, from_home);
         seen.first_in_flow = first_in_flow;
         self.measure.observe(&seen, hosts);

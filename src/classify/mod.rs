@@ -15,7 +15,7 @@
 //! request-pairing table is cleared), never panics. It must not look at raw packets or
 //! reorder anything: one message in, one verdict out.
 
-use crate::flow::Uid;
+use crate::flow::{Dir, Uid};
 use crate::pipeline::MsgCtx;
 use dissectors::registry::{Message, TrafficClass};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -189,8 +189,19 @@ pub struct Classifier {
     specs: Vec<HomeSpec>,
     home_endpoints: FxHashSet<SocketAddr>,
     home_addrs: FxHashSet<IpAddr>,
+    /// Bumped whenever what [`Classifier::is_home`] answers may change (a home learned).
+    homes_version: u64,
     overlay: FxHashSet<SocketAddr>,
     http: FxHashMap<Uid, VecDeque<PendingRequest>>,
+}
+
+/// A flow's cached [`Classifier::homes`]: whether its originator and responder are home
+/// endpoints, as of a version of the home set (`default()`: not known yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowHomes {
+    version: Option<u64>,
+    orig: bool,
+    resp: bool,
 }
 
 impl Classifier {
@@ -231,29 +242,55 @@ impl Classifier {
         })
     }
 
+    /// [`Classifier::is_home`] of the message's sender and receiver, through its flow's
+    /// cache: a flow's endpoints never change and the home set rarely does, so most
+    /// messages skip the lookups.
+    pub fn homes(&self, ctx: &MsgCtx, flow: &mut FlowHomes) -> (bool, bool) {
+        let from_orig = ctx.dir == Dir::Orig;
+        if flow.version != Some(self.homes_version) {
+            let (orig, resp) = if from_orig {
+                (ctx.src, ctx.dst)
+            } else {
+                (ctx.dst, ctx.src)
+            };
+            *flow = FlowHomes {
+                version: Some(self.homes_version),
+                orig: self.is_home(orig),
+                resp: self.is_home(resp),
+            };
+        }
+        if from_orig {
+            (flow.orig, flow.resp)
+        } else {
+            (flow.resp, flow.orig)
+        }
+    }
+
     fn learn_home(&mut self, addr: SocketAddr) {
-        if self.home_endpoints.len() < MAX_HOME_ENDPOINTS {
-            self.home_endpoints.insert(addr);
+        if self.home_endpoints.len() < MAX_HOME_ENDPOINTS && self.home_endpoints.insert(addr) {
+            self.homes_version += 1;
         }
     }
 
     /// Classifies one message (and learns from it).
     pub fn classify(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
-        self.classify_in_flow(ctx, msg, false)
+        self.classify_in_flow(ctx, msg, false, &mut FlowHomes::default())
     }
 
     /// [`Classifier::classify`] for a caller that tracks its flows: `endpoints_noted` says an
     /// earlier Skylark message of this flow already taught the classifier the flow's
     /// endpoints (a flow's endpoints never change, and the set lookup per message is
-    /// measurable with millions of messages).
+    /// measurable with millions of messages); `homes` is the flow's [`Classifier::homes`]
+    /// cache.
     pub fn classify_in_flow(
         &mut self,
         ctx: &MsgCtx,
         msg: &Message,
         endpoints_noted: bool,
+        homes: &mut FlowHomes,
     ) -> Classified {
         match msg.protocol {
-            "skylark" => self.skylark(ctx, msg, endpoints_noted),
+            "skylark" => self.skylark(ctx, msg, endpoints_noted, homes),
             "stun" => self.stun(ctx, msg),
             "http" => self.http(ctx, msg),
             "dns" => self.dns(ctx, msg),
@@ -266,7 +303,13 @@ impl Classifier {
         }
     }
 
-    fn skylark(&mut self, ctx: &MsgCtx, msg: &Message, endpoints_noted: bool) -> Classified {
+    fn skylark(
+        &mut self,
+        ctx: &MsgCtx,
+        msg: &Message,
+        endpoints_noted: bool,
+        homes: &mut FlowHomes,
+    ) -> Classified {
         for a in [ctx.src, ctx.dst] {
             if !endpoints_noted && self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
                 self.overlay.insert(a);
@@ -279,7 +322,7 @@ impl Classifier {
         Classified {
             kind: msg.msg_type.clone(),
             class: msg.class,
-            home: self.is_home(ctx.dst),
+            home: self.homes(ctx, homes).1,
         }
     }
 
@@ -354,8 +397,8 @@ impl Classifier {
             if let Some((_, answers)) = detail.split_once(" -> ") {
                 for a in answers.split(',') {
                     if let Ok(ip) = a.trim().parse::<IpAddr>() {
-                        if self.home_addrs.len() < MAX_HOME_ADDRS {
-                            self.home_addrs.insert(ip);
+                        if self.home_addrs.len() < MAX_HOME_ADDRS && self.home_addrs.insert(ip) {
+                            self.homes_version += 1;
                         }
                     }
                 }

@@ -301,3 +301,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_flows_cached_homes_follow_homes_learned_mid_flow_both_ways() {
+    let mut c = Classifier::new(vec![]);
+    let mut flow = FlowHomes::default();
+    let ping = msg("skylark", "nat-ping", Some(TrafficClass::Keepalive), None);
+    let hello = msg("skylark", "auth-hello", Some(TrafficClass::Login), None);
+    let answer = |dir| MsgCtx {
+        dir,
+        ..ctx(1, LS, CLIENT)
+    };
+    // Before the login server is known: nobody is home, and that is cached.
+    let v = c.classify_in_flow(&ctx(1, CLIENT, LS), &ping, false, &mut flow);
+    assert!(!v.home);
+    assert_eq!(c.homes(&answer(Dir::Resp), &mut flow), (false, false));
+    // Learned mid-flow: the cache notices, in both directions.
+    let v = c.classify_in_flow(&ctx(1, CLIENT, LS), &hello, true, &mut flow);
+    assert!(v.home);
+    assert_eq!(c.homes(&ctx(1, CLIENT, LS), &mut flow), (false, true));
+    assert_eq!(c.homes(&answer(Dir::Resp), &mut flow), (true, false));
+    // Another flow's cache is its own.
+    let mut other = FlowHomes::default();
+    assert_eq!(c.homes(&ctx(2, CLIENT, SN), &mut other), (false, false));
+    assert_eq!(c.homes(&answer(Dir::Resp), &mut flow), (true, false));
+}
