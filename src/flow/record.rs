@@ -64,12 +64,20 @@ impl Uid {
     /// `C` and 11 base-62 digits, as Zeek prints connection uids; without `fmt`.
     pub fn encode(self) -> UidText {
         const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        // 11 digits as two independent halves (5 high, 6 low): two short chains of
+        // dependent divisions instead of one long one (a row per message carries a uid).
+        const LOW: u64 = 62u64.pow(6);
         let mut buf = [b'0'; 12];
         buf[0] = b'C';
-        let mut v = self.0;
-        for slot in buf[1..].iter_mut().rev() {
-            *slot = DIGITS[(v % 62) as usize];
-            v /= 62;
+        let (high, low) = buf[1..].split_at_mut(5);
+        let (mut h, mut l) = (self.0 / LOW, self.0 % LOW);
+        for slot in high.iter_mut().rev() {
+            *slot = DIGITS[(h % 62) as usize];
+            h /= 62;
+        }
+        for slot in low.iter_mut().rev() {
+            *slot = DIGITS[(l % 62) as usize];
+            l /= 62;
         }
         UidText(buf)
     }
@@ -171,5 +179,24 @@ mod tests {
         assert_eq!(Uid(0).to_string(), "C00000000000");
         assert_eq!(Uid(u64::MAX).to_string().len(), 12);
         assert_ne!(Uid(1).to_string(), Uid(2).to_string());
+    }
+
+    proptest::proptest! {
+        /// The split encoding is plain base 62, 11 digits, for every uid.
+        #[test]
+        fn uids_are_base_62(v in proptest::prelude::any::<u64>(), shift in 0u32..64) {
+            let v = v >> shift;
+            let text = Uid(v).to_string();
+            proptest::prop_assert!(text.starts_with('C'));
+            let decoded = text[1..].bytes().fold(0u128, |acc, d| {
+                let digit = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'A'..=b'Z' => d - b'A' + 10,
+                    _ => d - b'a' + 36,
+                };
+                acc * 62 + u128::from(digit)
+            });
+            proptest::prop_assert_eq!(decoded, u128::from(v));
+        }
     }
 }

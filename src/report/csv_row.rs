@@ -121,9 +121,10 @@ impl CsvRow {
             return self;
         }
         self.buf.push(b'.');
-        // The first `digits` of the nine fractional digits (truncated, zero-padded).
-        let cut = POW10.get(usize::from(9 - digits)).copied().unwrap_or(1);
-        push_digits(&mut self.buf, n % 1_000_000_000 / cut, usize::from(digits));
+        // All nine fractional digits, then the first `digits` kept (truncated, not rounded;
+        // dividing by a power of ten chosen at run time would cost a hardware divide).
+        push_digits(&mut self.buf, n % 1_000_000_000, 9);
+        self.buf.truncate(self.buf.len() - usize::from(9 - digits));
         self
     }
 
