@@ -289,7 +289,7 @@ impl<'c> Engine<'c> {
             ts_precision: self.sink.digits,
             decode: self.decoder.stats().clone(),
             table: self.table.stats().clone(),
-            dissect: self.sink.dissection.map(|d| d.stats().clone()),
+            dissect: self.sink.dissection.map(|d| d.stats()),
         }
     }
 }

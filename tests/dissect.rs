@@ -245,3 +245,33 @@ fn a_stream_whose_first_data_arrives_out_of_order_loses_nothing() {
         .collect();
     assert_eq!(names, standalone_names(&vectors));
 }
+
+/// The summary's `services` line counts, per dissector, exactly the messages.csv rows of
+/// that protocol (and each service it names decoded some).
+#[test]
+fn the_summary_counts_each_services_messages() {
+    let check = |summary: &str, messages: &Path| {
+        let line = summary
+            .lines()
+            .find_map(|l| l.strip_prefix("services"))
+            .expect("services line");
+        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+        for m in common::csv_rows(messages) {
+            *rows.entry(m["protocol"].clone()).or_default() += 1;
+        }
+        let mut named = 0;
+        for part in line.trim().split(", ") {
+            // `NAME F flows / M msgs`
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let msgs: u64 = words[4].replace(',', "").parse().unwrap();
+            assert_eq!(rows.get(words[0]).copied().unwrap_or(0), msgs, "{part}");
+            assert!(msgs > 0, "{part}");
+            named += 1;
+        }
+        assert!(named >= 1, "{line}");
+    };
+    for scenario in ["phone-home", "churn"] {
+        let (dir, summary) = common::analyze_sim(scenario);
+        check(&summary, &dir.path().join("messages.csv"));
+    }
+}

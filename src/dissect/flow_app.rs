@@ -123,6 +123,9 @@ pub struct Active {
 
 struct Claim {
     desc: &'static DissectorDesc,
+    /// `desc`'s place in the registry (indexes [`Ctx::messages`]; a byte keeps `FlowApp`
+    /// within its size bound).
+    service: u8,
     parser: Box<dyn FlowDissector>,
     pending: [Vec<u8>; 2],
     errors: u16,
@@ -161,7 +164,10 @@ pub struct Dissection {
 struct Ctx {
     registry: &'static [DissectorDesc],
     config: DissectConfig,
+    /// All but `messages_by_service`, counted in `messages` instead.
     stats: DissectStats,
+    /// Messages decoded per registry entry (a map lookup by name per message was visible).
+    messages: Vec<u64>,
     out: Vec<Message>,
 }
 
@@ -180,13 +186,21 @@ impl Dissection {
                 registry,
                 config,
                 stats: DissectStats::default(),
+                messages: vec![0; registry.len()],
                 out: Vec::new(),
             },
         }
     }
 
-    pub fn stats(&self) -> &DissectStats {
-        &self.ctx.stats
+    pub fn stats(&self) -> DissectStats {
+        let ctx = &self.ctx;
+        let mut stats = ctx.stats.clone();
+        for (desc, &n) in ctx.registry.iter().zip(&ctx.messages) {
+            if n > 0 || stats.flows_by_service.contains_key(desc.name) {
+                *stats.messages_by_service.entry(desc.name).or_default() += n;
+            }
+        }
+        stats
     }
 
     /// Feeds one packet of a flow.
@@ -361,11 +375,22 @@ impl Ctx {
         self.parse(claim, dir, ts, payload, sink);
     }
 
+    /// `desc`'s place in the registry every claim comes from (a registry has far fewer than
+    /// 255 entries; `u8::MAX` would just go uncounted).
+    fn service(&self, desc: &'static DissectorDesc) -> u8 {
+        self.registry
+            .iter()
+            .position(|d| std::ptr::eq(d, desc))
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(u8::MAX)
+    }
+
     /// Per-flow state for a protocol multiplexed on an already claimed flow (counted as a
     /// service of its own only through its messages).
     fn multiplexed(&mut self, desc: &'static DissectorDesc) -> Claim {
         Claim {
             desc,
+            service: self.service(desc),
             parser: (desc.new_flow)(Transport::Udp),
             pending: [Vec::new(), Vec::new()],
             errors: 0,
@@ -406,6 +431,7 @@ impl Ctx {
         *self.stats.flows_by_service.entry(desc.name).or_default() += 1;
         Claim {
             desc,
+            service: self.service(desc),
             parser: (desc.new_flow)(transport),
             pending: [Vec::new(), Vec::new()],
             errors: 0,
@@ -441,11 +467,9 @@ impl Ctx {
                 consumed
             }
         };
-        *self
-            .stats
-            .messages_by_service
-            .entry(claim.desc.name)
-            .or_default() += self.out.len() as u64;
+        if let Some(n) = self.messages.get_mut(usize::from(claim.service)) {
+            *n += self.out.len() as u64;
+        }
         for msg in &self.out {
             sink.message(dir, ts, msg);
         }
