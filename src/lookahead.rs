@@ -45,11 +45,19 @@ pub struct Lookahead {
     /// Frames and start of the current window.
     window: (u32, Option<Instant>),
     cursor: PeekCursor,
-    /// `ring[(head + k) % DEPTH]` is the hash of the frame `k` ahead of the next one read
-    /// (`None`: no hint), for `k < len`.
-    ring: [Option<u64>; DEPTH],
+    /// `ring[(head + k) % DEPTH]` is what is known of the frame `k` ahead of the next one
+    /// read, for `k < len`.
+    ring: [Hint; DEPTH],
     head: usize,
     len: usize,
+}
+
+/// A frame ahead: its flow's hash (`None`: no hint) and, from [`DEPTH`]` / 2` ahead on, the
+/// slot its index entry named.
+#[derive(Clone, Copy, Default)]
+struct Hint {
+    hash: Option<u64>,
+    slot: Option<u32>,
 }
 
 impl Lookahead {
@@ -139,18 +147,17 @@ impl Lookahead {
             if let Some(h) = hash {
                 table.prefetch_entry(h);
             }
-            self.ring[(self.head + self.len) % DEPTH] = hash;
+            self.ring[(self.head + self.len) % DEPTH] = Hint { hash, slot: None };
             self.len += 1;
         }
-        if let Some(Some(h)) =
-            (self.len > DEPTH / 2).then(|| self.ring[(self.head + DEPTH / 2) % DEPTH])
-        {
-            table.prefetch_flow(h);
+        if self.len > DEPTH / 2 {
+            let hint = &mut self.ring[(self.head + DEPTH / 2) % DEPTH];
+            hint.slot = hint.hash.and_then(|h| table.prefetch_flow(h));
         }
-        if let Some(Some(h)) =
-            (self.len > LAST_STAGE).then(|| self.ring[(self.head + LAST_STAGE) % DEPTH])
+        if let Some(Some(slot)) =
+            (self.len > LAST_STAGE).then(|| self.ring[(self.head + LAST_STAGE) % DEPTH].slot)
         {
-            if let Some((slot, app)) = table.likely_flow(h) {
+            if let Some(app) = table.app_in(slot) {
                 app.prefetch();
                 consumer.prefetch(slot);
             }
@@ -159,7 +166,7 @@ impl Lookahead {
         if self.len == 0 {
             return None;
         }
-        let next = self.ring[self.head];
+        let next = self.ring[self.head].hash;
         self.head = (self.head + 1) % DEPTH;
         self.len -= 1;
         next

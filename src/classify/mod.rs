@@ -15,7 +15,7 @@
 //! request-pairing table is cleared), never panics. It must not look at raw packets or
 //! reorder anything: one message in, one verdict out.
 
-use crate::flow::{Dir, Uid};
+use crate::flow::Uid;
 use crate::pipeline::MsgCtx;
 use dissectors::registry::{Message, TrafficClass};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -200,8 +200,8 @@ pub struct Classifier {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowHomes {
     version: Option<u64>,
-    orig: bool,
-    resp: bool,
+    /// Originator and responder (by [`crate::flow::Dir::index`]) are home endpoints.
+    home: [bool; 2],
 }
 
 impl Classifier {
@@ -246,24 +246,13 @@ impl Classifier {
     /// cache: a flow's endpoints never change and the home set rarely does, so most
     /// messages skip the lookups.
     pub fn homes(&self, ctx: &MsgCtx, flow: &mut FlowHomes) -> (bool, bool) {
-        let from_orig = ctx.dir == Dir::Orig;
+        let (sender, receiver) = (ctx.dir.index(), ctx.dir.flip().index());
         if flow.version != Some(self.homes_version) {
-            let (orig, resp) = if from_orig {
-                (ctx.src, ctx.dst)
-            } else {
-                (ctx.dst, ctx.src)
-            };
-            *flow = FlowHomes {
-                version: Some(self.homes_version),
-                orig: self.is_home(orig),
-                resp: self.is_home(resp),
-            };
+            flow.version = Some(self.homes_version);
+            flow.home[sender] = self.is_home(ctx.src);
+            flow.home[receiver] = self.is_home(ctx.dst);
         }
-        if from_orig {
-            (flow.orig, flow.resp)
-        } else {
-            (flow.resp, flow.orig)
-        }
+        (flow.home[sender], flow.home[receiver])
     }
 
     fn learn_home(&mut self, addr: SocketAddr) {

@@ -299,21 +299,21 @@ impl<A: Default> FlowTable<A> {
     }
 
     /// Hints that a packet of the flow with `hash` comes soon: loads its slot and activity
-    /// link, as found through the (by now loaded) index entry.
+    /// link, as found through the (by now loaded) index entry. Returns that slot, likely
+    /// the flow's, for [`Self::app_in`] once it has arrived.
     #[inline]
-    pub fn prefetch_flow(&self, hash: u64) {
-        if let Some(idx) = self.index.likely(hash) {
-            crate::prefetch::prefetch(&self.slots, idx as usize);
-            crate::prefetch::prefetch(&self.links, idx as usize);
-        }
+    pub fn prefetch_flow(&self, hash: u64) -> Option<u32> {
+        let idx = self.index.likely(hash)?;
+        crate::prefetch::prefetch(&self.slots, idx as usize);
+        crate::prefetch::prefetch(&self.links, idx as usize);
+        Some(idx)
     }
 
-    /// The slot and application state of the flow with `hash`, likely (as
-    /// [`Self::prefetch_flow`] finds it): for prefetching what the state points to.
+    /// The application state of the flow in slot `idx` (from [`Self::prefetch_flow`]; by
+    /// now maybe another flow's): for prefetching what the state points to.
     #[inline]
-    pub fn likely_flow(&self, hash: u64) -> Option<(u32, &A)> {
-        let idx = self.index.likely(hash)?;
-        Some((idx, &self.slot(idx)?.app))
+    pub fn app_in(&self, idx: u32) -> Option<&A> {
+        Some(&self.slot(idx)?.app)
     }
 
     /// Ends every flow idle past its timeout at capture time `now`.

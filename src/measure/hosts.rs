@@ -11,6 +11,7 @@
 //! Must not: keep per-message state — counters per host and a bounded set of call ids per
 //! host for the relay rule.
 
+use crate::flow::Dir;
 use crate::report::csv_row::CsvRow;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::{self, Write};
@@ -80,28 +81,17 @@ const ABSENT: u32 = u32::MAX;
 /// change). A fresh one (`default()`) looks them up again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowHosts {
-    /// Slot + 1 of the flow's originator and responder, or [`UNRESOLVED`] / [`ABSENT`].
-    orig: u32,
-    resp: u32,
-}
-
-impl FlowHosts {
-    /// `[sender, receiver]` slots of a message sent by the originator (`from_orig`) or not.
-    fn sides(&mut self, from_orig: bool) -> [&mut u32; 2] {
-        if from_orig {
-            [&mut self.orig, &mut self.resp]
-        } else {
-            [&mut self.resp, &mut self.orig]
-        }
-    }
+    /// Slot + 1 of the flow's originator and responder (by [`Dir::index`]), or
+    /// [`UNRESOLVED`] / [`ABSENT`].
+    slots: [u32; 2],
 }
 
 /// One decoded message as the host table sees it.
 pub struct HostMsg<'a> {
     pub src: IpAddr,
     pub dst: IpAddr,
-    /// Sent by the flow's originator (picks the [`FlowHosts`] slots).
-    pub from_orig: bool,
+    /// The side of the flow that sent it (picks the [`FlowHosts`] slots).
+    pub dir: Dir,
     /// Canonical name (Skylark message name, or `http-version-response` and the like).
     pub kind: &'a str,
     pub bytes: u64,
@@ -163,8 +153,7 @@ impl Hosts {
         };
         let media = matches!(m.kind, "voice" | "mix" | "hold-keepalive");
         let (src, dst, bytes) = (m.src, m.dst, m.bytes);
-        let [src_slot, dst_slot] = flow.sides(m.from_orig);
-        if let Some(h) = self.host(src, src_slot) {
+        if let Some(h) = self.host(src, &mut flow.slots[m.dir.index()]) {
             h.evidence |= sender_bits;
             h.bytes_sent += bytes;
             if m.new_pair {
@@ -178,7 +167,7 @@ impl Hosts {
                 }
             }
         }
-        if let Some(h) = self.host(dst, dst_slot) {
+        if let Some(h) = self.host(dst, &mut flow.slots[m.dir.flip().index()]) {
             h.bytes_received += bytes;
             if m.new_pair {
                 note_peer(h, src);
@@ -289,7 +278,7 @@ mod tests {
         let m = HostMsg {
             src,
             dst,
-            from_orig: true,
+            dir: Dir::Orig,
             kind,
             bytes,
             call_id,
@@ -395,12 +384,15 @@ mod tests {
         let mut flow = FlowHosts::default();
         observe(&mut cached, c, a, "x", 1, None, true); // a takes a slot before the flow
         observe(&mut fresh, c, a, "x", 1, None, true);
-        for (i, from_orig) in [true, false, false, true].into_iter().enumerate() {
-            let (src, dst) = if from_orig { (a, b) } else { (b, a) };
+        for (i, dir) in [Dir::Orig, Dir::Resp, Dir::Resp, Dir::Orig]
+            .into_iter()
+            .enumerate()
+        {
+            let (src, dst) = if dir == Dir::Orig { (a, b) } else { (b, a) };
             let m = HostMsg {
                 src,
                 dst,
-                from_orig,
+                dir,
                 kind: "voice",
                 bytes: 10 + i as u64,
                 call_id: Some(3),
@@ -448,7 +440,7 @@ mod tests {
             let m = HostMsg {
                 src: new,
                 dst: known,
-                from_orig: true,
+                dir: Dir::Orig,
                 kind: "x",
                 bytes: 7,
                 call_id: None,

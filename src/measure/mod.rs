@@ -12,7 +12,6 @@ pub mod lookups;
 pub mod phonehome;
 
 use crate::classify::Classified;
-use crate::flow::Dir;
 use crate::pipeline::MsgCtx;
 use dissectors::registry::Message;
 use std::fs::File;
@@ -100,7 +99,7 @@ impl Measurements {
         let host_msg = hosts::HostMsg {
             src: src.ip(),
             dst: dst.ip(),
-            from_orig: m.ctx.dir == Dir::Orig,
+            dir: m.ctx.dir,
             kind: m.kind,
             bytes: len,
             call_id: m.call_id,
