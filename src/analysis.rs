@@ -6,7 +6,7 @@
 //! kept. Must not: print (front ends decide what to say), or read the clock.
 
 use crate::classify::{Classifier, FlowHomes, HomeSpec};
-use crate::flow::FlowRecord;
+use crate::flow::{FlowRecord, UidCache};
 use crate::measure::hosts::FlowHosts;
 use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
@@ -37,6 +37,7 @@ pub struct Analysis {
 #[derive(Default)]
 struct PerFlow {
     counts: ClassCounts,
+    uid: UidCache,
     hosts: FlowHosts,
     homes: FlowHomes,
 }
@@ -190,6 +191,7 @@ impl FlowConsumer for Analysis {
         }
         let PerFlow {
             counts,
+            uid,
             hosts,
             homes,
         } = &mut self.per_flow[i];
@@ -206,7 +208,7 @@ impl FlowConsumer for Analysis {
         seen.first_in_flow = first_in_flow;
         self.measure.observe(&seen, hosts);
         if let Some(w) = &mut self.messages {
-            if let Err(e) = w.write(ctx.uid, ctx.dir, ctx.ts, msg, &c, ctx.digits) {
+            if let Err(e) = w.write(uid.text(ctx.uid), ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);
             }
         }

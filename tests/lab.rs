@@ -389,7 +389,7 @@ fn lab_runs_the_timeline_and_writes_ground_truth() {
     assert_eq!(factory.clients.borrow()[0].timers.keepalive_s, Some(1));
 
     // Every class occurred, and the summary says so.
-    for class in p2ptrace::peer::driver::sink::Tally::CLASSES {
+    for class in dissectors::registry::TrafficClass::ALL {
         assert!(report.tally.labels_of(class) > 0, "no {class:?}");
     }
     let summary = report.render();

@@ -50,6 +50,26 @@ pub enum TrafficClass {
 }
 
 impl TrafficClass {
+    /// The five classes in report column order (flows.csv, the summary, the TUI).
+    pub const ALL: [TrafficClass; 5] = [
+        TrafficClass::Login,
+        TrafficClass::Lookup,
+        TrafficClass::Signalling,
+        TrafficClass::Keepalive,
+        TrafficClass::Media,
+    ];
+
+    /// This class's place in [`Self::ALL`] (per-class counters are arrays indexed by it).
+    pub fn index(self) -> usize {
+        match self {
+            TrafficClass::Login => 0,
+            TrafficClass::Lookup => 1,
+            TrafficClass::Signalling => 2,
+            TrafficClass::Keepalive => 3,
+            TrafficClass::Media => 4,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TrafficClass::Login => "login",
@@ -189,5 +209,17 @@ impl std::fmt::Debug for DissectorDesc {
             .field("transports", &self.transports)
             .field("port_hints", &self.port_hints)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_sits_at_its_index() {
+        for (i, c) in TrafficClass::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ mod table;
 
 pub use conn_state::ConnState;
 pub use key::{Addr, Endpoint, FlowKey};
-pub use record::{DirStats, EndReason, FlowRecord, Uid, proto_name};
+pub use record::{DirStats, EndReason, FlowRecord, Uid, UidCache, UidText, proto_name};
 pub use table::{FlowConfig, FlowSink, FlowTable, FlowTableStats, IdleTimeouts, Ingested};
 
 /// Direction of a packet relative to its flow's originator.

@@ -72,9 +72,9 @@ impl CsvRow {
     }
 
     /// Appends a flow uid (`C` and 11 base-62 digits: never needs quoting).
-    pub fn uid(&mut self, uid: crate::flow::Uid) -> &mut Self {
+    pub fn uid(&mut self, uid: &crate::flow::UidText) -> &mut Self {
         self.separator();
-        self.buf.extend_from_slice(uid.encode().as_bytes());
+        self.buf.extend_from_slice(uid.as_bytes());
         self
     }
 
@@ -183,11 +183,17 @@ fn push_u64(buf: &mut Vec<u8>, v: u64) {
     // place two at a time, then cut: a fixed-size copy is a couple of moves, a variable one
     // a `memcpy` call per field (and digits built on the stack then copied as a block stall
     // on store forwarding).
-    let mut n = 1;
-    while n < 20 && v >= POW10.get(n).copied().unwrap_or(u64::MAX) {
-        n += 1;
-    }
-    push_digits(buf, v, n);
+    push_digits(buf, v, decimal_digits(v));
+}
+
+/// How many decimal digits `v` has (at least one), without a loop: the bit length times
+/// log10(2) (1233 / 4096) is the count or one short, and one comparison tells which (a
+/// loop over powers of ten mispredicts its exit on numbers of varying length).
+fn decimal_digits(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    let guess = (bits * 1233) >> 12;
+    let above = v >= POW10.get(guess).copied().unwrap_or(u64::MAX);
+    (guess + usize::from(above)).max(1)
 }
 
 /// Appends the last `n` (at most 20) decimal digits of `v`, zero-padded.
@@ -273,6 +279,17 @@ mod tests {
             fast.uint(1).joined(parts, ";");
             slow.uint(1).str(&parts.join(";"));
             assert_eq!(fast.finish(), slow.finish(), "{parts:?}");
+        }
+    }
+
+    #[test]
+    fn digit_counts_are_exact_at_every_power_of_ten() {
+        let mut edges = vec![0, 1, u64::MAX];
+        for p in POW10.iter().skip(1) {
+            edges.extend([p - 1, *p, p + 1]);
+        }
+        for v in edges {
+            assert_eq!(decimal_digits(v), v.to_string().len(), "{v}");
         }
     }
 

@@ -54,15 +54,6 @@ pub const FLOWS_COLUMNS: &[&str] = &[
     "evidence",
 ];
 
-/// The classes counted per flow, in column order.
-pub const CLASSES: [TrafficClass; 5] = [
-    TrafficClass::Login,
-    TrafficClass::Lookup,
-    TrafficClass::Signalling,
-    TrafficClass::Keepalive,
-    TrafficClass::Media,
-];
-
 /// Distinct message kinds kept per flow for the `evidence` column.
 pub const MAX_EVIDENCE: usize = 4;
 /// Longest message kind kept in `evidence` (kinds are short names; this bounds memory).
@@ -92,16 +83,12 @@ pub struct ClassCounts {
     txns: ArrayVec<(Dir, u64), MAX_PENDING_TXNS>,
 }
 
-fn class_index(class: TrafficClass) -> Option<usize> {
-    CLASSES.iter().position(|c| *c == class)
-}
-
 impl ClassCounts {
     /// Counts one message of `len` bytes, kind `kind`, class `class` (if any).
     // A `Cow` rather than `&str`: a static kind name is kept without allocating.
     #[allow(clippy::ptr_arg)]
     pub fn add(&mut self, class: Option<TrafficClass>, kind: &Cow<'static, str>, len: u32) {
-        if let Some(i) = class.and_then(class_index) {
+        if let Some(i) = class.map(TrafficClass::index) {
             if let (Some(m), Some(b)) = (self.msgs.get_mut(i), self.bytes.get_mut(i)) {
                 *m = m.saturating_add(1);
                 *b = b.saturating_add(u64::from(len));
@@ -165,7 +152,7 @@ impl ClassCounts {
                 best = Some((i, (*b, *m)));
             }
         }
-        best.and_then(|(i, _)| CLASSES.get(i).copied())
+        best.and_then(|(i, _)| TrafficClass::ALL.get(i).copied())
     }
 }
 
@@ -213,7 +200,7 @@ impl FlowsCsv {
         let r = rec.dir(Dir::Resp);
         let row = &mut self.row;
         row.clear();
-        row.uid(rec.uid)
+        row.uid(&rec.uid.encode())
             .ts(rec.ts_start, digits)
             .ts(rec.ts_end, digits)
             .secs(rec.duration_ns(), digits)
@@ -341,14 +328,14 @@ mod tests {
         fn dominant_has_the_most_bytes(ops in proptest::collection::vec((0usize..6, any::<u32>()), 0..50)) {
             let mut c = ClassCounts::default();
             for (i, len) in &ops {
-                c.add(CLASSES.get(*i).copied(), &"k".into(), *len);
+                c.add(TrafficClass::ALL.get(*i).copied(), &"k".into(), *len);
             }
             let total: u64 = c.msgs.iter().sum();
             prop_assert_eq!(total, ops.iter().filter(|(i, _)| *i < 5).count() as u64);
             match c.dominant() {
                 None => prop_assert_eq!(total, 0),
                 Some(d) => {
-                    let i = class_index(d).unwrap();
+                    let i = d.index();
                     prop_assert!(c.bytes.iter().all(|b| *b <= c.bytes[i]));
                 }
             }

@@ -4,7 +4,7 @@
 
 use super::csv_row::CsvRow;
 use crate::classify::Classified;
-use crate::flow::{Dir, Uid};
+use crate::flow::{Dir, UidText};
 use crate::time::Ts;
 use dissectors::registry::Message;
 use std::fs::File;
@@ -48,7 +48,7 @@ impl MessagesCsv {
     /// to the dissector's).
     pub fn write(
         &mut self,
-        uid: Uid,
+        uid: &UidText,
         dir: Dir,
         ts: Ts,
         msg: &Message,
@@ -97,6 +97,7 @@ impl Drop for MessagesCsv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::Uid;
     use dissectors::registry::Status;
     use std::borrow::Cow;
 
@@ -119,7 +120,7 @@ mod tests {
                 detail: Some(format!("row {i}, quoted")),
                 call: None,
             };
-            csv.write(Uid(i), Dir::Orig, Ts(i as i64), &msg, &c, 6)
+            csv.write(&Uid(i).encode(), Dir::Orig, Ts(i as i64), &msg, &c, 6)
                 .unwrap();
         }
         assert_eq!(csv.rows(), n);

@@ -14,7 +14,7 @@ pub struct FlowTotals {
     /// proto name → (flows, packets, bytes)
     by_proto: BTreeMap<&'static str, (u64, u64, u64)>,
     evicted: u64,
-    /// Per class (column order of `flows_csv::CLASSES`): messages, bytes, flows.
+    /// Per class (column order of `TrafficClass::ALL`): messages, bytes, flows.
     classes: [(u64, u64, u64); 5],
 }
 
@@ -162,7 +162,7 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
             "  {:<10} {:>12} {:>14} {:>16}",
             "class", "flows", "messages", "bytes"
         );
-        for (class, (m, b, n)) in crate::report::flows_csv::CLASSES
+        for (class, (m, b, n)) in dissectors::registry::TrafficClass::ALL
             .iter()
             .zip(flows.classes.iter())
         {

@@ -9,7 +9,7 @@
 
 use super::details::{DetailsCache, MessageRef};
 use super::feed::{Status, Table};
-use super::model::{CLASSES, FlowEntry, Model, class_index};
+use super::model::{FlowEntry, Model};
 use crate::flow::Uid;
 use crate::time::Ts;
 use dissectors::registry::TrafficClass;
@@ -1159,7 +1159,7 @@ pub enum Token {
 pub fn parse_filter(s: &str) -> Vec<Token> {
     s.split_whitespace()
         .map(|t| match t.split_once(':') {
-            Some(("class", v)) => CLASSES
+            Some(("class", v)) => TrafficClass::ALL
                 .iter()
                 .find(|c| c.as_str().starts_with(&v.to_ascii_lowercase()) && !v.is_empty())
                 .map(|c| Token::Class(*c))
@@ -1189,7 +1189,7 @@ fn addr_matches(a: &SocketAddr, h: &str) -> bool {
 
 fn flow_matches(f: &FlowEntry, t: &Token, app: &App) -> bool {
     match t {
-        Token::Class(c) => f.class_counts.get(class_index(*c)).is_some_and(|n| *n > 0),
+        Token::Class(c) => f.class_counts.get(c.index()).is_some_and(|n| *n > 0),
         Token::Host(h) => addr_matches(&f.orig, h) || addr_matches(&f.resp, h),
         Token::Proto(p) => f.proto_name().eq_ignore_ascii_case(p),
         Token::Home => f.home,

@@ -39,27 +39,6 @@ pub const TIME_BLOCK: usize = 4096;
 /// Hosts given a timeline lane.
 pub const MAX_HOSTS: usize = 4096;
 
-/// The five classes in display order.
-pub const CLASSES: [TrafficClass; 5] = [
-    TrafficClass::Login,
-    TrafficClass::Lookup,
-    TrafficClass::Signalling,
-    TrafficClass::Keepalive,
-    TrafficClass::Media,
-];
-
-pub fn class_index(c: TrafficClass) -> usize {
-    match c {
-        TrafficClass::Login => 0,
-        TrafficClass::Lookup => 1,
-        TrafficClass::Signalling => 2,
-        TrafficClass::Keepalive => 3,
-        TrafficClass::Media => 4,
-        // A class added later: drawn with media until it gets its own slot.
-        _ => 4,
-    }
-}
-
 /// A message as kept for the views: [`MsgRow`] without what the flow already knows (its
 /// endpoints) or what only the call series needs (media fields) — about 170 bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,7 +91,7 @@ impl FlowEntry {
         if *n == 0 {
             return None;
         }
-        CLASSES.get(i).copied()
+        TrafficClass::ALL.get(i).copied()
     }
 
     pub fn proto_name(&self) -> &'static str {
@@ -391,7 +370,7 @@ impl Model {
         let keep = idx < MAX_MESSAGES;
         if let Some(e) = slot.and_then(|i| self.flows.get_mut(i)) {
             if let Some(c) = m.class {
-                if let Some(n) = e.class_counts.get_mut(class_index(c)) {
+                if let Some(n) = e.class_counts.get_mut(c.index()) {
                     *n += 1;
                 }
             }

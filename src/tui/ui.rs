@@ -10,7 +10,6 @@
 
 use super::app::{App, GridCache, GridCell, Input, Scope, VIEWS, View};
 use super::feed::Status;
-use super::model::{CLASSES, class_index};
 use crate::time::Ts;
 use dissectors::registry::TrafficClass;
 use ratatui::Frame;
@@ -373,7 +372,7 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
     }
     // Legend.
     let mut legend = Vec::new();
-    for c in CLASSES {
+    for c in TrafficClass::ALL {
         if app.color {
             legend.push(Span::styled("█", Style::default().fg(class_color(c))));
         } else {
@@ -468,7 +467,7 @@ fn render_timeline(app: &App, f: &mut Frame, area: Rect) {
                 .enumerate()
                 .filter(|(_, n)| **n > 0)
                 .max_by_key(|(i, n)| (**n, usize::MAX - *i))
-                .and_then(|(i, _)| CLASSES.get(i).copied());
+                .and_then(|(i, _)| TrafficClass::ALL.get(i).copied());
             let (mut ch, mut style) = match dominant {
                 None if c.other > 0 => ('o', Style::default()),
                 None => ('·', Style::default().fg(Color::DarkGray)),
@@ -583,7 +582,7 @@ fn grid(
             else {
                 continue;
             };
-            match m.class.and_then(|cl| c.counts.get_mut(class_index(cl))) {
+            match m.class.and_then(|cl| c.counts.get_mut(cl.index())) {
                 Some(n) => *n += 1,
                 None => c.other += 1,
             }

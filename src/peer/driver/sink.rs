@@ -35,26 +35,14 @@ impl Sink for NullSink {
 /// Counts labels per traffic class and events per kind (the lab's summary).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Indexed like [`Tally::CLASSES`].
+    /// Indexed by [`TrafficClass::index`].
     pub labels: [u64; 5],
     pub events: Vec<(&'static str, u64)>,
 }
 
 impl Tally {
-    pub const CLASSES: [TrafficClass; 5] = [
-        TrafficClass::Login,
-        TrafficClass::Lookup,
-        TrafficClass::Signalling,
-        TrafficClass::Keepalive,
-        TrafficClass::Media,
-    ];
-
     pub fn labels_of(&self, class: TrafficClass) -> u64 {
-        Self::CLASSES
-            .iter()
-            .position(|c| *c == class)
-            .and_then(|i| self.labels.get(i).copied())
-            .unwrap_or(0)
+        self.labels.get(class.index()).copied().unwrap_or(0)
     }
 
     pub fn events_of(&self, kind: &str) -> u64 {
@@ -65,11 +53,7 @@ impl Tally {
     }
 
     fn count_label(&mut self, l: &Label) {
-        if let Some(slot) = Self::CLASSES
-            .iter()
-            .position(|c| *c == l.class)
-            .and_then(|i| self.labels.get_mut(i))
-        {
+        if let Some(slot) = self.labels.get_mut(l.class.index()) {
             *slot += 1;
         }
     }
@@ -84,7 +68,7 @@ impl Tally {
 
     /// `login 12, lookup 4, …` then one line of event counts.
     pub fn render(&self) -> String {
-        let classes: Vec<String> = Self::CLASSES
+        let classes: Vec<String> = TrafficClass::ALL
             .iter()
             .zip(&self.labels)
             .map(|(c, n)| format!("{} {n}", c.as_str()))

@@ -200,7 +200,7 @@ impl LabReport {
             let _ = writeln!(s, "  {:<12} {:<13} {}", n.name, n.role.as_str(), n.addr);
         }
         s.push_str(&self.tally.render());
-        let missing: Vec<&str> = Tally::CLASSES
+        let missing: Vec<&str> = dissectors::registry::TrafficClass::ALL
             .iter()
             .filter(|c| self.tally.labels_of(**c) == 0)
             .map(|c| c.as_str())
