@@ -2,11 +2,11 @@
 //! hello), in the order decoded — capture order, except that a TCP message appears once its
 //! last byte arrived in order. Schema documented in `docs/csv.md`.
 
-use super::csv_row::CsvRow;
+use super::csv_row::{CsvRow, Encoded};
 use crate::classify::Classified;
 use crate::flow::{Dir, UidText};
 use crate::time::Ts;
-use dissectors::registry::Message;
+use dissectors::registry::{Message, Status, TrafficClass};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
@@ -25,6 +25,36 @@ pub struct MessagesCsv {
     /// Finished rows not written yet.
     row: CsvRow,
     rows: u64,
+    /// `status,class,detail,home` of every row without a detail, by [`tail_index`]: most
+    /// rows (keepalives, media) have none, and these four columns then take 36 values.
+    tails: Vec<Encoded>,
+}
+
+const STATUSES: [Status; 3] = [Status::Complete, Status::Truncated, Status::Malformed];
+
+/// Place of a detail-less row's last four columns in [`MessagesCsv::tails`].
+fn tail_index(status: Status, class: Option<TrafficClass>, home: bool) -> usize {
+    let status = match status {
+        Status::Complete => 0,
+        Status::Truncated => 1,
+        Status::Malformed => 2,
+    };
+    let class = class.map_or(0, |c| c.index() + 1);
+    (status * (TrafficClass::ALL.len() + 1) + class) * 2 + usize::from(home)
+}
+
+/// The last four columns, as every row writes them.
+fn push_tail(
+    row: &mut CsvRow,
+    status: Status,
+    class: Option<TrafficClass>,
+    detail: &str,
+    home: bool,
+) {
+    row.str(status.as_str())
+        .str(class.map(TrafficClass::as_str).unwrap_or_default())
+        .str(detail)
+        .str(if home { "true" } else { "false" });
 }
 
 impl MessagesCsv {
@@ -35,6 +65,7 @@ impl MessagesCsv {
             out,
             row: CsvRow::default(),
             rows: 0,
+            tails: tails(),
         })
     }
 
@@ -56,7 +87,7 @@ impl MessagesCsv {
         digits: u8,
     ) -> io::Result<()> {
         let row = &mut self.row;
-        let class = c.class.or(msg.class).map(|c| c.as_str());
+        let class = c.class.or(msg.class);
         row.ts(ts, digits)
             .uid(uid)
             .str(dir.as_str())
@@ -64,12 +95,16 @@ impl MessagesCsv {
             .str(&msg.msg_type)
             .opt_uint(msg.txn_id)
             .opt_uint(msg.call_id)
-            .uint(u64::from(msg.len))
-            .str(msg.status.as_str())
-            .str(class.unwrap_or_default())
-            .str(msg.detail.as_deref().unwrap_or_default())
-            .str(if c.home { "true" } else { "false" })
-            .end_row();
+            .uint(u64::from(msg.len));
+        let detail = msg.detail.as_deref().unwrap_or_default();
+        match self.tails.get(tail_index(msg.status, class, c.home)) {
+            Some(tail) if detail.is_empty() => row.encoded(tail),
+            _ => {
+                push_tail(row, msg.status, class, detail, c.home);
+                row
+            }
+        }
+        .end_row();
         self.rows += 1;
         if self.row.rows().len() >= WRITE_AT {
             self.write_rows()?;
@@ -84,6 +119,21 @@ impl MessagesCsv {
     pub fn finish(mut self) -> io::Result<()> {
         self.write_rows()
     }
+}
+
+/// Every detail-less tail, in [`tail_index`] order.
+fn tails() -> Vec<Encoded> {
+    let classes = std::iter::once(None).chain(TrafficClass::ALL.map(Some));
+    let mut tails = Vec::new();
+    for status in STATUSES {
+        for class in classes.clone() {
+            for home in [false, true] {
+                debug_assert_eq!(tail_index(status, class, home), tails.len());
+                tails.push(Encoded::new(|r| push_tail(r, status, class, "", home)));
+            }
+        }
+    }
+    tails
 }
 
 impl Drop for MessagesCsv {
@@ -127,6 +177,54 @@ mod tests {
         if finish {
             csv.finish().unwrap();
         }
+    }
+
+    #[test]
+    fn last_four_columns_are_right_for_every_status_class_home_and_detail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.csv");
+        let mut csv = MessagesCsv::create(&path).unwrap();
+        let mut want = Vec::new();
+        let classes = std::iter::once(None).chain(TrafficClass::ALL.map(Some));
+        for status in STATUSES {
+            for class in classes.clone() {
+                for home in [false, true] {
+                    for detail in [None, Some(""), Some("a=1"), Some("b, \"q\"")] {
+                        let msg = Message {
+                            protocol: "skylark",
+                            msg_type: Cow::Borrowed("nat-ping"),
+                            txn_id: None,
+                            call_id: None,
+                            len: 40,
+                            status,
+                            class: None,
+                            detail: detail.map(str::to_string),
+                            call: None,
+                        };
+                        let c = Classified {
+                            kind: Cow::Borrowed("nat-ping"),
+                            class,
+                            home,
+                        };
+                        csv.write(&Uid(1).encode(), Dir::Resp, Ts(0), &msg, &c, 0)
+                            .unwrap();
+                        let detail = match detail.unwrap_or_default() {
+                            d if d.contains(',') => format!("\"{}\"", d.replace('"', "\"\"")),
+                            d => d.to_string(),
+                        };
+                        want.push(format!(
+                            "0,C00000000001,resp,skylark,nat-ping,,,40,{},{},{detail},{home}",
+                            status.as_str(),
+                            class.map(TrafficClass::as_str).unwrap_or_default(),
+                        ));
+                    }
+                }
+            }
+        }
+        csv.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
