@@ -77,10 +77,11 @@ pub struct ClassCounts {
     /// Skylark messages decoded in the flow.
     pub skylark_msgs: u32,
     /// A Skylark transaction id sent one way was answered the other way: random bytes that
-    /// pass the header checksum will not also echo a 64-bit id (PROTOCOL.md §3).
+    /// pass the header checksum will not also echo a 32-bit id (PROTOCOL.md §3).
     pub skylark_answered: bool,
-    /// Recent Skylark transaction ids with the direction that sent them.
-    txns: ArrayVec<(Dir, u64), MAX_PENDING_TXNS>,
+    /// Recent Skylark transaction ids with the direction that sent them, until one is
+    /// answered.
+    txns: ArrayVec<(Dir, u32), MAX_PENDING_TXNS>,
 }
 
 impl ClassCounts {
@@ -111,13 +112,16 @@ impl ClassCounts {
     /// Notes one Skylark message sent in direction `dir` with transaction id `txn`.
     pub fn add_skylark(&mut self, dir: Dir, txn: Option<u64>) {
         self.skylark_msgs = self.skylark_msgs.saturating_add(1);
-        let Some(txn) = txn.filter(|t| *t != 0) else {
+        if self.skylark_answered {
+            return; // nothing left to learn from ids
+        }
+        // Skylark transaction ids are 32-bit (PROTOCOL.md §3.1); 0 is none.
+        let Some(txn) = txn.and_then(|t| u32::try_from(t).ok()).filter(|t| *t != 0) else {
             return;
         };
         if self.txns.iter().any(|&(d, t)| t == txn && d != dir) {
             self.skylark_answered = true;
-        }
-        if !self.skylark_answered && !self.txns.contains(&(dir, txn)) {
+        } else if !self.txns.contains(&(dir, txn)) {
             if self.txns.len() >= MAX_PENDING_TXNS {
                 self.txns.remove(0);
             }
