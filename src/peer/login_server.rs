@@ -17,7 +17,7 @@ use super::auth::{self, Credential, HashParams, NONCE_LEN, STORED_LEN};
 use super::error::PeerError;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::outbox::Outbox;
-use super::stream::FrameReader;
+use super::stream::{FrameReader, drain_frames};
 use super::truth::{EventKind, Role};
 use crate::time::Ts;
 use dissectors::skylark::codec::Message;
@@ -345,19 +345,15 @@ impl LoginServer {
                 };
                 c.last_activity = now;
                 c.reader.push(data);
-                loop {
-                    let Some(c) = self.conns.get_mut(&conn) else {
-                        return;
-                    };
-                    match c.reader.next_message() {
-                        Ok(Some(msg)) => self.on_message(now, conn, msg),
-                        Ok(None) => return,
-                        Err(_) => {
-                            self.stats.malformed += 1;
-                            self.close(conn);
-                            return;
-                        }
-                    }
+                if drain_frames(
+                    self,
+                    |s: &mut Self| s.conns.get_mut(&conn).map(|c| (&mut c.reader, ())),
+                    |s, (), msg| s.on_message(now, conn, msg),
+                )
+                .is_err()
+                {
+                    self.stats.malformed += 1;
+                    self.close(conn);
                 }
             }
             TcpEvent::Closed => {

@@ -67,6 +67,28 @@ impl FrameReader {
     }
 }
 
+/// Hands every whole message buffered on one connection to `on_message`, in order, until
+/// none is left or the connection is gone. `frames` finds the connection's reader in `node`
+/// (`None`: gone — a message may have closed it) with what `on_message` needs to know of
+/// the connection. The error is the framing error that ends the stream: the node counts it
+/// and closes the connection (PROTOCOL.md §2.3).
+pub fn drain_frames<N, T>(
+    node: &mut N,
+    mut frames: impl for<'a> FnMut(&'a mut N) -> Option<(&'a mut FrameReader, T)>,
+    mut on_message: impl FnMut(&mut N, T, Message),
+) -> Result<(), DissectError> {
+    // Bounded: each message takes at least a header of the bytes buffered.
+    loop {
+        let Some((reader, conn)) = frames(node) else {
+            return Ok(());
+        };
+        match reader.next_message()? {
+            Some(msg) => on_message(node, conn, msg),
+            None => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +132,66 @@ mod tests {
         assert!(r.next_message().is_err());
         r.push(&some_message());
         assert!(r.next_message().is_err());
+    }
+
+    /// A node with connections by number, like the peers' `conns` maps.
+    #[derive(Default)]
+    struct Node {
+        conns: std::collections::HashMap<u32, FrameReader>,
+        got: Vec<(u32, usize)>,
+    }
+
+    fn drain_conn(node: &mut Node, conn: u32, close_after: usize) -> Result<(), DissectError> {
+        drain_frames(
+            node,
+            |n: &mut Node| n.conns.get_mut(&conn).map(|r| (r, conn)),
+            |n, c, msg| {
+                n.got.push((c, msg.to_bytes().unwrap().len()));
+                if n.got.len() == close_after {
+                    n.conns.remove(&c);
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn draining_hands_out_whole_messages_until_none_is_left_the_conn_goes_or_framing_fails() {
+        let m = some_message();
+        let mut node = Node::default();
+        node.conns.insert(7, FrameReader::default());
+        let reader = node.conns.get_mut(&7).unwrap();
+        reader.push(&[m.as_slice(), &m, &m[..5]].concat());
+        assert!(drain_conn(&mut node, 7, usize::MAX).is_ok());
+        assert_eq!(
+            node.got,
+            [(7, m.len()), (7, m.len())],
+            "the cut third waits"
+        );
+
+        let reader = node.conns.get_mut(&7).unwrap();
+        reader.push(&[&m[5..], b"garbage!garbage!"].concat());
+        assert!(
+            drain_conn(&mut node, 7, usize::MAX).is_err(),
+            "framing error ends it"
+        );
+        assert_eq!(
+            node.got.len(),
+            3,
+            "messages before the garbage were handed out"
+        );
+
+        node.got.clear();
+        node.conns.insert(8, FrameReader::default());
+        node.conns
+            .get_mut(&8)
+            .unwrap()
+            .push(&[m.as_slice(), &m].concat());
+        assert!(drain_conn(&mut node, 8, 1).is_ok());
+        assert_eq!(
+            node.got,
+            [(8, m.len())],
+            "a message that closes the conn stops it"
+        );
+        assert!(drain_conn(&mut node, 9, 1).is_ok(), "no such conn");
     }
 }

@@ -25,7 +25,7 @@ use super::PeerError;
 use super::auth::HashParams;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::outbox::Outbox;
-use super::stream::FrameReader;
+use super::stream::{FrameReader, drain_frames};
 use super::truth::Role;
 use crate::time::Ts;
 use dissectors::skylark::codec::Message;
@@ -564,24 +564,18 @@ impl Client {
             return;
         }
         c.reader.push(bytes);
-        // Bounded: each frame takes at least 12 bytes of the input just pushed.
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                return;
-            };
-            let kind = c.kind;
-            match c.reader.next_message() {
-                Ok(Some(m)) => self.on_tcp_msg(conn, kind, m),
-                Ok(None) => return,
-                Err(_) => {
-                    // PROTOCOL.md §2.3: a peer closes a connection that is out of sync.
-                    self.stats.malformed += 1;
-                    if let Some(c) = self.conns.remove(&conn) {
-                        self.out.close(conn);
-                        self.on_conn_lost(conn, c);
-                    }
-                    return;
-                }
+        if drain_frames(
+            self,
+            |s: &mut Self| s.conns.get_mut(&conn).map(|c| (&mut c.reader, c.kind)),
+            |s, kind, m| s.on_tcp_msg(conn, kind, m),
+        )
+        .is_err()
+        {
+            // PROTOCOL.md §2.3: a peer closes a connection that is out of sync.
+            self.stats.malformed += 1;
+            if let Some(c) = self.conns.remove(&conn) {
+                self.out.close(conn);
+                self.on_conn_lost(conn, c);
             }
         }
     }

@@ -34,7 +34,7 @@ use super::login_server::{
     NO_DEADLINE, error_response, get_blob, get_list, get_str, get_u32, get_u64, secs, unix_secs,
 };
 use super::outbox::{Dest, Outbox};
-use super::stream::FrameReader;
+use super::stream::{FrameReader, drain_frames};
 use super::truth::{EventKind, Role, Transport};
 use crate::time::Ts;
 use dissectors::registry::TrafficClass;
@@ -766,19 +766,15 @@ impl SuperNode {
                 };
                 c.last_activity = now;
                 c.reader.push(data);
-                loop {
-                    let Some(c) = self.conns.get_mut(&conn) else {
-                        return;
-                    };
-                    match c.reader.next_message() {
-                        Ok(Some(msg)) => self.on_tcp_message(now, conn, msg),
-                        Ok(None) => return,
-                        Err(_) => {
-                            self.stats.malformed_tcp += 1;
-                            self.close(now, conn);
-                            return;
-                        }
-                    }
+                if drain_frames(
+                    self,
+                    |s: &mut Self| s.conns.get_mut(&conn).map(|c| (&mut c.reader, ())),
+                    |s, (), msg| s.on_tcp_message(now, conn, msg),
+                )
+                .is_err()
+                {
+                    self.stats.malformed_tcp += 1;
+                    self.close(now, conn);
                 }
             }
             TcpEvent::Closed => self.cleanup(now, conn),
