@@ -52,7 +52,7 @@ pub struct UidText([u8; 12]);
 
 /// A flow's uid with its text, kept beside per-flow state so that a report writing a row
 /// per message encodes each flow's uid once rather than once per row (11 base-62 digits
-/// are 11 dependent divisions). Always right: a different uid is encoded afresh.
+/// are 11 divisions). Always right: a different uid is encoded afresh.
 #[derive(Clone, Copy)]
 pub struct UidCache {
     uid: Uid,
