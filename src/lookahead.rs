@@ -82,19 +82,22 @@ impl Lookahead {
 
     /// Call before reading each frame: looks further ahead (up to [`DEPTH`] frames) and
     /// requests the state of the frames on their way.
+    /// Returns the slot foreseen for the frame read next ([`FlowTable::ingest_hinted`]).
     #[inline]
     pub fn advance(
         &mut self,
         reader: &CaptureReader,
         table: &FlowTable<FlowApp>,
         consumer: &dyn FlowConsumer,
-    ) {
+    ) -> Option<u32> {
         self.window.0 += 1;
         if self.window.0 >= WINDOW {
             self.end_window();
         }
         if self.on {
-            self.look(reader, table, consumer);
+            self.look(reader, table, consumer).slot
+        } else {
+            None
         }
     }
 
@@ -120,14 +123,14 @@ impl Lookahead {
         self.window = (0, Some(now));
     }
 
-    /// Looks ahead; returns the hash foreseen for the frame read next (`None`: no hint).
+    /// Looks ahead; returns what is foreseen for the frame read next.
     #[inline]
     fn look(
         &mut self,
         reader: &CaptureReader,
         table: &FlowTable<FlowApp>,
         consumer: &dyn FlowConsumer,
-    ) -> Option<u64> {
+    ) -> Hint {
         while self.len < DEPTH {
             let peeked = reader.peek(&mut self.cursor);
             if self.cursor.take_restarted() {
@@ -164,9 +167,9 @@ impl Lookahead {
         }
         // The next frame read is the one at `head`.
         if self.len == 0 {
-            return None;
+            return Hint::default();
         }
-        let next = self.ring[self.head].hash;
+        let next = self.ring[self.head];
         self.head = (self.head + 1) % DEPTH;
         self.len -= 1;
         next
@@ -224,7 +227,7 @@ mod tests {
         let mut ahead = Lookahead::default();
         let (mut frames, mut hinted) = (0, 0);
         loop {
-            let hint = ahead.look(&reader, &table, &());
+            let hint = ahead.look(&reader, &table, &()).hash;
             let Ok(Some(frame)) = reader.next_frame() else {
                 break;
             };

@@ -224,6 +224,12 @@ impl<'c> Engine<'c> {
 
     /// Analyses one frame.
     pub fn frame(&mut self, frame: &Frame<'_>) {
+        self.frame_hinted(frame, None);
+    }
+
+    /// [`Self::frame`], given the flow slot a look ahead foresaw for it
+    /// ([`FlowTable::ingest_hinted`]).
+    pub fn frame_hinted(&mut self, frame: &Frame<'_>, hint: Option<u32>) {
         self.frames += 1;
         self.wire_bytes += u64::from(frame.orig_len);
         if self.first_ts.is_none_or(|t| frame.ts < t) {
@@ -236,7 +242,7 @@ impl<'c> Engine<'c> {
         let Some(pkt) = self.decoder.decode(frame) else {
             return;
         };
-        let at = table.ingest(&pkt, sink);
+        let at = table.ingest_hinted(&pkt, sink, hint);
         if let Some(d) = &mut sink.dissection {
             // Overlaps loading the consumer's per-flow state with the dissection's.
             sink.consumer.prefetch(at.slot);
@@ -317,7 +323,7 @@ pub fn read_frames(
     let mut frames = 0u64;
     let mut ahead = Lookahead::new();
     let error = loop {
-        ahead.advance(reader, &engine.table, &*engine.sink.consumer);
+        let hint = ahead.advance(reader, &engine.table, &*engine.sink.consumer);
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
@@ -346,7 +352,7 @@ pub fn read_frames(
                 });
             }
         } else if what == Step::Analyse {
-            engine.frame(&frame);
+            engine.frame_hinted(&frame, hint);
         }
         if frames % CHECKPOINT_FRAMES == 0 {
             engine.checkpoint();

@@ -224,6 +224,19 @@ impl<A: Default> FlowTable<A> {
     /// Accounts `pkt` to its flow. Returns `None` for packets without a flow key (never, for
     /// now: every IP packet has one; ICMP and other protocols use ports 0).
     pub fn ingest(&mut self, pkt: &Packet<'_>, sink: &mut impl FlowSink<A>) -> Ingested {
+        self.ingest_hinted(pkt, sink, None)
+    }
+
+    /// [`Self::ingest`], given the slot a look ahead found for `pkt`'s flow
+    /// ([`Self::prefetch_flow`]). A key has at most one slot, so when that slot holds the
+    /// packet's key it is the flow, found without hashing the key or probing the index;
+    /// otherwise (no hint, the flow ended, another flow took the slot) it is looked up.
+    pub fn ingest_hinted(
+        &mut self,
+        pkt: &Packet<'_>,
+        sink: &mut impl FlowSink<A>,
+        hint: Option<u32>,
+    ) -> Ingested {
         if pkt.ts < self.now {
             self.stats.ts_backwards += 1;
         } else {
@@ -238,18 +251,22 @@ impl<A: Default> FlowTable<A> {
         };
         let pure_syn = tcp.is_some_and(|t| t.flags & (SYN | ACK) == SYN);
 
-        let hash = self.hasher.hash_one(key);
+        let hash = |t: &Self| t.hasher.hash_one(key);
+        let found = match hint.filter(|&i| self.slot(i).is_some_and(|s| s.key == key)) {
+            Some(idx) => Some(idx),
+            None => self.lookup(hash(self), &key),
+        };
         let mut created = false;
-        let idx = match self.lookup(hash, &key) {
+        let idx = match found {
             Some(idx) if pure_syn && self.is_closed(idx) => {
                 self.end_flow(idx, EndReason::Reused, sink);
                 created = true;
-                self.create(hash, key, src_is_lo, pkt, sink)
+                self.create(hash(self), key, src_is_lo, pkt, sink)
             }
             Some(idx) => idx,
             None => {
                 created = true;
-                self.create(hash, key, src_is_lo, pkt, sink)
+                self.create(hash(self), key, src_is_lo, pkt, sink)
             }
         };
 
@@ -780,6 +797,38 @@ mod tests {
         table.ingest(&udp(300, "10.0.0.1", 2, "10.0.0.2", 2, 1), &mut sink);
         table.ingest(&udp(400, "10.0.0.1", 2, "10.0.0.2", 2, 1), &mut sink);
         assert_eq!(table.watermark(), (7 * Ts::NANOS_PER_SEC, 1));
+    }
+
+    #[test]
+    fn a_slot_hint_finds_the_same_flow_as_a_lookup_whatever_it_names() {
+        let (a, b) = (
+            udp(1, "10.0.0.1", 1, "10.0.0.2", 1, 1),
+            udp(1, "10.0.0.2", 1, "10.0.0.1", 1, 1),
+        );
+        let c = udp(2, "10.0.0.3", 3, "10.0.0.4", 4, 1);
+        let run = |hints: &[Option<u32>]| {
+            let mut table = FlowTable::<()>::new(FlowConfig::default());
+            let mut ended = Vec::new();
+            let mut sink = |r: FlowRecord, ()| ended.push(r);
+            let mut got = Vec::new();
+            for (p, hint) in [&a, &c, &b, &a, &c].into_iter().zip(hints) {
+                got.push(table.ingest_hinted(p, &mut sink, *hint));
+            }
+            table.finish(&mut sink);
+            let recs: Vec<_> = ended.iter().map(|r| (r.uid, r.stats)).collect();
+            (got, recs)
+        };
+        let plain = run(&[None; 5]);
+        // a is slot 0, c slot 1: the right slot, another flow's, an empty one, out of range.
+        for hints in [
+            [None, None, Some(0), Some(0), Some(1)],
+            [Some(1), Some(0), Some(1), Some(1), Some(0)],
+            [Some(5), Some(9), Some(u32::MAX), Some(2), Some(7)],
+        ] {
+            assert_eq!(run(&hints), plain, "{hints:?}");
+        }
+        assert_eq!(plain.0[2].dir, Dir::Resp);
+        assert_eq!(plain.1.len(), 2);
     }
 
     #[test]
