@@ -7,8 +7,11 @@
 //! [`DEPTH`]` / 2` ahead the entry has arrived, and the slot it names is requested; two
 //! frames ahead, what the slot points to (the claiming dissector's state) and the
 //! consumer's per-flow state are requested; by the time the frame is analysed all are
-//! cached. Hints only: nothing read ahead decides anything, and a frame the look cannot
-//! decode cheaply just gets no hint.
+//! cached, and the slot is handed to the flow table, which takes it for the frame's flow
+//! without hashing or probing the index when the slot holds the frame's key
+//! ([`FlowTable::ingest_hinted`]). Hints only: nothing read ahead decides anything (a
+//! slot is checked against the key), and a frame the look cannot decode cheaply just gets
+//! no hint.
 //!
 //! The look costs a second decode of every frame, which only pays when the flows' state is
 //! not cached anyway: ~15 % faster on the full `large` capture (633 k live flows, each
