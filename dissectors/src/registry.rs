@@ -93,6 +93,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in [`Self::index`] order.
+    pub const ALL: [Status; 3] = [Status::Complete, Status::Truncated, Status::Malformed];
+
+    /// This status's place in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Status::Complete => 0,
+            Status::Truncated => 1,
+            Status::Malformed => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Complete => "complete",
@@ -217,9 +229,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_class_sits_at_its_index() {
+    fn every_class_and_status_sits_at_its_index() {
         for (i, c) in TrafficClass::ALL.into_iter().enumerate() {
             assert_eq!(c.index(), i, "{c:?}");
+        }
+        for (i, s) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(s.index(), i, "{s:?}");
         }
     }
 }

@@ -30,17 +30,10 @@ pub struct MessagesCsv {
     tails: Vec<Encoded>,
 }
 
-const STATUSES: [Status; 3] = [Status::Complete, Status::Truncated, Status::Malformed];
-
 /// Place of a detail-less row's last four columns in [`MessagesCsv::tails`].
 fn tail_index(status: Status, class: Option<TrafficClass>, home: bool) -> usize {
-    let status = match status {
-        Status::Complete => 0,
-        Status::Truncated => 1,
-        Status::Malformed => 2,
-    };
     let class = class.map_or(0, |c| c.index() + 1);
-    (status * (TrafficClass::ALL.len() + 1) + class) * 2 + usize::from(home)
+    (status.index() * (TrafficClass::ALL.len() + 1) + class) * 2 + usize::from(home)
 }
 
 /// The last four columns, as every row writes them.
@@ -125,7 +118,7 @@ impl MessagesCsv {
 fn tails() -> Vec<Encoded> {
     let classes = std::iter::once(None).chain(TrafficClass::ALL.map(Some));
     let mut tails = Vec::new();
-    for status in STATUSES {
+    for status in Status::ALL {
         for class in classes.clone() {
             for home in [false, true] {
                 debug_assert_eq!(tail_index(status, class, home), tails.len());
@@ -186,7 +179,7 @@ mod tests {
         let mut csv = MessagesCsv::create(&path).unwrap();
         let mut want = Vec::new();
         let classes = std::iter::once(None).chain(TrafficClass::ALL.map(Some));
-        for status in STATUSES {
+        for status in Status::ALL {
             for class in classes.clone() {
                 for home in [false, true] {
                     for detail in [None, Some(""), Some("a=1"), Some("b, \"q\"")] {
