@@ -251,11 +251,15 @@ impl<A: Default> FlowTable<A> {
         };
         let pure_syn = tcp.is_some_and(|t| t.flags & (SYN | ACK) == SYN);
 
-        let hash = |t: &Self| t.hasher.hash_one(key);
-        let found = match hint.filter(|&i| self.slot(i).is_some_and(|s| s.key == key)) {
-            Some(idx) => Some(idx),
-            None => self.lookup(hash(self), &key),
+        // The key's hash, computed once and only if needed (no hint, or a new flow).
+        let (found, known) = match hint.filter(|&i| self.slot(i).is_some_and(|s| s.key == key)) {
+            Some(idx) => (Some(idx), None),
+            None => {
+                let hash = self.hasher.hash_one(key);
+                (self.lookup(hash, &key), Some(hash))
+            }
         };
+        let hash = |t: &Self| known.unwrap_or_else(|| t.hasher.hash_one(key));
         let mut created = false;
         let idx = match found {
             Some(idx) if pure_syn && self.is_closed(idx) => {

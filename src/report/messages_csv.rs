@@ -141,7 +141,6 @@ impl Drop for MessagesCsv {
 mod tests {
     use super::*;
     use crate::flow::Uid;
-    use dissectors::registry::Status;
     use std::borrow::Cow;
 
     fn write_rows(path: &Path, n: u64, finish: bool) {
