@@ -1,6 +1,12 @@
-//! Interval distributions in fixed memory: an hdrhistogram of milliseconds (2 significant
-//! digits: values within 1 %), created at the first interval, clamped to 7 days. Shared by
-//! every per-pair timing report (phone-home contacts, keepalives).
+//! Interval distributions in bounded memory, summarised by an hdrhistogram of milliseconds
+//! (2 significant digits: values within 1 %), clamped to 7 days. Shared by every per-pair
+//! timing report (phone-home contacts, keepalives).
+//!
+//! A histogram costs about 12 KiB and tens of thousands of pairs see only a few intervals
+//! each, so a pair keeps its first [`EXACT_MAX`] intervals as plain values and moves to its
+//! own histogram only past that. Reports summarise the plain values through one reused
+//! scratch histogram ([`Scratch`]), so both forms give the same figures for the same
+//! intervals.
 
 use hdrhistogram::Histogram;
 
@@ -8,31 +14,88 @@ use hdrhistogram::Histogram;
 const MAX_INTERVAL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Significant digits: about 12 KiB per histogram.
 const SIGFIG: u8 = 2;
+/// Intervals kept as plain values (4 bytes each) before a pair gets its own histogram.
+pub const EXACT_MAX: usize = 256;
 
+/// One pair's intervals: the plain values while few, then a histogram.
 #[derive(Clone, Debug, Default)]
 pub struct Intervals {
-    hist: Option<Histogram<u32>>,
+    /// Milliseconds, already clamped; emptied when `hist` takes over.
+    exact: Vec<u32>,
+    hist: Option<Box<Histogram<u32>>>,
+}
+
+/// A reusable histogram for summarising pairs that have none of their own.
+#[derive(Default)]
+pub struct Scratch(Option<Histogram<u32>>);
+
+/// The summary of one pair's intervals; every figure is `None` before the first interval.
+pub struct Dist<'a>(Option<&'a Histogram<u32>>);
+
+fn new_histogram() -> Option<Histogram<u32>> {
+    Histogram::new_with_bounds(1, MAX_INTERVAL_MS, SIGFIG).ok()
+}
+
+fn record_all(h: &mut Histogram<u32>, ms: &[u32]) {
+    for &v in ms {
+        // In bounds by construction (clamped to 1..=MAX_INTERVAL_MS).
+        let _ = h.record(u64::from(v));
+    }
 }
 
 impl Intervals {
     /// Records one interval of `ns` nanoseconds (negative counts as 0).
     pub fn record_ns(&mut self, ns: i64) {
-        if self.hist.is_none() {
-            self.hist = Histogram::new_with_bounds(1, MAX_INTERVAL_MS, SIGFIG).ok();
-        }
+        let ms = u64::try_from(ns / 1_000_000)
+            .unwrap_or(0)
+            .clamp(1, MAX_INTERVAL_MS);
         if let Some(h) = self.hist.as_mut() {
-            let ms = u64::try_from(ns / 1_000_000).unwrap_or(0);
-            let _ = h.record(ms.clamp(1, MAX_INTERVAL_MS));
+            let _ = h.record(ms);
+            return;
+        }
+        // MAX_INTERVAL_MS < u32::MAX.
+        self.exact.push(ms as u32);
+        if self.exact.len() > EXACT_MAX {
+            if let Some(mut h) = new_histogram() {
+                record_all(&mut h, &self.exact);
+                self.hist = Some(Box::new(h));
+                self.exact = Vec::new();
+            }
         }
     }
 
     pub fn count(&self) -> u64 {
-        self.hist.as_ref().map_or(0, Histogram::len)
-    }
-
-    fn secs(&self, f: impl Fn(&Histogram<u32>) -> u64) -> Option<f64> {
         self.hist
             .as_ref()
+            .map_or(self.exact.len() as u64, |h| h.len())
+    }
+
+    /// The distribution: the pair's own histogram, or `scratch` refilled with its values.
+    pub fn dist<'a>(&'a self, scratch: &'a mut Scratch) -> Dist<'a> {
+        if let Some(h) = &self.hist {
+            return Dist(Some(h));
+        }
+        if self.exact.is_empty() {
+            return Dist(None);
+        }
+        let h = match &mut scratch.0 {
+            Some(h) => {
+                h.reset();
+                h
+            }
+            empty => match new_histogram() {
+                Some(h) => empty.insert(h),
+                None => return Dist(None),
+            },
+        };
+        record_all(h, &self.exact);
+        Dist(Some(h))
+    }
+}
+
+impl Dist<'_> {
+    fn secs(&self, f: impl Fn(&Histogram<u32>) -> u64) -> Option<f64> {
+        self.0
             .filter(|h| !h.is_empty())
             .map(|h| f(h) as f64 / 1000.0)
     }
@@ -61,23 +124,83 @@ pub fn secs_field(v: Option<f64>) -> String {
 mod tests {
     use super::*;
 
+    /// (count, min, p50, p90, p99, max) of a distribution.
+    fn figures(i: &Intervals, scratch: &mut Scratch) -> (u64, [Option<f64>; 5]) {
+        let d = i.dist(scratch);
+        let q = |q| d.quantile_s(q);
+        (i.count(), [d.min_s(), q(0.5), q(0.9), q(0.99), d.max_s()])
+    }
+
+    /// The same intervals recorded straight into one histogram: what every form must report.
+    fn reference(ns: &[i64]) -> [Option<f64>; 5] {
+        let mut h = new_histogram().unwrap();
+        for &v in ns {
+            let ms = u64::try_from(v / 1_000_000).unwrap_or(0);
+            h.record(ms.clamp(1, MAX_INTERVAL_MS)).unwrap();
+        }
+        let s = |v: u64| Some(v as f64 / 1000.0);
+        [
+            s(h.min()),
+            s(h.value_at_quantile(0.5)),
+            s(h.value_at_quantile(0.9)),
+            s(h.value_at_quantile(0.99)),
+            s(h.max()),
+        ]
+    }
+
     #[test]
     fn quantiles_are_within_one_percent() {
         let mut i = Intervals::default();
-        assert_eq!((i.count(), i.min_s(), i.quantile_s(0.5)), (0, None, None));
+        let mut scratch = Scratch::default();
+        assert_eq!(figures(&i, &mut scratch), (0, [None; 5]));
         for s in 1..=100 {
             i.record_ns(s * 60 * 1_000_000_000);
         }
-        assert_eq!(i.count(), 100);
+        let (n, [min, p50, p90, _, max]) = figures(&i, &mut scratch);
+        assert_eq!(n, 100);
         let near = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() <= want * 0.01;
-        assert!(near(i.min_s(), 60.0));
-        assert!(near(i.quantile_s(0.5), 3000.0));
-        assert!(near(i.quantile_s(0.9), 5400.0));
-        assert!(near(i.max_s(), 6000.0));
+        assert!(near(min, 60.0));
+        assert!(near(p50, 3000.0));
+        assert!(near(p90, 5400.0));
+        assert!(near(max, 6000.0));
         i.record_ns(-5);
         i.record_ns(i64::MAX);
         assert_eq!(i.count(), 102);
         assert_eq!(secs_field(None), "");
         assert_eq!(secs_field(Some(1.5)), "1.500");
+    }
+
+    #[test]
+    fn plain_values_and_own_histogram_report_the_same_figures() {
+        for n in [1, 2, EXACT_MAX - 1, EXACT_MAX, EXACT_MAX + 1, 3 * EXACT_MAX] {
+            // Spread over several orders of magnitude, with clamped extremes.
+            let ns: Vec<i64> = (0..n as i64)
+                .map(|k| match k % 7 {
+                    0 => -1,
+                    1 => i64::MAX,
+                    _ => (k * k * 7_919 + 13) * 1_000_003,
+                })
+                .collect();
+            let mut i = Intervals::default();
+            ns.iter().for_each(|&v| i.record_ns(v));
+            assert_eq!(i.hist.is_some(), n > EXACT_MAX, "n = {n}");
+            let got = figures(&i, &mut Scratch::default());
+            assert_eq!(got, (n as u64, reference(&ns)), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn a_reused_scratch_forgets_the_previous_pair() {
+        let mut scratch = Scratch::default();
+        let (mut long, mut short) = (Intervals::default(), Intervals::default());
+        (1..50).for_each(|h| long.record_ns(h * 3_600_000_000_000));
+        (1..5).for_each(|s| short.record_ns(s * 1_000_000_000));
+        let first = figures(&long, &mut scratch);
+        assert_eq!(
+            figures(&short, &mut scratch),
+            figures(&short, &mut Scratch::default())
+        );
+        assert_eq!(figures(&long, &mut scratch), first);
+        assert_eq!(figures(&Intervals::default(), &mut scratch), (0, [None; 5]));
     }
 }

@@ -4,7 +4,7 @@
 //! Must not: decide which messages are keepalives or who is the super node (the classifier
 //! does); it takes observations already attributed.
 
-use super::intervals::{Intervals, secs_field};
+use super::intervals::{Intervals, Scratch, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use rustc_hash::FxHashMap;
@@ -66,10 +66,11 @@ impl Keepalives {
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();
+        let mut scratch = Scratch::default();
         let mut all: Vec<(&(IpAddr, IpAddr), &Pair)> = self.pairs.iter().collect();
         all.sort_unstable_by_key(|(k, _)| **k);
         for (&(client, sn), p) in all {
-            let i = &p.intervals;
+            let i = p.intervals.dist(&mut scratch);
             r.clear();
             r.ip(client)
                 .ip(sn)

@@ -10,7 +10,7 @@
 //! Must not: decide what is a home endpoint or a client (the classifier does) — it takes
 //! observations already attributed.
 
-use super::intervals::{Intervals, secs_field};
+use super::intervals::{Intervals, Scratch, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use rustc_hash::FxHashMap;
@@ -169,10 +169,11 @@ impl PhoneHome {
         let hours = (span_ns.max(1) as f64) / 3.6e12;
         let mut pairs: Vec<(&(IpAddr, IpAddr), &Pair)> = self.pairs.iter().collect();
         pairs.sort_unstable_by_key(|(k, _)| **k);
+        let mut scratch = Scratch::default();
         pairs
             .into_iter()
             .map(|(&(client, home), p)| {
-                let i = &p.intervals;
+                let i = p.intervals.dist(&mut scratch);
                 Row {
                     client,
                     home,
