@@ -122,10 +122,9 @@ impl HomeServer {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                self.out.conn_up(conn, local, remote);
-                if self.conns.len() >= MAX_CONNS {
+                let room = self.conns.len() < MAX_CONNS;
+                if !self.out.accept(conn, local, remote, room) {
                     self.stats.refused_conns += 1;
-                    self.out.close(conn);
                     return;
                 }
                 self.stats.accepted += 1;
@@ -365,6 +364,16 @@ mod tests {
 
     const VERSION_CHECK: &str = "GET /ui/0/1.0.0/en/getlatestversion?ver=1.0.0 HTTP/1.1\r\n\
         Host: home\r\nUser-Agent: Skylark/1.0.0\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+
+    #[test]
+    fn connections_past_the_cap_are_refused() {
+        let mut h = home();
+        refuses_past_cap(&mut h, MAX_CONNS, HOME);
+        assert_eq!(
+            (h.stats().accepted, h.stats().refused_conns),
+            (MAX_CONNS as u64, 1)
+        );
+    }
 
     #[test]
     fn version_check_gets_200_with_the_latest_version_then_close() {

@@ -321,10 +321,9 @@ impl LoginServer {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                self.out.conn_up(conn, local, remote);
-                if self.conns.len() >= MAX_CONNS {
+                let room = self.conns.len() < MAX_CONNS;
+                if !self.out.accept(conn, local, remote, room) {
                     self.stats.refused_conns += 1;
-                    self.out.close(conn);
                     return;
                 }
                 self.stats.accepted += 1;

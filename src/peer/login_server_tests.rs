@@ -100,6 +100,23 @@ pub(crate) mod kit {
             .any(|o| matches!(o, Output::Tcp(TcpOut::Close { conn: c }) if *c == conn))
     }
 
+    /// Accepts `max` connections on `local`, then one more: the first `max` stay open, the
+    /// last is closed at once (the node's connection cap).
+    pub fn refuses_past_cap(n: &mut impl Node, max: usize, local: &str) {
+        let remote = |i: usize| format!("10.9.{}.{}:40000", i / 250, i % 250 + 1);
+        let open: Vec<ConnId> = (0..max)
+            .map(|i| accept(n, t(0.0), i as u64, local, &remote(i)))
+            .collect();
+        let (outs, _) = drain(n);
+        assert!(
+            open.iter().all(|c| !closed(&outs, *c)),
+            "closed below the cap"
+        );
+        let extra = accept(n, t(0.0), max as u64, local, &remote(max));
+        let (outs, _) = drain(n);
+        assert!(closed(&outs, extra), "not closed past the cap");
+    }
+
     /// The error code of an error response.
     pub fn error_code(m: &Message) -> Option<u32> {
         use dissectors::skylark::{FieldId, Value};
@@ -114,6 +131,16 @@ use kit::*;
 
 const LS: &str = "10.0.0.1:33034";
 const ALICE: &str = "10.0.1.1:40000";
+
+#[test]
+fn connections_past_the_cap_are_refused() {
+    let mut ls = server();
+    refuses_past_cap(&mut ls, MAX_CONNS, LS);
+    assert_eq!(
+        (ls.stats().accepted, ls.stats().refused_conns),
+        (MAX_CONNS as u64, 1)
+    );
+}
 
 fn server() -> LoginServer {
     let mut ls = LoginServer::new(LoginServerConfig {

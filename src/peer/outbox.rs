@@ -51,6 +51,23 @@ impl Outbox {
         self.conns.insert(conn, (local, remote));
     }
 
+    /// An accepted connection, admitted when `room` (the node has fewer connections than
+    /// its cap): recorded like [`conn_up`](Self::conn_up), or refused by closing it at
+    /// once. Returns whether it was admitted.
+    pub fn accept(
+        &mut self,
+        conn: ConnId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        room: bool,
+    ) -> bool {
+        self.conn_up(conn, local, remote);
+        if !room {
+            self.close(conn);
+        }
+        room
+    }
+
     pub fn conn_down(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
     }

@@ -695,10 +695,9 @@ impl SuperNode {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                self.out.conn_up(conn, local, remote);
-                if self.conns.len() >= MAX_CONNS {
+                let room = self.conns.len() < MAX_CONNS;
+                if !self.out.accept(conn, local, remote, room) {
                     self.stats.refused_conns += 1;
-                    self.out.close(conn);
                     return;
                 }
                 let kind = if self.peer_ips.contains(&remote.ip()) {

@@ -42,6 +42,13 @@ fn sn() -> SuperNode {
     sn_with(30, |_| {})
 }
 
+#[test]
+fn connections_past_the_cap_are_refused() {
+    let mut s = sn();
+    refuses_past_cap(&mut s, MAX_CONNS, SN);
+    assert_eq!(s.stats().refused_conns, 1);
+}
+
 fn credential(user: &str, expiry: u64, key: &SigningKey) -> Vec<u8> {
     Credential {
         expiry,
