@@ -23,6 +23,17 @@ pub(crate) const BT_NRB: u32 = 0x0000_0004;
 pub(crate) const BT_ISB: u32 = 0x0000_0005;
 /// §4.3 Enhanced Packet Block.
 pub(crate) const BT_EPB: u32 = 0x0000_0006;
+/// §4.3: where an Enhanced Packet Block's fields sit in its body (after the block type and
+/// length), for the reader, its look-ahead and the writer alike.
+pub(crate) mod epb {
+    pub(crate) const INTERFACE: usize = 0;
+    pub(crate) const TS_HIGH: usize = 4;
+    pub(crate) const TS_LOW: usize = 8;
+    pub(crate) const CAPLEN: usize = 12;
+    pub(crate) const ORIG_LEN: usize = 16;
+    /// The frame, after the fixed fields (also their length).
+    pub(crate) const DATA: usize = 20;
+}
 /// §4.7 Decryption Secrets Block.
 pub(crate) const BT_DSB: u32 = 0x0000_000A;
 /// §4.8 Custom Block, copiable and non-copiable.
@@ -34,8 +45,8 @@ pub(crate) const BYTE_ORDER_MAGIC_BE: [u8; 4] = [0x1A, 0x2B, 0x3C, 0x4D];
 pub(crate) const BYTE_ORDER_MAGIC_LE: [u8; 4] = [0x4D, 0x3C, 0x2B, 0x1A];
 
 /// §4.2 option codes.
-const OPT_ENDOFOPT: u16 = 0;
-const OPT_IF_TSRESOL: u16 = 9;
+pub(crate) const OPT_ENDOFOPT: u16 = 0;
+pub(crate) const OPT_IF_TSRESOL: u16 = 9;
 const OPT_IF_TSOFFSET: u16 = 14;
 
 /// §4.2: without `if_tsresol` timestamps are in microseconds.

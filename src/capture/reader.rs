@@ -13,7 +13,7 @@
 mod peek;
 pub use peek::PeekCursor;
 
-use super::pcapng::{self, Interface, rd16, rd32};
+use super::pcapng::{self, Interface, epb, rd16, rd32};
 use super::source::{Counting, Source};
 use super::{CaptureError, Frame, LinkType};
 use crate::time::Ts;
@@ -480,13 +480,15 @@ impl CaptureReader {
                 return Ok(Step::Skipped);
             }
             pcapng::BT_EPB => match (
-                rd32(body, 0, be),
-                rd32(body, 4, be),
-                rd32(body, 8, be),
-                rd32(body, 12, be),
-                rd32(body, 16, be),
+                rd32(body, epb::INTERFACE, be),
+                rd32(body, epb::TS_HIGH, be),
+                rd32(body, epb::TS_LOW, be),
+                rd32(body, epb::CAPLEN, be),
+                rd32(body, epb::ORIG_LEN, be),
             ) {
-                (Some(i), Some(hi), Some(lo), Some(cap), Some(orig)) => (i, hi, lo, cap, orig, 20),
+                (Some(i), Some(hi), Some(lo), Some(cap), Some(orig)) => {
+                    (i, hi, lo, cap, orig, epb::DATA)
+                }
                 _ => return self.damaged_frame(),
             },
             pcapng::BT_PB => match (

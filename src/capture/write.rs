@@ -11,6 +11,7 @@
 //! Must not: buffer (wrap files in a `BufWriter`), read clocks, or decide what goes on the
 //! wire beyond the headers asked for.
 
+use super::pcapng::{BT_EPB, BT_IDB, BT_SHB, OPT_ENDOFOPT, OPT_IF_TSRESOL, epb};
 use super::{LinkType, MAX_BLOCK_LEN, MAX_INTERFACES};
 use crate::decode::tcp_flags;
 use crate::time::Ts;
@@ -18,21 +19,16 @@ use etherparse::{IpHeaders, Ipv4Extensions, Ipv4Header, PacketBuilder, TcpHeader
 use std::io::{self, Write};
 use std::net::{SocketAddrV4, SocketAddrV6};
 
-/// pcapng block types and option codes (draft-ietf-opsawg-pcapng §4, §3.5).
-const BT_SHB: u32 = 0x0A0D_0D0A;
-const BT_IDB: u32 = 0x0000_0001;
-const BT_EPB: u32 = 0x0000_0006;
 const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
-const OPT_ENDOFOPT: u16 = 0;
+/// §4.1 `shb_userappl`, §4.2 `if_name`.
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
-const IF_TSRESOL: u16 = 9;
 /// `if_tsresol` = 9: timestamps count nanoseconds, the precision of [`Ts`].
 const TSRESOL_NANOS: u8 = 9;
 /// Block type + total length, then the trailing total length.
 const BLOCK_OVERHEAD: usize = 12;
 /// EPB fixed body: interface id, ts high, ts low, captured length, original length.
-const EPB_FIXED: usize = 20;
+const EPB_FIXED: usize = epb::DATA;
 /// Longest string option value (`shb_userappl`, `if_name`) accepted; the option length field
 /// is 16 bits, and a name this long is already absurd.
 pub const MAX_OPTION_LEN: usize = 4096;
@@ -139,7 +135,7 @@ impl<W: Write> PcapNgWriter<W> {
         b.extend_from_slice(&0u16.to_le_bytes()); // reserved
         b.extend_from_slice(&snaplen.to_le_bytes());
         put_option(&mut b, IF_NAME, name.as_bytes());
-        put_option(&mut b, IF_TSRESOL, &[TSRESOL_NANOS]);
+        put_option(&mut b, OPT_IF_TSRESOL, &[TSRESOL_NANOS]);
         put_option(&mut b, OPT_ENDOFOPT, &[]);
         b.extend_from_slice(&(total as u32).to_le_bytes());
         debug_assert_eq!(b.len(), total);

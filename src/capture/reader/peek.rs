@@ -7,16 +7,15 @@
 //! reader has passed it. What is seen ahead is a hint only: the reader validates every byte.
 
 use super::super::LinkType;
-use super::super::pcapng::{self, rd32};
+use super::super::pcapng::{self, epb, rd32};
 use super::{
     CaptureReader, MAX_BLOCK_LEN, NG_BLOCK_HEADER_LEN, NG_MIN_BLOCK_LEN, PCAP_RECORD_LEN, State,
 };
 
-/// Where an EPB's fields sit from the start of its block (§4.3: after the block header,
-/// interface id, timestamp high and low, captured length, original length, then the frame).
-const EPB_IFACE: usize = NG_BLOCK_HEADER_LEN;
-const EPB_CAPLEN: usize = NG_BLOCK_HEADER_LEN + 12;
-const EPB_DATA: usize = NG_BLOCK_HEADER_LEN + 20;
+/// Where an EPB's fields sit from the start of its block (after the block header).
+const EPB_INTERFACE: usize = NG_BLOCK_HEADER_LEN + epb::INTERFACE;
+const EPB_CAPLEN: usize = NG_BLOCK_HEADER_LEN + epb::CAPLEN;
+const EPB_DATA: usize = NG_BLOCK_HEADER_LEN + epb::DATA;
 
 /// A place in the capture ahead of the read position, for [`CaptureReader::peek`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,7 +81,7 @@ impl CaptureReader {
                     let block = bytes.get(at..at + len)?;
                     match btype {
                         pcapng::BT_EPB => {
-                            let iface = rd32(block, EPB_IFACE, be)? as usize;
+                            let iface = rd32(block, EPB_INTERFACE, be)? as usize;
                             let caplen = rd32(block, EPB_CAPLEN, be)? as usize;
                             let data = block
                                 .get(EPB_DATA..(EPB_DATA + caplen).min(len.saturating_sub(4)))?;
