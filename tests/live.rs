@@ -75,6 +75,33 @@ impl Drop for Running {
     }
 }
 
+/// A `p2ptrace live lo -q -w DIR/live.pcapng --csv DIR/csv …` run in a fresh directory.
+struct LiveLo {
+    /// Kept for its lifetime: the directory goes when the test ends.
+    _dir: tempfile::TempDir,
+    pcap: PathBuf,
+    csv: PathBuf,
+    run: Running,
+}
+
+/// Starts `p2ptrace live lo` recording and reporting into a fresh directory, with `extra`
+/// arguments and `env`, and returns once the capture is open (its recording exists).
+fn live_lo(extra: &[&str], env: &[(&str, &str)]) -> LiveLo {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, csv) = (dir.path().join("live.pcapng"), dir.path().join("csv"));
+    let mut args = vec!["live", "lo", "-q", "-w", pcap.to_str().unwrap()];
+    args.extend(["--csv", csv.to_str().unwrap()]);
+    args.extend(extra);
+    let run = Running::start(&args, env);
+    wait_for(&pcap);
+    LiveLo {
+        _dir: dir,
+        pcap,
+        csv,
+        run,
+    }
+}
+
 /// Waits until `path` exists (the capture is open once its -w file is created).
 #[track_caller]
 fn wait_for(path: &Path) {
@@ -177,26 +204,13 @@ fn libpcap_reports_equal_offline_analysis_of_its_recording() {
 /// Live on lo with `backend` while Skylark vectors go over 127.88.`net`.0/24; the recording
 /// analysed offline gives byte-identical reports.
 fn parity(backend: &str, net: u8) {
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("live.pcapng");
-    let (live_csv, off_csv) = (dir.path().join("live"), dir.path().join("offline"));
-    let run = Running::start(
-        &[
-            "live",
-            "lo",
-            "--duration",
-            "4s",
-            "-q",
-            "--backend",
-            backend,
-            "-w",
-            pcap.to_str().unwrap(),
-            "--csv",
-            live_csv.to_str().unwrap(),
-        ],
-        &[],
-    );
-    wait_for(&pcap);
+    let LiveLo {
+        _dir: dir,
+        pcap,
+        csv: live_csv,
+        run,
+    } = live_lo(&["--duration", "4s", "--backend", backend], &[]);
+    let off_csv = dir.path().join("offline");
     let n = send_skylark(net);
     let out = run.wait(Duration::from_secs(20));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -245,22 +259,12 @@ fn sigterm_ends_cleanly_with_every_report() {
     if skip_unless_root("sigterm_ends_cleanly_with_every_report") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("t.pcapng");
-    let csv = dir.path().join("csv");
-    let run = Running::start(
-        &[
-            "live",
-            "lo",
-            "-q",
-            "-w",
-            pcap.to_str().unwrap(),
-            "--csv",
-            csv.to_str().unwrap(),
-        ],
-        &[],
-    );
-    wait_for(&pcap);
+    let LiveLo {
+        _dir,
+        pcap,
+        csv,
+        run,
+    } = live_lo(&[], &[]);
     send_skylark(2);
     unsafe { libc::kill(run.pid(), libc::SIGTERM) };
     let out = run.wait(Duration::from_secs(10));
@@ -281,21 +285,9 @@ fn count_stops_after_exactly_n_frames() {
     if skip_unless_root("count_stops_after_exactly_n_frames") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("c.pcapng");
-    let run = Running::start(
-        &[
-            "live",
-            "lo",
-            "-q",
-            "--count",
-            "25",
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-        &[],
-    );
-    wait_for(&pcap);
+    let LiveLo {
+        _dir, pcap, run, ..
+    } = live_lo(&["--count", "25"], &[]);
     send_skylark(3);
     let out = run.wait(Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -404,27 +396,21 @@ fn libpcap_filter_keeps_only_matching_frames() {
     if skip_unless_root("libpcap_filter_keeps_only_matching_frames") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("f.pcapng");
-    let csv = dir.path().join("csv");
-    let run = Running::start(
+    let LiveLo {
+        _dir,
+        pcap,
+        csv,
+        run,
+    } = live_lo(
         &[
-            "live",
-            "lo",
-            "-q",
             "-f",
             "udp and host 127.88.5.2",
             "--immediate",
             "--duration",
             "3s",
-            "-w",
-            pcap.to_str().unwrap(),
-            "--csv",
-            csv.to_str().unwrap(),
         ],
         &[],
     );
-    wait_for(&pcap);
     let n = send_skylark(5);
     let out = run.wait(Duration::from_secs(15));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -481,24 +467,13 @@ fn parsers_run_as_nobody_after_the_capture_opens() {
     if skip_unless_root("parsers_run_as_nobody_after_the_capture_opens") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("p.pcapng");
-    let csv = dir.path().join("csv");
-    let out = Running::start(
-        &[
-            "live",
-            "lo",
-            "-q",
-            "--duration",
-            "1s",
-            "-w",
-            pcap.to_str().unwrap(),
-            "--csv",
-            csv.to_str().unwrap(),
-        ],
-        &[("P2PTRACE_DEBUG_PRIVS", "1")],
-    )
-    .wait(Duration::from_secs(10));
+    let LiveLo {
+        _dir,
+        pcap,
+        csv,
+        run,
+    } = live_lo(&["--duration", "1s"], &[("P2PTRACE_DEBUG_PRIVS", "1")]);
+    let out = run.wait(Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
     let nobody = p2ptrace::live::privs::lookup("nobody").unwrap();
     let err = stderr(&out);
