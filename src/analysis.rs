@@ -181,6 +181,10 @@ impl FlowConsumer for Analysis {
         crate::prefetch::prefetch(&self.per_flow, live_index as usize);
     }
 
+    fn live_capacity(&mut self, max_live: usize) {
+        crate::prefetch::reserve_ceiling(&mut self.per_flow, max_live);
+    }
+
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         let i = ctx.live_index as usize;
         if i >= self.per_flow.len() {
@@ -215,5 +219,17 @@ impl FlowConsumer for Analysis {
         if let Some(c) = &mut self.calls {
             c.message(ctx, msg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_flow_state_for_the_flow_tables_cap_is_reserved_up_front() {
+        let mut a = Analysis::create(None, true, Vec::new()).unwrap();
+        a.live_capacity(1_000_000);
+        assert!(a.per_flow.capacity() >= 1_000_000);
     }
 }

@@ -38,6 +38,9 @@ pub trait FlowConsumer {
     /// dissected: a consumer keeping per-flow state by that index may start loading it
     /// (see [`crate::prefetch`]).
     fn prefetch(&self, _live_index: u32) {}
+    /// Called once before any flow: live indexes (see [`MsgCtx::live_index`]) will stay
+    /// below `max_live`, the flow table's cap.
+    fn live_capacity(&mut self, _max_live: usize) {}
 }
 
 impl MsgCtx {
@@ -188,6 +191,7 @@ pub struct Engine<'c> {
 
 impl<'c> Engine<'c> {
     pub fn new(config: &PipelineConfig, consumer: &'c mut dyn FlowConsumer) -> Engine<'c> {
+        consumer.live_capacity(config.flow.max_flows);
         Engine {
             decoder: Decoder::new(config.defrag.clone()),
             table: FlowTable::<FlowApp>::new(config.flow.clone()),
@@ -430,6 +434,10 @@ impl FlowConsumer for Tee<'_> {
         self.0.prefetch(live_index);
         self.1.prefetch(live_index);
     }
+    fn live_capacity(&mut self, max_live: usize) {
+        self.0.live_capacity(max_live);
+        self.1.live_capacity(max_live);
+    }
 }
 
 #[cfg(test)]
@@ -496,6 +504,27 @@ mod tests {
             );
             assert_eq!(engine.frames(), stop_at);
         }
+    }
+
+    /// Remembers the cap it was told about.
+    #[derive(Default)]
+    struct Capacity(Option<usize>);
+
+    impl FlowConsumer for Capacity {
+        fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
+        fn live_capacity(&mut self, max_live: usize) {
+            self.0 = Some(max_live);
+        }
+    }
+
+    #[test]
+    fn consumers_learn_the_flow_tables_cap_before_any_flow() {
+        let mut config = PipelineConfig::default();
+        config.flow.max_flows = 12_345;
+        let (mut a, mut b) = (Capacity::default(), Capacity::default());
+        let mut tee = Tee(&mut a, &mut b);
+        drop(Engine::new(&config, &mut tee));
+        assert_eq!((a.0, b.0), (Some(12_345), Some(12_345)));
     }
 
     #[test]

@@ -168,12 +168,16 @@ pub struct FlowTable<A = ()> {
 
 impl<A: Default> FlowTable<A> {
     pub fn new(config: FlowConfig) -> FlowTable<A> {
+        // Slots and links never outnumber `max_flows` (see `create`).
+        let (mut slots, mut links) = (Vec::new(), Vec::new());
+        crate::prefetch::reserve_ceiling(&mut slots, config.max_flows);
+        crate::prefetch::reserve_ceiling(&mut links, config.max_flows);
         FlowTable {
             index: FlowIndex::with_capacity(config.max_flows.min(1 << 16)),
             hasher: FxBuildHasher,
             config,
-            slots: Vec::new(),
-            links: Vec::new(),
+            slots,
+            links,
             free: Vec::new(),
             lists: [List {
                 head: NIL,
@@ -787,6 +791,23 @@ mod tests {
         );
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].state(), "SF");
+    }
+
+    #[test]
+    fn slots_for_the_cap_are_reserved_up_front_and_never_moved() {
+        let cfg = FlowConfig {
+            max_flows: 1_000_000,
+            ..FlowConfig::default()
+        };
+        let mut table = FlowTable::<()>::new(cfg);
+        assert!(table.slots.capacity() >= 1_000_000 && table.links.capacity() >= 1_000_000);
+        let buffers = (table.slots.as_ptr(), table.links.as_ptr());
+        let mut sink = |_r: FlowRecord, ()| {};
+        for port in 0..1000 {
+            table.ingest(&udp(1, "10.0.0.1", port, "10.0.0.2", 1, 1), &mut sink);
+        }
+        assert_eq!(table.slots.len(), 1000);
+        assert_eq!((table.slots.as_ptr(), table.links.as_ptr()), buffers);
     }
 
     #[test]
