@@ -293,11 +293,8 @@ impl Client {
             self.lookup_done(user, None, 0, purpose);
             return;
         }
-        let txn = self.txn();
-        let m = Message::new(
+        let m = self.request(
             MsgType::Search,
-            Flags::REQUEST,
-            txn,
             vec![
                 Object::str(FieldId::Target, user),
                 Object::u32(FieldId::Ring, 0),
@@ -305,7 +302,7 @@ impl Client {
         );
         self.send_tcp(sn.conn, &m);
         self.calls.lookups.push(PendingLookup {
-            txn,
+            txn: m.txn_id,
             target: user.to_string(),
             deadline: self.now.add_nanos(ms(self.cfg.lookup_deadline_ms)),
             purpose,
@@ -664,8 +661,7 @@ impl Client {
         if let Some(t) = &c.relay_token {
             objs.push(Object::blob(FieldId::RelayToken, t));
         }
-        let txn = self.txn();
-        let m = Message::new(MsgType::RelayRequest, Flags::REQUEST, txn, objs);
+        let m = self.request(MsgType::RelayRequest, objs);
         self.send_tcp(conn, &m);
     }
 
@@ -732,8 +728,7 @@ impl Client {
         if let Some(r) = reason {
             objs.push(Object::str(FieldId::Reason, r));
         }
-        let txn = self.txn();
-        let m = Message::new(t, Flags::REQUEST, txn, objs);
+        let m = self.request(t, objs);
         self.send_tcp(sig, &m);
     }
 
@@ -1315,11 +1310,8 @@ impl Client {
     /// `conf-join` on the signalling connection `conn`: this member's media address for
     /// the conference's mixer (PROTOCOL.md §6.3).
     fn send_conf_join(&mut self, conn: ConnId, id: u32, media: SocketAddr) {
-        let txn = self.txn();
-        let m = Message::new(
+        let m = self.request(
             MsgType::ConfJoin,
-            Flags::REQUEST,
-            txn,
             vec![
                 Object::u32(FieldId::CallId, id),
                 Object::str(FieldId::User, &self.cfg.name),
@@ -1355,11 +1347,8 @@ impl Client {
                 .iter()
                 .map(|u| Object::str(FieldId::User, u))
                 .collect();
-            let txn = self.txn();
-            let m = Message::new(
+            let m = self.request(
                 MsgType::ConfMixer,
-                Flags::REQUEST,
-                txn,
                 vec![
                     Object::u32(FieldId::CallId, id),
                     Object::str(FieldId::Mixer, &self.cfg.name),
@@ -1491,11 +1480,8 @@ impl Client {
         c.next_keepalive = Some(next.add_nanos(period).max(now));
         let (id, seq) = (c.id, c.ka_seq);
         let (to, tcp) = media_route(c);
-        let txn = self.txn();
-        let m = Message::new(
+        let m = self.request(
             MsgType::HoldKeepalive,
-            Flags::REQUEST,
-            txn,
             vec![
                 Object::u32(FieldId::CallId, id),
                 Object::u32(FieldId::Seq, seq),

@@ -529,11 +529,8 @@ impl Client {
 
     /// An `hc-probe` (PROTOCOL.md §8.1), the same over UDP and as the first TCP frame.
     fn hc_probe(&mut self) -> Message {
-        let txn = self.txn();
-        Message::new(
+        self.request(
             MsgType::HcProbe,
-            Flags::REQUEST,
-            txn,
             vec![
                 Object::u64(FieldId::NodeId, self.node_id),
                 Object::str(FieldId::Software, &self.software()),
@@ -791,11 +788,8 @@ impl Client {
                 return;
             }
         }
-        let txn = self.txn();
-        let m = Message::new(
+        let m = self.request(
             MsgType::AuthHello,
-            Flags::REQUEST,
-            txn,
             vec![
                 Object::str(FieldId::User, &self.cfg.name),
                 Object::str(FieldId::Software, &self.software()),
@@ -853,11 +847,8 @@ impl Client {
                     }
                 };
                 let proof = auth::proof(&stored, &nonce);
-                let txn = self.txn();
-                let reply = Message::new(
+                let reply = self.request(
                     MsgType::AuthProof,
-                    Flags::REQUEST,
-                    txn,
                     vec![
                         Object::str(FieldId::User, &self.cfg.name),
                         Object::blob(FieldId::Proof, &proof),
@@ -1102,11 +1093,8 @@ impl Client {
     }
 
     fn send_fallback_probe(&mut self, to: SocketAddr) {
-        let txn = self.txn();
-        let m = Message::new(
+        let m = self.request(
             MsgType::FallbackProbe,
-            Flags::REQUEST,
-            txn,
             vec![Object::u64(FieldId::NodeId, self.node_id)],
         );
         self.send_udp(to, &m);
@@ -1289,11 +1277,8 @@ impl Client {
                 .iter()
                 .map(|b| Object::str(FieldId::User, b))
                 .collect();
-            let txn = self.txn();
-            let m = Message::new(
+            let m = self.request(
                 MsgType::PresenceQuery,
-                Flags::REQUEST,
-                txn,
                 vec![Object::list(FieldId::Users, users)],
             );
             self.send_tcp(sn.conn, &m);
@@ -1319,8 +1304,7 @@ impl Client {
             // PROTOCOL.md §8.10: a promoted node announces its SN role to its own SN.
             objs.push(Object::addr(FieldId::SnAddr, self.cfg.addr));
         }
-        let txn = self.txn();
-        let m = Message::new(MsgType::SnRefresh, Flags::REQUEST, txn, objs);
+        let m = self.request(MsgType::SnRefresh, objs);
         self.send_tcp(sn.conn, &m);
         self.stats.keepalives_sent += 1;
         self.login.ack = Some((seq, self.now.add_nanos(secs(self.cfg.keepalive_ack_wait_s))));
@@ -1354,11 +1338,8 @@ impl Client {
                 f.outstanding = Some(seq);
                 let to = f.addr;
                 self.login.repoll_cursor = i + 1;
-                let txn = self.txn();
-                let m = Message::new(
+                let m = self.request(
                     MsgType::NatPing,
-                    Flags::REQUEST,
-                    txn,
                     vec![
                         Object::u64(FieldId::NodeId, self.node_id),
                         Object::u32(FieldId::Seq, seq),
@@ -1395,11 +1376,8 @@ impl Client {
     fn hourly_tick(&mut self) {
         self.send_refresh(true);
         if let Some(sn) = self.login.sn {
-            let txn = self.txn();
-            let m = Message::new(
+            let m = self.request(
                 MsgType::HcExchangeRequest,
-                Flags::REQUEST,
-                txn,
                 vec![Object::u32(FieldId::MaxCount, HC_EXCHANGE_MAX)],
             );
             self.send_tcp(sn.conn, &m);

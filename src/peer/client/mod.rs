@@ -29,7 +29,9 @@ use super::stream::{FrameReader, drain_frames};
 use super::truth::Role;
 use crate::time::Ts;
 use dissectors::skylark::codec::Message;
+use dissectors::skylark::header::Flags;
 use dissectors::skylark::messages::MsgType;
+use dissectors::skylark::object::Object;
 use host_cache::ClientState;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -373,6 +375,12 @@ impl Client {
     fn txn(&mut self) -> u32 {
         self.next_txn = self.next_txn.wrapping_add(1);
         self.next_txn
+    }
+
+    /// A request of type `t` with the next transaction id (PROTOCOL.md §3.1).
+    fn request(&mut self, t: MsgType, objects: Vec<Object>) -> Message {
+        let txn = self.txn();
+        Message::new(t, Flags::REQUEST, txn, objects)
     }
 
     fn new_conn(&mut self, kind: ConnKind, remote: SocketAddr) -> Option<ConnId> {
