@@ -53,14 +53,18 @@ impl Intervals {
             let _ = h.record(ms);
             return;
         }
-        // MAX_INTERVAL_MS < u32::MAX.
-        self.exact.push(ms as u32);
-        if self.exact.len() > EXACT_MAX {
-            if let Some(mut h) = new_histogram() {
-                record_all(&mut h, &self.exact);
-                self.hist = Some(Box::new(h));
-                self.exact = Vec::new();
-            }
+        if self.exact.len() < EXACT_MAX {
+            // MAX_INTERVAL_MS < u32::MAX.
+            self.exact.push(ms as u32);
+            return;
+        }
+        // Creating the histogram cannot fail with these constant bounds; were it to, the
+        // interval would go unrecorded rather than the plain values grow without bound.
+        if let Some(mut h) = new_histogram() {
+            record_all(&mut h, &self.exact);
+            let _ = h.record(ms);
+            self.hist = Some(Box::new(h));
+            self.exact = Vec::new();
         }
     }
 
