@@ -11,7 +11,9 @@
 //! Must not: buffer (wrap files in a `BufWriter`), read clocks, or decide what goes on the
 //! wire beyond the headers asked for.
 
-use super::pcapng::{BT_EPB, BT_IDB, BT_SHB, OPT_ENDOFOPT, OPT_IF_TSRESOL, epb};
+use super::pcapng::{
+    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC_LE, OPT_ENDOFOPT, OPT_IF_TSRESOL, epb,
+};
 use super::{LinkType, MAX_BLOCK_LEN, MAX_INTERFACES};
 use crate::decode::tcp_flags;
 use crate::time::Ts;
@@ -19,7 +21,6 @@ use etherparse::{IpHeaders, Ipv4Extensions, Ipv4Header, PacketBuilder, TcpHeader
 use std::io::{self, Write};
 use std::net::{SocketAddrV4, SocketAddrV6};
 
-const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
 /// §4.1 `shb_userappl`, §4.2 `if_name`.
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
@@ -90,7 +91,7 @@ impl<W: Write> PcapNgWriter<W> {
         let mut b = Vec::with_capacity(total);
         b.extend_from_slice(&BT_SHB.to_le_bytes());
         b.extend_from_slice(&(total as u32).to_le_bytes());
-        b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
+        b.extend_from_slice(&BYTE_ORDER_MAGIC_LE);
         b.extend_from_slice(&1u16.to_le_bytes()); // major
         b.extend_from_slice(&0u16.to_le_bytes()); // minor
         b.extend_from_slice(&(-1i64).to_le_bytes()); // section length: not specified

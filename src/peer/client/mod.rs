@@ -377,7 +377,8 @@ impl Client {
         self.next_txn
     }
 
-    /// A request of type `t` with the next transaction id (PROTOCOL.md §3.1).
+    /// A request of type `t` with the next transaction id (PROTOCOL.md §5.2: incremented
+    /// per request).
     fn request(&mut self, t: MsgType, objects: Vec<Object>) -> Message {
         let txn = self.txn();
         Message::new(t, Flags::REQUEST, txn, objects)
