@@ -191,7 +191,7 @@ pub struct Engine<'c> {
 
 impl<'c> Engine<'c> {
     pub fn new(config: &PipelineConfig, consumer: &'c mut dyn FlowConsumer) -> Engine<'c> {
-        consumer.live_capacity(config.flow.max_flows);
+        consumer.live_capacity(config.flow.max_live());
         Engine {
             decoder: Decoder::new(config.defrag.clone()),
             table: FlowTable::<FlowApp>::new(config.flow.clone()),

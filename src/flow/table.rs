@@ -77,6 +77,14 @@ impl Default for FlowConfig {
     }
 }
 
+impl FlowConfig {
+    /// Live flows the table really holds at most (a table always has room for one), so
+    /// also the bound on every live index and slot.
+    pub fn max_live(&self) -> usize {
+        self.max_flows.max(1)
+    }
+}
+
 /// Receives flows as they end, with the per-flow application state attached to them.
 pub trait FlowSink<A> {
     fn flow_ended(&mut self, record: FlowRecord, app: A);
@@ -168,10 +176,10 @@ pub struct FlowTable<A = ()> {
 
 impl<A: Default> FlowTable<A> {
     pub fn new(config: FlowConfig) -> FlowTable<A> {
-        // Slots and links never outnumber `max_flows` (see `create`).
+        // Slots and links never outnumber the live flows (see `create`).
         let (mut slots, mut links) = (Vec::new(), Vec::new());
-        crate::prefetch::reserve_ceiling(&mut slots, config.max_flows);
-        crate::prefetch::reserve_ceiling(&mut links, config.max_flows);
+        crate::prefetch::reserve_ceiling(&mut slots, config.max_live());
+        crate::prefetch::reserve_ceiling(&mut links, config.max_live());
         FlowTable {
             index: FlowIndex::with_capacity(config.max_flows.min(1 << 16)),
             hasher: FxBuildHasher,
@@ -393,7 +401,7 @@ impl<A: Default> FlowTable<A> {
         pkt: &Packet<'_>,
         sink: &mut impl FlowSink<A>,
     ) -> u32 {
-        if self.index.len() >= self.config.max_flows.max(1) {
+        if self.index.len() >= self.config.max_live() {
             self.evict_oldest(sink);
         }
         // The originator sends the first packet — except that a SYN+ACK seen first was sent
