@@ -6,6 +6,16 @@
 //! reassembly → flow records and ordered streams) → `report` (summary, CSV).
 //! Every stage is sans-IO except `capture`, and takes time from the capture clock.
 
+/// Diagnostics go to stderr, which a user may close early (`p2ptrace … 2>&1 | head -1`):
+/// std's `eprintln!` then panics (exit 101) on a later line. This one, in scope for every
+/// module below, drops what cannot be written instead, so the run ends as it would have.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod analysis;
 pub mod capture;
 pub mod classify;

@@ -172,6 +172,30 @@ fn missing_file_directory_empty_and_garbage_exit_1_with_one_line() {
 }
 
 #[test]
+fn a_closed_stderr_keeps_the_exit_code_and_the_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    for (input, code) in [(bundled(), 0), (dir.path().join("nope.pcap"), 1)] {
+        let mut child = Command::new(bin())
+            .args([
+                "analyze",
+                input.to_str().unwrap(),
+                "--csv",
+                csv.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Whoever read stderr went away (`2>&1 | head -1`): every line hits a closed pipe.
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{input:?}");
+        assert!(csv.join("flows.csv").exists() && csv.join("hosts.csv").exists());
+    }
+}
+
+#[test]
 fn damaged_file_exits_3_and_still_writes_reports() {
     let dir = tempfile::tempdir().unwrap();
     let data = std::fs::read(bundled()).unwrap();
