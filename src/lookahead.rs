@@ -18,7 +18,7 @@
 //! touched once a minute), ~20 % slower on the benchmark generator's file (bursty flows)
 //! when always on.
 //! So it is timed: short windows of frames run alternately with and without it, and the
-//! faster way runs until the next such duel (see [`Trial`]). `P2PTRACE_LOOKAHEAD=on` or
+//! faster way runs until the next such duel (see `Trial`). `P2PTRACE_LOOKAHEAD=on` or
 //! `off` in the environment fixes the choice from the first frame (benchmarks, and tests
 //! showing the results do not depend on it).
 

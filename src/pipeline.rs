@@ -315,7 +315,7 @@ pub enum Step {
 }
 
 /// Reads `reader` to its end (or damage), handing each frame to `engine` as `step` decides;
-/// `checkpoint` runs every [`CHECKPOINT_FRAMES`] frames (progress). Returns the frames read
+/// `checkpoint` runs every `CHECKPOINT_FRAMES` (2^16) frames (progress). Returns the frames read
 /// and the error that ended the input early. The one read loop of files: `run`, the TUI's
 /// background analysis and its payload extraction all use it.
 pub fn read_frames(

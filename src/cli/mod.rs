@@ -161,7 +161,7 @@ pub struct PeerArgs {
     /// Also write labels.csv and events.csv into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Timer override, e.g. keepalive_s=5 (repeatable; the keys of docs/lab.md [timers]).
+    /// Timer override, e.g. keepalive_s=5 (repeatable; the keys of `docs/lab.md`, section `[timers]`).
     #[arg(long, value_name = "KEY=VALUE")]
     pub timer: Vec<String>,
     /// Login server: an account to create, USER:PASSWORD (repeatable).

@@ -5,7 +5,7 @@
 //! common header ([`header`]), typed TLV objects ([`object`]), the message catalogue with
 //! each message's family, traffic class and fields ([`messages`]), zero-copy views and owned
 //! messages with strict and lax parsers and emitters ([`codec`]), TCP framing and
-//! resynchronisation ([`framing`]), the allocation-free content probe ([`probe`]) and the
+//! resynchronisation ([`framing`]), the allocation-free content probe ([`probe`](mod@probe)) and the
 //! registry glue ([`flow`], [`DESCRIPTOR`]).
 //!
 //! Guarantees: no panic on any input; every length, count and nesting depth bounded by the

@@ -8,7 +8,7 @@
 //! show in the traffic; sends with buffering of partial writes; graceful close), fires
 //! [`Input::Timeout`] at the deadlines nodes ask for, feeds user commands from a channel
 //! ([`Commander`]) or a schedule ([`Driver::schedule`]), and hands every [`Label`] and
-//! [`Event`] to a [`Sink`].
+//! [`Event`](crate::peer::truth::Event) to a [`Sink`].
 //!
 //! Guarantees: labels are restamped with the driver's clock (a monotonic clock mapped to
 //! Unix time) at the moment the message's first byte is handed to the kernel, and a label

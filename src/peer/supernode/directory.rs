@@ -5,7 +5,7 @@
 //! expires. Cache: entries learnt from other SNs' `search-result`s, kept
 //! [`super::SuperNodeConfig::cache_s`]. Both are bounded ([`MAX_DIRECTORY`], [`MAX_CACHE`]):
 //! when full, the entry closest to expiry goes first.
-//! Must not: hold entries past their expiry once [`Directory::expire`] ran.
+//! Must not: hold entries past their expiry once [`Table::expire`] ran.
 
 use crate::peer::io::ConnId;
 use crate::time::Ts;
