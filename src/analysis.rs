@@ -156,16 +156,24 @@ impl Analysis {
 impl FlowConsumer for Analysis {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.totals.add(record);
-        let counts = self
-            .per_flow
-            .get_mut(record.live_index as usize)
-            .map(|f| std::mem::take(f).counts)
-            .unwrap_or_default();
-        self.totals.add_classes(&counts);
+        let i = record.live_index as usize;
+        // Read in place, then reset: taking the state out would copy it twice per flow.
+        let none;
+        let counts = match self.per_flow.get(i) {
+            Some(f) => &f.counts,
+            None => {
+                none = ClassCounts::default();
+                &none
+            }
+        };
+        self.totals.add_classes(counts);
         if let Some(csv) = &mut self.csv {
-            if let Err(e) = csv.push_classified(record, digits, &counts) {
+            if let Err(e) = csv.push_classified(record, digits, counts) {
                 self.csv_error.get_or_insert(e);
             }
+        }
+        if let Some(f) = self.per_flow.get_mut(i) {
+            *f = PerFlow::default();
         }
     }
 

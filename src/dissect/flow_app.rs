@@ -164,8 +164,11 @@ pub struct Dissection {
 struct Ctx {
     registry: &'static [DissectorDesc],
     config: DissectConfig,
-    /// All but `messages_by_service`, counted in `messages` instead.
+    /// All but `flows_by_service` and `messages_by_service`, counted in `flows` and
+    /// `messages` instead.
     stats: DissectStats,
+    /// Flows claimed per registry entry (a map lookup by name per flow was visible).
+    flows: Vec<u64>,
     /// Messages decoded per registry entry (a map lookup by name per message was visible).
     messages: Vec<u64>,
     out: Vec<Message>,
@@ -186,6 +189,7 @@ impl Dissection {
                 registry,
                 config,
                 stats: DissectStats::default(),
+                flows: vec![0; registry.len()],
                 messages: vec![0; registry.len()],
                 out: Vec::new(),
             },
@@ -195,9 +199,12 @@ impl Dissection {
     pub fn stats(&self) -> DissectStats {
         let ctx = &self.ctx;
         let mut stats = ctx.stats.clone();
-        for (desc, &n) in ctx.registry.iter().zip(&ctx.messages) {
-            if n > 0 || stats.flows_by_service.contains_key(desc.name) {
-                *stats.messages_by_service.entry(desc.name).or_default() += n;
+        for ((desc, &flows), &msgs) in ctx.registry.iter().zip(&ctx.flows).zip(&ctx.messages) {
+            if flows > 0 {
+                *stats.flows_by_service.entry(desc.name).or_default() += flows;
+            }
+            if flows > 0 || msgs > 0 {
+                *stats.messages_by_service.entry(desc.name).or_default() += msgs;
             }
         }
         stats
@@ -340,7 +347,9 @@ impl Ctx {
         if active.given_up || payload.is_empty() {
             return;
         }
-        if active.claim.is_none() {
+        // Claimed by this very datagram: its dissector has just said `Yes` to it.
+        let fresh = active.claim.is_none();
+        if fresh {
             match self.probe(Transport::Udp, dir, ports, payload) {
                 Some(desc) => active.claim = Some(self.claim(desc, Transport::Udp)),
                 None => {
@@ -358,7 +367,7 @@ impl Ctx {
         // A datagram the claiming protocol is not sure of may be another protocol sharing
         // the port (PROTOCOL.md §2.4: STUN and Skylark on one UDP socket); another
         // dissector that recognises it takes it.
-        if (claim.desc.probe)(Transport::Udp, side(dir), payload) != Probe::Yes {
+        if !fresh && (claim.desc.probe)(Transport::Udp, side(dir), payload) != Probe::Yes {
             let own = claim.desc;
             if let Some(desc) = self
                 .probe(Transport::Udp, dir, ports, payload)
@@ -428,10 +437,13 @@ impl Ctx {
     }
 
     fn claim(&mut self, desc: &'static DissectorDesc, transport: Transport) -> Claim {
-        *self.stats.flows_by_service.entry(desc.name).or_default() += 1;
+        let service = self.service(desc);
+        if let Some(n) = self.flows.get_mut(usize::from(service)) {
+            *n += 1;
+        }
         Claim {
             desc,
-            service: self.service(desc),
+            service,
             parser: (desc.new_flow)(transport),
             pending: [Vec::new(), Vec::new()],
             errors: 0,
