@@ -13,6 +13,7 @@ use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
 use crate::report::calls_csv::CallsReport;
 use crate::report::flows_csv::{ClassCounts, FlowsCsv};
 use crate::report::messages_csv::MessagesCsv;
+use crate::report::sessions::{self, CallDigest};
 use crate::report::summary::{self, FlowTotals};
 use dissectors::registry::Message;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,9 @@ impl Analysis {
                 a.calls = Some(create_report(dir, "calls.csv", CallsReport::create)?);
             }
         }
+        if dissect && a.calls.is_none() {
+            a.calls = Some(CallsReport::summary_only());
+        }
         Ok(a)
     }
 
@@ -115,18 +119,24 @@ impl Analysis {
                 failed.get_or_insert(e);
             }
         }
+        let mut calls = CallDigest::default();
         if let Some(c) = self.calls.take() {
-            match c.finish() {
-                Ok(rows) => written.push((rows, "calls", "calls.csv")),
-                Err(e) => drop(failed.get_or_insert(e)),
+            let (digest, rows) = c.finish();
+            calls = digest;
+            match rows {
+                Some(Ok(rows)) => written.push((rows, "calls", "calls.csv")),
+                Some(Err(e)) => drop(failed.get_or_insert(e)),
+                None => {}
             }
         }
+        let logins = self.measure.logins.rows();
+        let lookups = self.measure.lookups.rows();
         let span = match (stats.first_ts, stats.last_ts) {
             (Some(a), Some(b)) => b.since(a),
             _ => 0,
         };
         if let (Some(dir), true) = (&self.dir, self.dissect) {
-            match self.measure.write_csvs(dir, span) {
+            match self.measure.write_csvs(dir, span, &logins, &lookups) {
                 Ok(files) => written.extend(files),
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -138,6 +148,12 @@ impl Analysis {
             format!("writing reports in {}: {e}", dir.display())
         });
         let mut text = summary::render(stats, &self.totals);
+        text.push_str(&sessions::render(
+            &logins,
+            &lookups,
+            &self.measure.keepalives,
+            &calls,
+        ));
         let headlines = self.measure.headlines(span, 5);
         if !headlines.is_empty() {
             text.push_str("phone home\n");

@@ -74,6 +74,106 @@ fn keepalives_come_every_sixty_seconds() {
     }
 }
 
+/// The summary's line for `class` in its `sessions` section.
+fn session_line(summary: &str, class: &str) -> String {
+    let section = summary
+        .split("sessions\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no sessions section: {summary}"));
+    section
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("  {class:<12}")))
+        .unwrap_or_else(|| panic!("no {class} line: {summary}"))
+        .to_string()
+}
+
+#[test]
+fn the_summary_names_each_classs_sessions() {
+    // The three paper setups: the call's media path, logins, lookups, media.
+    for (scenario, path, transport) in [
+        ("no-nat", "1 direct-udp", "SN over udp 2, tcp 0"),
+        ("one-nat", "1 relay-udp", "SN over udp 2, tcp 0"),
+        (
+            "both-nat-udp-blocked",
+            "1 relay-tcp",
+            "SN over udp 0, tcp 2",
+        ),
+    ] {
+        let (dir, summary) = analyze(scenario);
+        let login = session_line(&summary, "login");
+        assert!(login.starts_with("2 logins: 2 ok, 0 failed"), "{login}");
+        assert!(login.contains(transport), "{scenario}: {login}");
+        let lookup = session_line(&summary, "lookup");
+        assert!(lookup.starts_with("1 lookup: 1 found"), "{lookup}");
+        let call = session_line(&summary, "signalling");
+        assert!(
+            call.starts_with("1 call: ") && call.contains(path),
+            "{call}"
+        );
+        assert!(
+            call.contains("to ringing") && call.contains("to accept"),
+            "{call}"
+        );
+        // The media line adds up calls.csv's frames.
+        let frames: f64 = rows(&dir.path().join("calls.csv"))
+            .iter()
+            .map(|r| secs(r, "packets_ab") + secs(r, "packets_ba"))
+            .sum();
+        let media = session_line(&summary, "media");
+        let shown = format!("{} frames by the parties; loss 0.00 %", frames as u64);
+        assert!(
+            media.replace(',', "").starts_with(&shown),
+            "{media} vs {shown}"
+        );
+    }
+    // Keepalives every 60 s (PROTOCOL.md §8.5), over every client-SN pair of keepalives.csv.
+    let (dir, summary) = analyze("phone-home");
+    let pairs = rows(&dir.path().join("keepalives.csv"));
+    let count: f64 = pairs.iter().map(|r| secs(r, "count")).sum();
+    let ka = session_line(&summary, "keepalive");
+    let head = format!(
+        "{} keepalives over {} client-SN pairs",
+        count as u64,
+        pairs.len()
+    );
+    assert!(ka.replace(',', "").starts_with(&head), "{ka} vs {head}");
+    let median: f64 = ka
+        .split("interval median ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{ka}"));
+    assert!((median - 60.0).abs() <= 0.6, "{ka}");
+}
+
+#[test]
+fn the_sessions_are_summarised_without_csv_reports_too() {
+    let o = Command::new(BIN)
+        .args(["analyze", "--quiet"])
+        .arg(capture("one-nat"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let summary = String::from_utf8(o.stdout).unwrap();
+    let call = session_line(&summary, "signalling");
+    assert!(
+        call.starts_with("1 call: 0 direct-udp, 1 relay-udp"),
+        "{call}"
+    );
+    // No Skylark, no sessions: the bundled capture's summary has no such section.
+    let o = Command::new(BIN)
+        .args(["analyze", "--quiet"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/captures/voip-mix.pcap"
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let summary = String::from_utf8(o.stdout).unwrap();
+    assert!(!summary.contains("sessions"), "{summary}");
+}
+
 #[test]
 fn hosts_get_the_roles_the_simulator_gave_them() {
     let (dir, _) = analyze("one-nat");
@@ -115,4 +215,20 @@ fn phonehome_on_a_missing_or_garbage_file_is_a_one_line_error() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn the_readmes_sessions_example_is_what_analyze_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("```\nsessions\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("README has a sessions example");
+    let (_, summary) = analyze("one-nat");
+    assert!(
+        summary.contains(&format!("sessions\n{example}")),
+        "README:\n{example}\nanalyze:\n{summary}"
+    );
 }

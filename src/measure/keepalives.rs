@@ -63,6 +63,20 @@ impl Keepalives {
         self.pairs.is_empty()
     }
 
+    /// Pairs, keepalives, and each pair's median interval (pairs with at least one
+    /// interval) as one distribution: the summary's keepalive line.
+    pub fn digest(&self, scratch: &mut Scratch) -> (usize, u64, Intervals) {
+        let mut medians = Intervals::default();
+        let mut count = 0;
+        for p in self.pairs.values() {
+            count += p.count;
+            if let Some(s) = p.intervals.dist(scratch).quantile_s(0.5) {
+                medians.record_ns((s * 1e9) as i64);
+            }
+        }
+        (self.pairs.len(), count, medians)
+    }
+
     pub fn write_csv<W: Write>(&self, mut out: W) -> io::Result<()> {
         out.write_all(&CsvRow::header(COLUMNS))?;
         let mut r = CsvRow::default();

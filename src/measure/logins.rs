@@ -64,6 +64,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Failed, Outcome::Incomplete];
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

@@ -41,6 +41,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Found,
+        Outcome::FoundOffline,
+        Outcome::NotFound,
+        Outcome::Timeout,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Found => "found",

@@ -124,10 +124,14 @@ impl Measurements {
 
     /// Writes phonehome.csv, keepalives.csv, hosts.csv, logins.csv and lookups.csv into `dir`; `span_ns` is the
     /// capture's time span (for contacts per hour). Returns (rows, what, file) per file.
+    /// Writes the reports into `dir`; `logins` and `lookups` are [`logins::Logins::rows`]
+    /// and [`lookups::Lookups::rows`] (made once: the summary reads them too).
     pub fn write_csvs(
         &mut self,
         dir: &Path,
         span_ns: i64,
+        logins: &[logins::Login],
+        lookups: &[lookups::Lookup],
     ) -> io::Result<Vec<(u64, &'static str, &'static str)>> {
         self.name_homes();
         let open = |name: &str| File::create(dir.join(name)).map(BufWriter::new);
@@ -141,13 +145,11 @@ impl Measurements {
         let mut w = open("hosts.csv")?;
         self.hosts.write_csv(&mut w)?;
         w.flush()?;
-        let logins = self.logins.rows();
         let mut w = open("logins.csv")?;
-        logins::write_csv(&logins, &mut w)?;
+        logins::write_csv(logins, &mut w)?;
         w.flush()?;
-        let lookups = self.lookups.rows();
         let mut w = open("lookups.csv")?;
-        lookups::write_csv(&lookups, &mut w)?;
+        lookups::write_csv(lookups, &mut w)?;
         w.flush()?;
         Ok(vec![
             (rows.len() as u64, "phone-home pairs", "phonehome.csv"),

@@ -3,6 +3,7 @@
 //! Schema documented in `docs/csv.md`. Must not: compute anything beyond formatting.
 
 use super::csv_row::CsvRow;
+use super::sessions::CallDigest;
 use crate::measure::calls::{CallRecord, CallTracker};
 use crate::pipeline::MsgCtx;
 use dissectors::registry::Message;
@@ -126,49 +127,75 @@ pub fn render<'r>(row: &'r mut CsvRow, c: &CallRecord, digits: u8) -> &'r [u8] {
     row.finish()
 }
 
-/// `calls.csv` fed straight from the message stream: a [`CallTracker`] whose reported calls
-/// are written as they come. The first write error is kept and returned by `finish`.
+/// Calls fed straight from the message stream: a [`CallTracker`] whose reported calls go
+/// into the summary's [`CallDigest`] and, when asked for, are written to `calls.csv` as they
+/// come. The first write error is kept and returned by `finish`.
 pub struct CallsReport {
     tracker: CallTracker,
-    csv: CallsCsv,
+    out: Reported,
+}
+
+/// Where reported calls go.
+struct Reported {
+    csv: Option<CallsCsv>,
+    digest: CallDigest,
     digits: u8,
     error: Option<io::Error>,
 }
 
+impl Reported {
+    fn call(&mut self, c: CallRecord) {
+        self.digest.add(&c);
+        if let Some(csv) = &mut self.csv {
+            if let Err(e) = csv.write(&c, self.digits) {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
 impl CallsReport {
-    pub fn create(path: &Path) -> io::Result<CallsReport> {
-        Ok(CallsReport {
+    /// Calls for the summary only (no `calls.csv`).
+    pub fn summary_only() -> CallsReport {
+        CallsReport {
             tracker: CallTracker::new(),
-            csv: CallsCsv::create(path)?,
-            digits: 6,
-            error: None,
-        })
+            out: Reported {
+                csv: None,
+                digest: CallDigest::default(),
+                digits: 6,
+                error: None,
+            },
+        }
+    }
+
+    pub fn create(path: &Path) -> io::Result<CallsReport> {
+        let mut r = CallsReport::summary_only();
+        r.out.csv = Some(CallsCsv::create(path)?);
+        Ok(r)
     }
 
     pub fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
-        let (csv, error) = (&mut self.csv, &mut self.error);
-        self.digits = self.digits.max(ctx.digits);
-        let digits = self.digits;
-        self.tracker.message(ctx, msg, &mut |c| {
-            if let Err(e) = csv.write(&c, digits) {
-                error.get_or_insert(e);
-            }
-        });
+        let out = &mut self.out;
+        out.digits = out.digits.max(ctx.digits);
+        self.tracker.message(ctx, msg, &mut |c| out.call(c));
     }
 
-    /// Reports the calls still open, flushes, and returns the rows written.
-    pub fn finish(mut self) -> io::Result<u64> {
-        let (csv, error, digits) = (&mut self.csv, &mut self.error, self.digits);
-        self.tracker.finish(&mut |c| {
-            if let Err(e) = csv.write(&c, digits) {
-                error.get_or_insert(e);
+    /// Reports the calls still open and flushes `calls.csv`: the calls' digest, and the rows
+    /// written (`None` without the file) or the first error writing them.
+    pub fn finish(mut self) -> (CallDigest, Option<io::Result<u64>>) {
+        let out = &mut self.out;
+        self.tracker.finish(&mut |c| out.call(c));
+        let Reported {
+            csv, digest, error, ..
+        } = self.out;
+        let written = csv.map(|csv| match error {
+            Some(e) => Err(e),
+            None => {
+                let rows = csv.rows();
+                csv.finish().map(|()| rows)
             }
         });
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        let rows = self.csv.rows();
-        self.csv.finish().map(|()| rows)
+        (digest, written)
     }
 }
 

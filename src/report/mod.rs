@@ -5,6 +5,7 @@ pub mod calls_csv;
 pub mod csv_row;
 pub mod flows_csv;
 pub mod messages_csv;
+pub mod sessions;
 pub mod spool;
 pub mod summary;
 pub mod top;
