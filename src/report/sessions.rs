@@ -88,18 +88,26 @@ fn two_digits(s: f64) -> String {
     format!("{s:.decimals$}")
 }
 
-fn counted<T: Copy + PartialEq>(
-    items: impl Iterator<Item = T> + Clone,
+/// `N logins: a ok, b failed, …`: `rows` counted by `outcome`, for every value in `all`.
+fn tally<R, T: Copy + PartialEq>(
+    rows: &[R],
+    (one, many): (&str, &str),
+    outcome: impl Fn(&R) -> T,
     all: &[T],
     name: impl Fn(T) -> &'static str,
 ) -> String {
-    all.iter()
+    let counts: Vec<String> = all
+        .iter()
         .map(|&o| {
-            let n = items.clone().filter(|&i| i == o).count() as u64;
+            let n = rows.iter().filter(|r| outcome(r) == o).count() as u64;
             format!("{} {}", thousands(n), name(o))
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    format!(
+        "{}: {}",
+        plural(rows.len() as u64, one, many),
+        counts.join(", ")
+    )
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -107,14 +115,12 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 fn login_line(rows: &[Login], scratch: &mut Scratch) -> String {
-    let mut line = format!(
-        "{}: {}",
-        plural(rows.len() as u64, "login", "logins"),
-        counted(
-            rows.iter().map(Login::outcome),
-            &logins::Outcome::ALL,
-            logins::Outcome::name
-        )
+    let mut line = tally(
+        rows,
+        ("login", "logins"),
+        Login::outcome,
+        &logins::Outcome::ALL,
+        logins::Outcome::name,
     );
     let udp = rows.iter().filter(|l| l.transport() == "udp").count() as u64;
     let tcp = rows.iter().filter(|l| l.transport() == "tcp").count() as u64;
@@ -140,14 +146,12 @@ fn login_line(rows: &[Login], scratch: &mut Scratch) -> String {
 }
 
 fn lookup_line(rows: &[Lookup], scratch: &mut Scratch) -> String {
-    let mut line = format!(
-        "{}: {}",
-        plural(rows.len() as u64, "lookup", "lookups"),
-        counted(
-            rows.iter().map(Lookup::outcome),
-            &lookups::Outcome::ALL,
-            lookups::Outcome::name
-        )
+    let mut line = tally(
+        rows,
+        ("lookup", "lookups"),
+        Lookup::outcome,
+        &lookups::Outcome::ALL,
+        lookups::Outcome::name,
     );
     let cached = rows.iter().filter(|l| l.from_cache() == Some(true)).count() as u64;
     let _ = write!(line, "; {} answered from cache", thousands(cached));
