@@ -125,4 +125,31 @@ mod tests {
         assert!(fields.iter().all(|v| (v - 60.0).abs() <= 0.6), "{fields:?}");
         assert_eq!(lines[2], "10.0.0.6,203.0.113.1,1,,,,");
     }
+
+    #[test]
+    fn the_digest_counts_every_pair_and_takes_each_pairs_median() {
+        let mut k = Keepalives::default();
+        let sn: IpAddr = "203.0.113.1".parse().unwrap();
+        let s = 1_000_000_000;
+        // Three pairs: medians 60 s and 30 s (one odd interval each), and a lone keepalive.
+        for (client, period) in [("10.0.0.1", 60), ("10.0.0.2", 30)] {
+            let c = client.parse().unwrap();
+            let mut t = 0;
+            for gap in [period, period, 5, period] {
+                k.observe(Ts(t), c, sn);
+                t += gap * s;
+            }
+            k.observe(Ts(t), c, sn);
+        }
+        k.observe(Ts(0), "10.0.0.3".parse().unwrap(), sn);
+        let mut scratch = Scratch::default();
+        let (pairs, count, medians) = k.digest(&mut scratch);
+        assert_eq!((pairs, count, medians.count()), (3, 11, 2));
+        let d = medians.dist(&mut scratch);
+        let (lo, hi) = (d.min_s().unwrap(), d.max_s().unwrap());
+        assert!(
+            (lo - 30.0).abs() <= 0.6 && (hi - 60.0).abs() <= 1.2,
+            "{lo} {hi}"
+        );
+    }
 }

@@ -123,9 +123,9 @@ impl Measurements {
     }
 
     /// Writes phonehome.csv, keepalives.csv, hosts.csv, logins.csv and lookups.csv into `dir`; `span_ns` is the
-    /// capture's time span (for contacts per hour). Returns (rows, what, file) per file.
-    /// Writes the reports into `dir`; `logins` and `lookups` are [`logins::Logins::rows`]
-    /// and [`lookups::Lookups::rows`] (made once: the summary reads them too).
+    /// capture's time span (for contacts per hour); `logins` and `lookups` are
+    /// [`logins::Logins::rows`] and [`lookups::Lookups::rows`] (made once: the summary reads
+    /// them too). Returns (rows, what, file) per file.
     pub fn write_csvs(
         &mut self,
         dir: &Path,
