@@ -3,7 +3,7 @@
 //! end-to-end run of `p2ptrace tui` inside tmux.
 
 use p2ptrace::capture::CaptureReader;
-use p2ptrace::tui::app::{Action, App, Export, Key, Scope, View};
+use p2ptrace::tui::app::{Action, App, Export, Key, Scope, VIEWS, View};
 use p2ptrace::tui::{Status, export, load_file, ui};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -62,7 +62,7 @@ fn keys(app: &mut App, w: u16, h: u16, keys: &[Key]) {
 fn every_view_at_80x24_and_120x40() {
     for (w, h) in [(80u16, 24u16), (120, 40)] {
         let mut app = loaded(ONE_NAT, false);
-        for v in 0..8u8 {
+        for v in 0..VIEWS.len() as u8 {
             app.on_key(Key::Char(char::from(b'1' + v)));
             let name = format!("one_nat_{}_{w}x{h}", app.view.slug());
             insta::assert_snapshot!(name, screen(&app, w, h));
@@ -497,4 +497,8 @@ fn a_host_or_a_lane_opens_its_flows() {
         "the login server's lane"
     );
     assert_eq!(app.rows(View::Flows).len(), 2);
+    // A login opens its client's flows; the second login is the second client's.
+    keys(&mut app, 80, 24, &[Key::Char('9'), Key::Down, Key::Enter]);
+    assert_eq!(app.view, View::Flows);
+    assert_eq!(app.lists[1].filter, "host:100.64.0.2");
 }

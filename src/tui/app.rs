@@ -24,7 +24,7 @@ pub const MAX_INPUT_LEN: usize = 256;
 /// How often (ms of UI time) cached row lists follow data that keeps changing.
 pub const REFRESH_MS: u64 = 1000;
 
-/// The views, in Tab order (number keys 1–8).
+/// The views, in Tab order (number keys 1–9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum View {
     Timeline,
@@ -35,9 +35,10 @@ pub enum View {
     PhoneHome,
     Hosts,
     Keepalives,
+    Logins,
 }
 
-pub const VIEWS: [View; 8] = [
+pub const VIEWS: [View; 9] = [
     View::Timeline,
     View::Flows,
     View::Messages,
@@ -46,6 +47,7 @@ pub const VIEWS: [View; 8] = [
     View::PhoneHome,
     View::Hosts,
     View::Keepalives,
+    View::Logins,
 ];
 
 impl View {
@@ -59,6 +61,7 @@ impl View {
             View::PhoneHome => "Phone-home",
             View::Hosts => "Hosts",
             View::Keepalives => "Keepalives",
+            View::Logins => "Logins",
         }
     }
 
@@ -73,6 +76,7 @@ impl View {
             View::PhoneHome => "phonehome",
             View::Hosts => "hosts",
             View::Keepalives => "keepalives",
+            View::Logins => "logins",
         }
     }
 
@@ -215,7 +219,7 @@ pub struct App {
     pub help: bool,
     pub input: Input,
     pub input_buf: String,
-    pub lists: [ListState; 8],
+    pub lists: [ListState; VIEWS.len()],
     pub scope: Option<Scope>,
     pub details_focus: bool,
     pub field: usize,
@@ -232,7 +236,7 @@ pub struct App {
     now_ms: u64,
     /// (data version, rows) per view, and when each was computed.
     rows: RowCache,
-    computed_at: RefCell<[(u64, u64); 8]>,
+    computed_at: RefCell<[(u64, u64); VIEWS.len()]>,
     /// The selection when an incremental search started.
     search_origin: usize,
     /// The current scope's message indices (the Messages view's items).
@@ -291,8 +295,8 @@ impl App {
             page: Cell::new(10),
             list_width: Cell::new(u16::MAX),
             now_ms: 0,
-            rows: RefCell::new(vec![None; 8]),
-            computed_at: RefCell::new([(u64::MAX, 0); 8]),
+            rows: RefCell::new(vec![None; VIEWS.len()]),
+            computed_at: RefCell::new([(u64::MAX, 0); VIEWS.len()]),
             search_origin: 0,
             scope_list: RefCell::new(Vec::new()),
             grid: RefCell::new(None),
@@ -342,6 +346,7 @@ impl App {
             View::PhoneHome => Some(&t.phonehome),
             View::Hosts => Some(&t.hosts),
             View::Keepalives => Some(&t.keepalives),
+            View::Logins => Some(&t.logins),
             _ => None,
         }
     }
@@ -386,6 +391,16 @@ impl App {
                 "relay",
                 "loss_ab",
                 "jitter_ms_ab",
+            ],
+            // Times since the epoch crowd out the rest below 120 cells.
+            View::Logins if width < 120 => &[
+                "client",
+                "duration_s",
+                "outcome",
+                "transport",
+                "fallback_port",
+                "bytes",
+                "steps",
             ],
             View::PhoneHome => &[
                 "client",
@@ -646,7 +661,7 @@ impl App {
             Key::Char('?') => self.help = true,
             Key::Tab => self.switch((self.view.index() + 1) % VIEWS.len()),
             Key::BackTab => self.switch((self.view.index() + VIEWS.len() - 1) % VIEWS.len()),
-            Key::Char(c @ '1'..='8') => self.switch(c as usize - '1' as usize),
+            Key::Char(c @ '1'..='9') => self.switch(c as usize - '1' as usize),
             Key::Char('e') => return self.export(),
             Key::Esc => self.back(),
             _ => {
@@ -764,7 +779,7 @@ impl App {
                     self.show_messages();
                 }
             }
-            View::Hosts | View::PhoneHome | View::Keepalives | View::Lookups => {
+            View::Hosts | View::PhoneHome | View::Keepalives | View::Lookups | View::Logins => {
                 let host = self.cell(self.view, item, 0).into_owned();
                 let l = &mut self.lists[View::Flows.index()];
                 l.filter = format!("host:{host}");
@@ -1294,11 +1309,13 @@ mod tests {
         assert_eq!(a.view, View::Flows);
         a.on_key(Key::BackTab);
         a.on_key(Key::BackTab);
-        assert_eq!(a.view, View::Keepalives);
+        assert_eq!(a.view, View::Logins);
         a.on_key(Key::Char('4'));
         assert_eq!(a.view, View::Calls);
         a.on_key(Key::Char('9'));
-        assert_eq!(a.view, View::Calls);
+        assert_eq!(a.view, View::Logins);
+        a.on_key(Key::Char('0'));
+        assert_eq!(a.view, View::Logins);
     }
 
     #[test]
@@ -1516,7 +1533,7 @@ mod tests {
             Key::Char('e'),
             Key::Char('0'),
         ];
-        for v in 0..8 {
+        for v in 0..VIEWS.len() as u8 {
             a.on_key(Key::Char(char::from(b'1' + v)));
             for k in keys {
                 let _ = a.on_key(k);

@@ -1,6 +1,6 @@
 //! Terminal UI (`p2ptrace tui FILE`, and `p2ptrace live` on a terminal): a timeline of the
 //! overlay, the flow table, messages with their details, and the calls, lookups,
-//! phone-home, hosts and keepalive reports with their distributions.
+//! phone-home, hosts, keepalive and login reports with their distributions.
 //!
 //! Layout: [`feed`] (the pipeline consumer sending classified events over a bounded
 //! channel), [`model`] (what the events add up to), [`app`] (view state and keys, no

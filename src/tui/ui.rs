@@ -104,6 +104,12 @@ pub fn render(app: &App, f: &mut Frame) {
             let v = column_values(app, View::Lookups, "latency_s");
             render_histogram(f, c, "lookup latency (s)", &v, app.color);
         }
+        View::Logins => {
+            let [t, c] = split_chart(main, 8);
+            render_list(app, f, t, View::Logins, "Logins");
+            let v = column_values(app, View::Logins, "duration_s");
+            render_histogram(f, c, "login duration (s)", &v, app.color);
+        }
         v => render_list(app, f, main, v, v.title()),
     }
     render_input(app, f, input);
@@ -778,7 +784,7 @@ fn render_phonehome_chart(app: &App, f: &mut Frame, area: Rect) {
 
 /// Every key, for the help overlay and docs/tui.md.
 pub const HELP: &[(&str, &str)] = &[
-    ("Tab S-Tab, 1-8", "next / previous view, view by number"),
+    ("Tab S-Tab, 1-9", "next / previous view, view by number"),
     ("?", "this help (Esc or ? closes it)"),
     ("q, Ctrl-C", "quit"),
     (
