@@ -89,11 +89,14 @@ impl Analysis {
             a.csv = Some(create_report(dir, "flows.csv", FlowsCsv::create)?);
             if dissect {
                 a.messages = Some(create_report(dir, "messages.csv", MessagesCsv::create)?);
-                a.calls = Some(create_report(dir, "calls.csv", CallsReport::create)?);
             }
         }
-        if dissect && a.calls.is_none() {
-            a.calls = Some(CallsReport::summary_only());
+        // Calls feed the summary too, so they are tracked even without calls.csv.
+        if dissect {
+            a.calls = Some(match csv {
+                Some(dir) => create_report(dir, "calls.csv", CallsReport::create)?,
+                None => CallsReport::summary_only(),
+            });
         }
         Ok(a)
     }

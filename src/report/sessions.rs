@@ -26,7 +26,6 @@ const PATHS: [MediaPath; 4] = [
 /// media path, set-up latencies, and media totals.
 #[derive(Default)]
 pub struct CallDigest {
-    calls: u64,
     /// By [`PATHS`] position.
     paths: [u64; 4],
     no_media: u64,
@@ -42,8 +41,12 @@ pub struct CallDigest {
 }
 
 impl CallDigest {
+    /// Calls reported: each has a media path or none.
+    fn calls(&self) -> u64 {
+        self.paths.iter().sum::<u64>() + self.no_media
+    }
+
     pub fn add(&mut self, c: &CallRecord) {
-        self.calls += 1;
         match c
             .media_path
             .and_then(|p| PATHS.iter().position(|&q| q == p))
@@ -175,7 +178,11 @@ fn call_line(c: &CallDigest, scratch: &mut Scratch) -> String {
         .map(|(p, n)| format!("{} {}", thousands(n), p.as_str()))
         .collect();
     parts.push(format!("{} without media", thousands(c.no_media)));
-    let mut line = format!("{}: {}", plural(c.calls, "call", "calls"), parts.join(", "));
+    let mut line = format!(
+        "{}: {}",
+        plural(c.calls(), "call", "calls"),
+        parts.join(", ")
+    );
     if let Some(m) = median(&c.ringing, scratch) {
         let _ = write!(line, "; set-up {m} to ringing");
     }
@@ -221,7 +228,7 @@ pub fn render(
     keepalives: &Keepalives,
     calls: &CallDigest,
 ) -> String {
-    if logins.is_empty() && lookups.is_empty() && keepalives.is_empty() && calls.calls == 0 {
+    if logins.is_empty() && lookups.is_empty() && keepalives.is_empty() && calls.calls() == 0 {
         return String::new();
     }
     let mut scratch = Scratch::default();

@@ -98,17 +98,15 @@ pub fn render(app: &App, f: &mut Frame) {
             let v = app.model.keepalive_intervals.clone();
             render_histogram(f, c, "keepalive interval (s)", &v, app.color);
         }
-        View::Lookups => {
+        v @ (View::Lookups | View::Logins) => {
+            let (col, title) = if v == View::Lookups {
+                ("latency_s", "lookup latency (s)")
+            } else {
+                ("duration_s", "login duration (s)")
+            };
             let [t, c] = split_chart(main, 8);
-            render_list(app, f, t, View::Lookups, "Lookups");
-            let v = column_values(app, View::Lookups, "latency_s");
-            render_histogram(f, c, "lookup latency (s)", &v, app.color);
-        }
-        View::Logins => {
-            let [t, c] = split_chart(main, 8);
-            render_list(app, f, t, View::Logins, "Logins");
-            let v = column_values(app, View::Logins, "duration_s");
-            render_histogram(f, c, "login duration (s)", &v, app.color);
+            render_list(app, f, t, v, v.title());
+            render_histogram(f, c, title, &column_values(app, v, col), app.color);
         }
         v => render_list(app, f, main, v, v.title()),
     }
