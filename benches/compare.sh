@@ -8,6 +8,8 @@
 #   TOOLS="p2ptrace-flows p2ptrace ndpi" benches/compare.sh   # skip tshark (slow on big files)
 #   CAP=big/capture.pcapng TOOLS="p2ptrace ndpi" benches/compare.sh  # any capture (packets
 #                                           # counted with capinfos), e.g. `p2ptrace sim large`
+#   TOOLS="p2ptrace p2ptrace-pgo" benches/compare.sh  # also the profile-guided build
+#                                           # (scripts/build-pgo.sh makes target/pgo/p2ptrace)
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
@@ -36,6 +38,11 @@ fi
 
 cargo build --release --quiet
 BIN=target/release/p2ptrace
+PGO_BIN=target/pgo/p2ptrace
+case " $TOOLS " in
+  *" p2ptrace-pgo"*) [ -x "$PGO_BIN" ] ||
+    { echo "compare.sh: $PGO_BIN not found: run scripts/build-pgo.sh first" >&2; exit 1; } ;;
+esac
 
 # Warm the page cache so every tool reads from memory.
 cat "$CAP" > /dev/null
@@ -58,6 +65,9 @@ for tool in $TOOLS; do
     p2ptrace-flows) results+=("$(run p2ptrace-flows "$BIN" analyze --quiet --no-dissect "$CAP" --csv "$WORK/out")") ;;
     # The default job: flows plus content dissection of every flow, flows.csv + messages.csv.
     p2ptrace) results+=("$(run p2ptrace "$BIN" analyze --quiet "$CAP" --csv "$WORK/out")") ;;
+    # The same two jobs with the profile-guided build.
+    p2ptrace-pgo) results+=("$(run p2ptrace-pgo "$PGO_BIN" analyze --quiet "$CAP" --csv "$WORK/out")") ;;
+    p2ptrace-pgo-flows) results+=("$(run p2ptrace-pgo-flows "$PGO_BIN" analyze --quiet --no-dissect "$CAP" --csv "$WORK/out")") ;;
     tshark) command -v tshark >/dev/null && results+=("$(run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp)") ;;
     ndpi) command -v ndpiReader >/dev/null && results+=("$(run ndpi ndpiReader -i "$CAP" -q)") ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
@@ -66,11 +76,11 @@ done
 
 echo
 echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))"
-printf '%-16s %10s %14s %10s %12s\n' tool seconds packets/s peak_MB "vs p2ptrace"
+printf '%-18s %10s %14s %10s %12s\n' tool seconds packets/s peak_MB "vs p2ptrace"
 base=""
 for r in "${results[@]}"; do
   set -- $r
   pps=$(echo "$PACKETS / $2" | bc -l)
   [ -z "$base" ] && base=$pps
-  printf '%-16s %10.3f %14.0f %10.1f %11.2fx\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)"
+  printf '%-18s %10.3f %14.0f %10.1f %11.2fx\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)"
 done
