@@ -40,7 +40,7 @@ echo "build-pgo: instrumented build" >&2
 gen=$(build target/pgo-gen "-Cprofile-generate=$work/profiles")
 
 echo "build-pgo: training" >&2
-"$gen" sim large --seed 7 --duration 3m --out "$work/train" --quiet
+"$gen" sim large --seed 7 --duration 3m --out "$work/train" --quiet > /dev/null
 captures=("$work/train/capture.pcapng" captures/voip-mix.pcap captures/sim/*/capture.pcapng.gz)
 analyze() { # analyze BIN OUT_PREFIX
   local i=0

@@ -1,6 +1,9 @@
 //! Fuzz the packet decoder: link layers, IPv4/IPv6 (extension headers), TCP/UDP/ICMP, and
 //! fragment reassembly across frames. Input: `[sel] frame (SEP frame)*`; `sel % 10` picks
 //! the link type, `sel / 10` how much longer than captured each frame was on the wire.
+//! Every frame is also decoded alone by a fresh decoder both ways, fast path first and
+//! general path only: packets and statistics must be the same (the fast path may only
+//! take frames the general path decodes identically).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -34,6 +37,16 @@ fn frames(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     .take(MAX_FRAMES)
 }
 
+/// The fast path's packet (when it takes the frame) equals the general path's.
+fn paths_agree(frame: &Frame<'_>) {
+    let mut both = Decoder::new(DefragLimits::default());
+    let mut general = Decoder::new(DefragLimits::default());
+    let a = format!("{:?}", both.decode(frame));
+    let b = format!("{:?}", general.decode_general(frame));
+    assert_eq!(a, b, "fast and general paths differ");
+    assert_eq!(both.stats(), general.stats(), "statistics differ");
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&sel, rest)) = input.split_first() else {
         return;
@@ -54,6 +67,7 @@ fuzz_target!(|input: &[u8]| {
             interface: 0,
             data,
         };
+        paths_agree(&frame);
         if let Some(pkt) = decoder.decode(&frame) {
             assert!(pkt.frames >= 1);
             match &pkt.l4 {

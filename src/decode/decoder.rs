@@ -76,8 +76,9 @@ impl Decoder {
     }
 
     /// The general path: etherparse's lax slicing, every link type, fragments, extension
-    /// headers, truncation and damage (counted).
-    pub(super) fn decode_general<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Packet<'a>> {
+    /// headers, truncation and damage (counted). [`Decoder::decode`] takes it unless the
+    /// fast path applies; public so tests and fuzzing can check the two agree.
+    pub fn decode_general<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Packet<'a>> {
         let stats = &mut self.stats;
         stats.frames += 1;
         let cut = frame.is_truncated();
