@@ -58,16 +58,22 @@ run() {
   echo "$name $(echo "$t1 - $t0" | bc -l) $(tail -n 1 "$WORK/$name.rss")"
 }
 
+# analyze NAME BIN [ARGS...] : `BIN analyze ARGS CAP --csv`, timed as NAME
+analyze() {
+  local name=$1 bin=$2; shift 2
+  run "$name" "$bin" analyze --quiet "$@" "$CAP" --csv "$WORK/out"
+}
+
 results=()
 for tool in $TOOLS; do
   case $tool in
-    # Flow statistics only (decode + flow table + flows.csv): the issue's throughput target.
-    p2ptrace-flows) results+=("$(run p2ptrace-flows "$BIN" analyze --quiet --no-dissect "$CAP" --csv "$WORK/out")") ;;
-    # The default job: flows plus content dissection of every flow, flows.csv + messages.csv.
-    p2ptrace) results+=("$(run p2ptrace "$BIN" analyze --quiet "$CAP" --csv "$WORK/out")") ;;
+    # Flow statistics only (decode + flow table + flows.csv).
+    p2ptrace-flows) results+=("$(analyze "$tool" "$BIN" --no-dissect)") ;;
+    # The default job: flows, dissection, classification and every report.
+    p2ptrace) results+=("$(analyze "$tool" "$BIN")") ;;
     # The same two jobs with the profile-guided build.
-    p2ptrace-pgo) results+=("$(run p2ptrace-pgo "$PGO_BIN" analyze --quiet "$CAP" --csv "$WORK/out")") ;;
-    p2ptrace-pgo-flows) results+=("$(run p2ptrace-pgo-flows "$PGO_BIN" analyze --quiet --no-dissect "$CAP" --csv "$WORK/out")") ;;
+    p2ptrace-pgo) results+=("$(analyze "$tool" "$PGO_BIN")") ;;
+    p2ptrace-pgo-flows) results+=("$(analyze "$tool" "$PGO_BIN" --no-dissect)") ;;
     tshark) command -v tshark >/dev/null && results+=("$(run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp)") ;;
     ndpi) command -v ndpiReader >/dev/null && results+=("$(run ndpi ndpiReader -i "$CAP" -q)") ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
