@@ -7,49 +7,21 @@
 //! fields in every record and as many records as `analyze` says it wrote.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use p2ptrace::analysis::Analysis;
 use p2ptrace::capture::{CaptureReader, Frame};
 use p2ptrace::classify::HomeSpec;
-use p2ptrace::decode::DefragLimits;
-use p2ptrace::dissect::DissectConfig;
-use p2ptrace::flow::{FlowConfig, IdleTimeouts};
-use p2ptrace::pipeline::{Engine, PipelineConfig, Step, read_frames};
-use p2ptrace::time::Ts;
+use p2ptrace::pipeline::{Engine, Step, read_frames};
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::LazyLock;
-
-/// Frames analysed per input at most (a gzip input can expand a lot).
-const MAX_FRAMES: u64 = 4096;
 
 /// The reports' directory, one per fuzzing process, rewritten by every input.
 static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     std::env::temp_dir().join(format!("p2ptrace-fuzz-analysis-{}", std::process::id()))
 });
-
-fn config() -> PipelineConfig {
-    PipelineConfig {
-        flow: FlowConfig {
-            idle: IdleTimeouts {
-                tcp: Some(60 * Ts::NANOS_PER_SEC),
-                udp: Some(30 * Ts::NANOS_PER_SEC),
-                other: Some(10 * Ts::NANOS_PER_SEC),
-            },
-            max_flows: 16,
-        },
-        defrag: DefragLimits {
-            max_datagrams: 8,
-            max_bytes: 64 << 10,
-            timeout_ns: 30 * Ts::NANOS_PER_SEC,
-        },
-        dissect: Some(DissectConfig {
-            max_pending_bytes: 16 << 10,
-            reassembly_budget: 64 << 10,
-            ..DissectConfig::default()
-        }),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = CaptureReader::from_read("fuzz", Box::new(Cursor::new(data.to_vec())))
@@ -61,12 +33,12 @@ fuzz_target!(|data: &[u8]| {
         .map(|s| HomeSpec::parse(s).expect("home spec"))
         .collect();
     let mut analysis = Analysis::create(Some(&DIR), true, homes).expect("reports created");
-    let config = config();
+    let config = common::small_config();
     let mut engine = Engine::new(&config, &mut analysis);
     let mut frames = 0u64;
     let mut step = |_: &Frame<'_>| {
         frames += 1;
-        if frames > MAX_FRAMES {
+        if frames > common::MAX_FRAMES {
             Step::Stop
         } else {
             Step::Analyse

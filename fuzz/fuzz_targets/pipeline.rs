@@ -4,18 +4,17 @@
 //! budget caps make eviction and forced skips reachable; every message row is checked.
 #![no_main]
 
+mod common;
+
 use dissectors::registry::Message;
 use libfuzzer_sys::fuzz_target;
 use p2ptrace::capture::CaptureReader;
-use p2ptrace::decode::{Decoder, DefragLimits};
-use p2ptrace::dissect::{DissectConfig, Dissection, FlowApp};
+use p2ptrace::decode::Decoder;
+use p2ptrace::dissect::{Dissection, FlowApp};
 use p2ptrace::flow::reassembly::StreamEnd;
-use p2ptrace::flow::{Dir, EndReason, FlowConfig, FlowRecord, FlowSink, FlowTable, IdleTimeouts};
+use p2ptrace::flow::{Dir, EndReason, FlowRecord, FlowSink, FlowTable};
 use p2ptrace::time::Ts;
 use std::io::Cursor;
-
-/// Frames analysed per input at most (a gzip input can expand a lot).
-const MAX_FRAMES: usize = 4096;
 
 fn check(msg: &Message) {
     if let Some(d) = &msg.detail {
@@ -61,32 +60,18 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    let mut decoder = Decoder::new(DefragLimits {
-        max_datagrams: 8,
-        max_bytes: 64 << 10,
-        timeout_ns: 30 * Ts::NANOS_PER_SEC,
-    });
-    let mut table = FlowTable::<FlowApp>::new(FlowConfig {
-        idle: IdleTimeouts {
-            tcp: Some(60 * Ts::NANOS_PER_SEC),
-            udp: Some(30 * Ts::NANOS_PER_SEC),
-            other: Some(10 * Ts::NANOS_PER_SEC),
-        },
-        max_flows: 16,
-    });
+    let config = common::small_config();
+    let mut decoder = Decoder::new(config.defrag);
+    let mut table = FlowTable::<FlowApp>::new(config.flow);
     let mut sink = Sink {
         dissection: Dissection::new(
             dissectors::registry::ALL,
-            DissectConfig {
-                max_pending_bytes: 16 << 10,
-                reassembly_budget: 64 << 10,
-                ..DissectConfig::default()
-            },
+            config.dissect.expect("dissection on"),
         ),
         flows: 0,
         messages: 0,
     };
-    for _ in 0..MAX_FRAMES {
+    for _ in 0..common::MAX_FRAMES {
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) | Err(_) => break,
