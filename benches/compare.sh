@@ -40,8 +40,11 @@ cargo build --release --quiet
 BIN=target/release/p2ptrace
 PGO_BIN=target/pgo/p2ptrace
 case " $TOOLS " in
-  *" p2ptrace-pgo"*) [ -x "$PGO_BIN" ] ||
-    { echo "compare.sh: $PGO_BIN not found: run scripts/build-pgo.sh first" >&2; exit 1; } ;;
+  *" p2ptrace-pgo"*)
+    [ -x "$PGO_BIN" ] ||
+      { echo "compare.sh: $PGO_BIN not found: run scripts/build-pgo.sh first" >&2; exit 1; }
+    [ -z "$(find src dissectors/src Cargo.lock -newer "$PGO_BIN" -print -quit)" ] ||
+      echo "compare.sh: warning: $PGO_BIN is older than the sources (rerun scripts/build-pgo.sh)" >&2 ;;
 esac
 
 # Warm the page cache so every tool reads from memory.
