@@ -12,6 +12,11 @@
 # Needs llvm-profdata of rustc's LLVM version: rustup's llvm-tools component (added when
 # missing) or Debian's llvm-NN package. No root.
 set -euo pipefail
+case "${1:-}" in
+  "") ;;
+  -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+  *) echo "build-pgo: unexpected argument '$1' (it takes none; --help says what it does)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 host=$(rustc -vV | sed -n 's/^host: //p')
