@@ -47,7 +47,8 @@ struct PerFlow {
 pub struct Finished {
     /// The text summary (flows, classes, phone-home headlines).
     pub summary: String,
-    /// `(rows, what, file)` for each report written, in a stable order.
+    /// `(rows, what, file)` for each report written, in a stable order; `what` is a plural
+    /// noun ending in `s` ("calls", "keepalive pairs").
     pub written: Vec<(u64, &'static str, &'static str)>,
     /// One line saying why writing the reports failed, if it did.
     pub error: Option<String>,

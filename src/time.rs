@@ -64,6 +64,18 @@ impl fmt::Display for SecsDisplay {
     }
 }
 
+/// A span of `secs` seconds for people: `45.0 s` below 90 s, `12.5 min` below 90 min,
+/// else `6.0 h` — so a short capture's span does not read `0.0 h`.
+pub fn human_secs(secs: f64) -> String {
+    if secs < 90.0 {
+        format!("{secs:.1} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
 fn fmt_fixed(f: &mut fmt::Formatter<'_>, nanos: i64, digits: u8) -> fmt::Result {
     let neg = nanos < 0;
     let abs = nanos.unsigned_abs();
@@ -82,6 +94,17 @@ fn fmt_fixed(f: &mut fmt::Formatter<'_>, nanos: i64, digits: u8) -> fmt::Result 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_secs_picks_the_unit_a_reader_expects() {
+        assert_eq!(human_secs(0.0), "0.0 s");
+        assert_eq!(human_secs(89.94), "89.9 s");
+        assert_eq!(human_secs(90.0), "1.5 min");
+        assert_eq!(human_secs(1806.0), "30.1 min");
+        assert_eq!(human_secs(5399.0), "90.0 min");
+        assert_eq!(human_secs(5400.0), "1.5 h");
+        assert_eq!(human_secs(6.0 * 3600.0), "6.0 h");
+    }
 
     #[test]
     fn prints_capture_precision() {

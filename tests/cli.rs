@@ -78,6 +78,36 @@ fn analyze_prints_a_summary_and_writes_flows_csv() {
 }
 
 #[test]
+fn analyze_names_each_report_written_and_states_spans_in_readable_units() {
+    let out = tempfile::tempdir().unwrap();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/sim/one-nat/capture.pcapng.gz");
+    let o = run(&[
+        "analyze",
+        "-q",
+        cap.to_str().unwrap(),
+        "--csv",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    for line in [
+        "wrote 12 flows to",
+        "wrote 1 call to",
+        "wrote 1 lookup to",
+        "wrote 2 logins to",
+    ] {
+        assert!(err.contains(line), "{line:?} missing: {err}");
+    }
+    assert_eq!(err.lines().count(), 8, "{err}");
+    // A 47-second capture: the phone-home headline says seconds, not "0.0 h".
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("2 times in 47.1 s: median interval 30.1 s"),
+        "{text}"
+    );
+}
+
+#[test]
 fn no_dissect_writes_flows_only() {
     let out = tempfile::tempdir().unwrap();
     let o = run(&[
@@ -223,15 +253,34 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn every_command_has_help_with_examples() {
-    for cmd in ["analyze", "flows"] {
+fn every_command_has_help_with_examples_that_name_files_which_exist() {
+    let o = run(&["--help"]);
+    let top = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(top.contains("Exit codes"));
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for cmd in commands {
         let o = run(&[cmd, "--help"]);
-        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(o.status.code(), Some(0), "{cmd}");
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Examples:"), "{cmd}: {text}");
+        // A bundled capture or doc an example names must be there to copy and paste.
+        for word in text.split(|c: char| c.is_whitespace() || "(),'`".contains(c)) {
+            if word.starts_with("captures/") || word.starts_with("docs/") {
+                let path = word.trim_end_matches('.');
+                assert!(root.join(path).exists(), "{cmd} --help names {path}");
+            }
+        }
     }
-    let o = run(&["--help"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
 }
 
 #[test]

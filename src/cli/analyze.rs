@@ -34,6 +34,11 @@ pub(super) fn print_finished(done: &crate::analysis::Finished, dir: Option<&Path
             }
             None => {
                 for (rows, what, file) in &done.written {
+                    // Every report's noun is a regular plural ("calls", "keepalive pairs").
+                    let what = match rows {
+                        1 => what.strip_suffix('s').unwrap_or(what),
+                        _ => what,
+                    };
                     eprintln!(
                         "p2ptrace: wrote {} {what} to {}",
                         thousands(*rows),

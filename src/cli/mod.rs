@@ -36,8 +36,11 @@ use sim::sim;
     version,
     about = "Packet-trace analyzer for peer-to-peer voice overlays",
     long_about = "Packet-trace analyzer for peer-to-peer voice overlays: reads pcap and pcapng \
-                  captures (also gzip-compressed, or '-' for stdin), tracks bidirectional flows \
-                  and exports flow statistics.",
+                  captures (also gzip-compressed, or '-' for stdin), tracks bidirectional flows, \
+                  dissects Skylark, STUN, DNS, HTTP and TLS, classifies login, lookup, \
+                  signalling, keepalive and media traffic and reconstructs logins, lookups, \
+                  calls and phone-home contacts; ships the Skylark reference peer and a \
+                  network simulator that label the traffic they make, to score against.",
     after_help = "Exit codes: 0 success; 1 an input cannot be read at all; 2 usage error; \
                   3 an input is damaged part-way (everything before the damage is analysed and \
                   all reports are written)."
@@ -49,10 +52,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Summarise captures and dissect their messages; with --csv, write flows.csv and
-    /// messages.csv.
+    /// Summarise captures: flows, messages by class, sessions and phone-home; with --csv,
+    /// write the eight CSV reports (docs/csv.md).
     #[command(after_help = "Examples:\n  \
-        p2ptrace analyze captures/skylark-call.pcap\n  \
+        p2ptrace analyze captures/voip-mix.pcap\n  \
+        p2ptrace analyze captures/sim/one-nat/capture.pcapng.gz --csv out/\n  \
         p2ptrace analyze day1.pcapng day2.pcapng.gz --csv out/\n  \
         tcpdump -i eth0 -w - | p2ptrace analyze - --csv out/\n  \
         p2ptrace analyze trace.pcap --idle-timeout none --csv out/\n  \
@@ -283,7 +287,9 @@ pub struct AnalyzeArgs {
     /// `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Write CSV reports (flows.csv, messages.csv) into this directory (created if missing).
+    /// Write the CSV reports into this directory (created if missing): flows, messages,
+    /// logins, lookups, calls, keepalives, phonehome and hosts (docs/csv.md); only flows.csv
+    /// with --no-dissect.
     #[arg(long, value_name = "DIR")]
     pub csv: Option<PathBuf>,
     /// Flow statistics only: no application-layer dissection (no messages.csv, no service

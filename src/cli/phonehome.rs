@@ -109,9 +109,9 @@ fn render(rows: &[phonehome::Row], span_ns: i64) -> String {
     }
     let _ = writeln!(
         s,
-        "{} client–home pairs over {:.1} h",
+        "{} client–home pairs over {}",
         rows.len(),
-        span_ns as f64 / 3.6e12
+        crate::time::human_secs(span_ns.max(0) as f64 / 1e9)
     );
     s
 }

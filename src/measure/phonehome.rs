@@ -228,7 +228,7 @@ pub fn write_csv<W: Write>(rows: &[Row], mut out: W) -> io::Result<()> {
 pub fn headlines(rows: &[Row], span_ns: i64, limit: usize) -> Vec<String> {
     let mut sorted: Vec<&Row> = rows.iter().collect();
     sorted.sort_by_key(|r| std::cmp::Reverse(r.contacts));
-    let hours = span_ns.max(0) as f64 / 3.6e12;
+    let span = crate::time::human_secs(span_ns.max(0) as f64 / 1e9);
     sorted
         .into_iter()
         .take(limit)
@@ -238,13 +238,12 @@ pub fn headlines(rows: &[Row], span_ns: i64, limit: usize) -> Vec<String> {
             } else {
                 format!(" ({})", r.home_name)
             };
-            let median = match r.interval_p50 {
-                Some(s) if s >= 90.0 => format!(": median interval {:.1} min", s / 60.0),
-                Some(s) => format!(": median interval {s:.1} s"),
-                None => String::new(),
-            };
+            let median = r
+                .interval_p50
+                .map(|s| format!(": median interval {}", crate::time::human_secs(s)))
+                .unwrap_or_default();
             format!(
-                "client {} contacted home {}{name} {} time{} in {hours:.1} h{median}",
+                "client {} contacted home {}{name} {} time{} in {span}{median}",
                 r.client,
                 r.home,
                 r.contacts,
