@@ -250,6 +250,9 @@ fn usage_errors_exit_2() {
     assert_clean_error(&o, 2, "not a number");
     let o = run(&["flows", "x.pcap", "--sort", "color"]);
     assert_clean_error(&o, 2, "color");
+    // A cap of no live flows would evict every flow after its first packet.
+    let o = run(&["analyze", "x.pcap", "--max-flows", "0"]);
+    assert_clean_error(&o, 2, "--max-flows");
 }
 
 #[test]

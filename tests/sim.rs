@@ -388,7 +388,16 @@ fn an_ipv6_overlay_runs_and_analyzes() {
 #[test]
 fn bad_scenarios_and_capture_points_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "seed = 1\n[network\n").unwrap();
+    let bad = bad.to_str().unwrap();
     let cases: &[(&[&str], i32, &str)] = &[
+        // toml's own message draws the source over several lines; ours names the place.
+        (
+            &["sim", bad, "--out"],
+            2,
+            "bad.toml: TOML line 2, column 9: unclosed table",
+        ),
         (
             &["sim", "no-such-scenario", "--out"],
             2,
@@ -415,6 +424,11 @@ fn bad_scenarios_and_capture_points_get_one_line_errors() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(*code), "{args:?}: {err}");
         assert!(err.contains(text), "{args:?}: {err}");
+        // One line of error (clap adds its "For more information" hint to usage errors).
+        let lines = err
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("For more"));
+        assert_eq!(lines.count(), 1, "{args:?}: {err}");
         assert!(!err.contains("panicked"));
     }
     // An output directory that cannot be created: exit 1, one line.

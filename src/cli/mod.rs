@@ -265,7 +265,8 @@ pub struct FlowOptions {
     pub idle_timeout: Option<IdleTimeouts>,
     /// Live flows at most; beyond it the least recently active flow is evicted (and still
     /// reported, with end_reason=evicted).
-    #[arg(long, value_name = "N", default_value_t = FlowConfig::default().max_flows)]
+    #[arg(long, value_name = "N", default_value_t = FlowConfig::default().max_flows,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_flows: usize,
 }
 
@@ -274,7 +275,7 @@ impl FlowOptions {
         PipelineConfig {
             flow: FlowConfig {
                 idle: self.idle_timeout.unwrap_or_default(),
-                max_flows: self.max_flows.max(1),
+                max_flows: self.max_flows,
             },
             ..PipelineConfig::default()
         }

@@ -24,7 +24,7 @@ pub(super) fn lab(args: &LabArgs) -> u8 {
     let scenario = match Scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("p2ptrace: error: scenario {e}");
+            eprintln!("p2ptrace: error: scenario {}: {e}", args.scenario);
             return 2;
         }
     };

@@ -15,7 +15,7 @@ pub fn sim(args: &SimArgs) -> u8 {
     let scenario = match SimScenario::load(&args.scenario, &overrides) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("p2ptrace: error: {}: {e}", args.scenario);
+            eprintln!("p2ptrace: error: scenario {}: {e}", args.scenario);
             return 2;
         }
     };

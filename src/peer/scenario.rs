@@ -67,7 +67,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
-    #[error("{path}: {reason}")]
+    /// The callers name the scenario in front of every error, so `path` is not repeated.
+    #[error("{reason}")]
     Read { path: String, reason: String },
     /// TOML syntax, an unknown key or a value of the wrong type (toml's message names the
     /// key and the line).
@@ -75,6 +76,21 @@ pub enum ScenarioError {
     Toml(String),
     #[error("{field}: {reason}")]
     Field { field: String, reason: String },
+}
+
+impl ScenarioError {
+    /// A TOML error on one line (toml's own text draws the source over several):
+    /// `line 3, column 7: invalid string`, the position when `text` is the parsed source.
+    pub fn toml(e: &toml::de::Error, text: Option<&str>) -> ScenarioError {
+        let message = e.message().trim().replace('\n', "; ");
+        let at = e.span().zip(text).map(|(span, text)| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("line {line}, column {column}: ")
+        });
+        ScenarioError::Toml(format!("TOML {}{message}", at.unwrap_or_default()))
+    }
 }
 
 fn field_err(field: impl Into<String>, reason: impl Into<String>) -> ScenarioError {
@@ -321,7 +337,7 @@ impl Scenario {
     /// Parses and validates a lab scenario.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         let table: toml::Table =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ScenarioError::toml(&e, Some(text)))?;
         Scenario::from_table(table, &Limits::LAB)
     }
 
@@ -330,7 +346,7 @@ impl Scenario {
     pub fn from_table(table: toml::Table, limits: &Limits) -> Result<Scenario, ScenarioError> {
         let raw: Raw = table
             .try_into()
-            .map_err(|e: toml::de::Error| ScenarioError::Toml(e.to_string()))?;
+            .map_err(|e: toml::de::Error| ScenarioError::toml(&e, None))?;
         let port = |field: &str, p: u16| port(field, p, limits.min_port);
         let stop_after = duration("stop_after", &raw.stop_after)?;
         if stop_after.is_zero() || stop_after > limits.max_stop_after {

@@ -413,7 +413,7 @@ impl SimScenario {
     /// re-draws the crowds).
     pub fn parse_with(text: &str, o: &Overrides) -> Result<SimScenario, ScenarioError> {
         let mut root: Table =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ScenarioError::toml(&e, Some(text)))?;
         if let Some(seed) = o.seed {
             let seed = i64::try_from(seed).map_err(|_| err("--seed", "at most 2^63-1"))?;
             root.insert("seed".into(), Value::Integer(seed));
