@@ -80,16 +80,25 @@ pub enum ScenarioError {
 
 impl ScenarioError {
     /// A TOML error on one line (toml's own text draws the source over several):
-    /// `line 3, column 7: invalid string`, the position when `text` is the parsed source.
+    /// `TOML line 3, column 7: …` when `text` is the parsed source, else toml's text
+    /// with its lines joined (it names the key: "… in `client.password`").
     pub fn toml(e: &toml::de::Error, text: Option<&str>) -> ScenarioError {
-        let message = e.message().trim().replace('\n', "; ");
-        let at = e.span().zip(text).map(|(span, text)| {
-            let before = &text.as_bytes()[..span.start.min(text.len())];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-            format!("line {line}, column {column}: ")
-        });
-        ScenarioError::Toml(format!("TOML {}{message}", at.unwrap_or_default()))
+        let one_line = |s: &str| {
+            let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            lines.join(" ")
+        };
+        ScenarioError::Toml(match e.span().zip(text) {
+            Some((span, text)) => {
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                format!(
+                    "TOML line {line}, column {column}: {}",
+                    one_line(e.message())
+                )
+            }
+            None => format!("TOML {}", one_line(&e.to_string())),
+        })
     }
 }
 
@@ -858,6 +867,11 @@ command = "call bob"
         assert!(e.to_string().contains("password"), "{e}");
         let e = Scenario::parse("seed = 1").unwrap_err();
         assert!(e.to_string().contains("stop_after"), "{e}");
+        let e = Scenario::parse("seed = 1\nstop_after = 5s\n").unwrap_err();
+        assert!(e.to_string().starts_with("TOML line 2, column 14: "), "{e}");
+        // Every error is one line: the CLI prints it after "p2ptrace: error: ".
+        let e = Scenario::parse(&with("[[client]]\nname = \"c\"\npassword = 5")).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
     }
 
     #[test]
