@@ -168,7 +168,8 @@ impl AccountStore {
             return Err(bad(format!("larger than {MAX_STATE_BYTES} bytes")));
         }
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let file: StateFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let file: StateFile = toml::from_str(&text)
+            .map_err(|e| bad(crate::peer::scenario::toml_error_line(&e, Some(&text))))?;
         Self::from_file(file).map(Some).map_err(bad)
     }
 
@@ -366,7 +367,11 @@ mod tests {
             "format = 1\nsigning_key = 3\n",
         )
         .unwrap();
-        assert!(AccountStore::load(dir.path()).is_err());
+        let e = AccountStore::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("TOML line 2, column 15: invalid type"), "{e}");
+        std::fs::write(AccountStore::path(dir.path()), "format = \n").unwrap();
+        let e = AccountStore::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("TOML line 1, column 10"), "{e}");
         std::fs::write(
             AccountStore::path(dir.path()),
             format!(

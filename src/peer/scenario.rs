@@ -79,26 +79,30 @@ pub enum ScenarioError {
 }
 
 impl ScenarioError {
-    /// A TOML error on one line (toml's own text draws the source over several):
-    /// `TOML line 3, column 7: …` when `text` is the parsed source, else toml's text
-    /// with its lines joined (it names the key: "… in `client.password`").
-    pub fn toml(e: &toml::de::Error, text: Option<&str>) -> ScenarioError {
-        let one_line = |s: &str| {
-            let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            lines.join(" ")
-        };
-        ScenarioError::Toml(match e.span().zip(text) {
-            Some((span, text)) => {
-                let before = &text.as_bytes()[..span.start.min(text.len())];
-                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-                format!(
-                    "TOML line {line}, column {column}: {}",
-                    one_line(e.message())
-                )
-            }
-            None => format!("TOML {}", one_line(&e.to_string())),
-        })
+    pub(crate) fn toml(e: &toml::de::Error, text: Option<&str>) -> ScenarioError {
+        ScenarioError::Toml(toml_error_line(e, text))
+    }
+}
+
+/// A TOML error on one line (toml's own text draws the source over several):
+/// `TOML line 3, column 7: …` when `text` is the parsed source, else toml's text with its
+/// lines joined (it names the key: "… in `client.password`").
+pub fn toml_error_line(e: &toml::de::Error, text: Option<&str>) -> String {
+    let one_line = |s: &str| {
+        let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        lines.join(" ")
+    };
+    match e.span().zip(text) {
+        Some((span, text)) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!(
+                "TOML line {line}, column {column}: {}",
+                one_line(e.message())
+            )
+        }
+        None => format!("TOML {}", one_line(&e.to_string())),
     }
 }
 
