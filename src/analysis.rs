@@ -140,7 +140,10 @@ impl Analysis {
             _ => 0,
         };
         if let (Some(dir), true) = (&self.dir, self.dissect) {
-            match self.measure.write_csvs(dir, span, &logins, &lookups) {
+            match self
+                .measure
+                .write_csvs(dir, span, &logins, &lookups, &self.classifier)
+            {
                 Ok(files) => written.extend(files),
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -158,7 +161,7 @@ impl Analysis {
             &self.measure.keepalives,
             &calls,
         ));
-        let headlines = self.measure.headlines(span, 5);
+        let headlines = self.measure.headlines(span, 5, &self.classifier);
         if !headlines.is_empty() {
             text.push_str("phone home\n");
             for h in headlines {
@@ -214,19 +217,12 @@ impl FlowConsumer for Analysis {
     }
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
-        let i = ctx.live_index as usize;
-        if i >= self.per_flow.len() {
-            // Bounded by the flow table's cap, which bounds live indexes.
-            let more = i + 1 - self.per_flow.len();
-            crate::prefetch::reserve_huge(&mut self.per_flow, more);
-            self.per_flow.resize_with(i + 1, PerFlow::default);
-        }
         let PerFlow {
             counts,
             uid,
             hosts,
             homes,
-        } = &mut self.per_flow[i];
+        } = per_flow(&mut self.per_flow, ctx.live_index);
         let first_in_flow = counts.is_empty();
         let c = self
             .classifier
@@ -248,6 +244,24 @@ impl FlowConsumer for Analysis {
             c.message(ctx, msg);
         }
     }
+
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        let f = per_flow(&mut self.per_flow, ctx.live_index);
+        self.measure
+            .packet(&self.classifier, ctx, payload, &mut f.homes);
+    }
+}
+
+/// The state of the flow at `live_index`, grown on demand (bounded by the flow table's cap,
+/// which bounds live indexes).
+fn per_flow(v: &mut Vec<PerFlow>, live_index: u32) -> &mut PerFlow {
+    let i = live_index as usize;
+    if i >= v.len() {
+        let more = i + 1 - v.len();
+        crate::prefetch::reserve_huge(v, more);
+        v.resize_with(i + 1, PerFlow::default);
+    }
+    &mut v[i]
 }
 
 #[cfg(test)]

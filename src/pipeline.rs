@@ -34,6 +34,12 @@ pub trait FlowConsumer {
     fn watermark(&mut self, _watermark: (i64, u64)) {}
     /// A message decoded in a flow (see [`MsgCtx`] for where and when).
     fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
+    /// A packet carrying `payload` bytes (> 0; after the TCP or UDP header, the IP payload
+    /// for other protocols) of a flow, after the
+    /// messages it completed: for measuring traffic no dissector decodes (phone-home
+    /// contacts to a home endpoint). `ctx` is the packet's, as for a message. Only when
+    /// dissection runs.
+    fn packet(&mut self, _ctx: &MsgCtx, _payload: u32) {}
     /// A packet of the flow at `live_index` (see [`MsgCtx::live_index`]) is about to be
     /// dissected: a consumer keeping per-flow state by that index may start loading it
     /// (see [`crate::prefetch`]).
@@ -255,15 +261,28 @@ impl<'c> Engine<'c> {
                 a.prefetch();
                 a.wants(&pkt)
             });
+            let (consumer, digits) = (&mut *sink.consumer, sink.digits);
+            let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+            let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
+            let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
             if let Some(app) = wanted {
-                let (consumer, digits) = (&mut *sink.consumer, sink.digits);
-                let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-                let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
-                let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
                 d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
                     let ctx = MsgCtx::new(uid, at.slot, dir, ts, (a, b, pkt_dir), proto, digits);
                     consumer.message(&ctx, msg)
                 });
+            }
+            let payload = pkt.payload_len();
+            if payload > 0 {
+                let ctx = MsgCtx::new(
+                    uid,
+                    at.slot,
+                    pkt_dir,
+                    pkt.ts,
+                    (a, b, pkt_dir),
+                    proto,
+                    digits,
+                );
+                consumer.packet(&ctx, payload);
             }
         }
         if sink.ended {
@@ -429,6 +448,10 @@ impl FlowConsumer for Tee<'_> {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         self.0.message(ctx, msg);
         self.1.message(ctx, msg);
+    }
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        self.0.packet(ctx, payload);
+        self.1.packet(ctx, payload);
     }
     fn prefetch(&self, live_index: u32) {
         self.0.prefetch(live_index);

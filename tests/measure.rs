@@ -1,6 +1,7 @@
 //! Sessions and measurements on the simulator's committed captures (captures/sim/): the
 //! phone-home report recovers the scenario's configured telemetry period, keepalive
-//! intervals match the protocol's, and hosts get the roles the simulator gave them.
+//! intervals match the protocol's, and hosts get the roles the simulator gave them; and
+//! phone-home on real, non-Skylark captures (`--home NAME-PATTERN`) counts all the traffic.
 
 mod common;
 
@@ -230,5 +231,62 @@ fn the_readmes_sessions_example_is_what_analyze_prints() {
     assert!(
         summary.contains(&format!("sessions\n{example}")),
         "README:\n{example}\nanalyze:\n{summary}"
+    );
+}
+
+#[test]
+fn phone_home_on_real_captures_counts_every_packet_to_a_named_home() {
+    let Some(ext) = common::external_captures() else {
+        return;
+    };
+    // Zoom: every home address was resolved (DNS) before its flows began, so each pair's
+    // bytes are exactly the payload of all its flows in flows.csv — the TLS and UDP 8801
+    // traffic no dissector decodes included, not only the ClientHellos.
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["analyze", "-q", "--home", "*.zoom.us", "--csv"])
+        .arg(dir.path())
+        .arg(ext.join("ndpi/zoom.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let flows = rows(&dir.path().join("flows.csv"));
+    let homes = rows(&dir.path().join("phonehome.csv"));
+    assert_eq!(homes.len(), 7, "{homes:?}");
+    for h in &homes {
+        let (mut to, mut from) = (0.0, 0.0);
+        for f in &flows {
+            if f["orig_addr"] == h["client"] && f["resp_addr"] == h["home"] {
+                to += secs(f, "orig_payload");
+                from += secs(f, "resp_payload");
+            } else if f["orig_addr"] == h["home"] && f["resp_addr"] == h["client"] {
+                to += secs(f, "resp_payload");
+                from += secs(f, "orig_payload");
+            }
+        }
+        assert!(from > to && to > 500.0, "{h:?}");
+        assert_eq!(
+            (secs(h, "bytes_to_home"), secs(h, "bytes_from_home")),
+            (to, from),
+            "{h:?}"
+        );
+        // Named by the DNS name that made the address home.
+        assert!(h["home_name"].ends_with(".zoom.us"), "{h:?}");
+        assert_eq!(h["kinds"], "other");
+    }
+    // WhatsApp: the only traffic to a resolved *.whatsapp.net address is XMPP on port
+    // 5222, which no dissector decodes — still one contact.
+    let o = Command::new(BIN)
+        .args(["phonehome", "-q", "--csv", "--home", "*.whatsapp.net"])
+        .arg(ext.join("peafowl/whatsapp.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].starts_with("192.168.1.176,169.53.71.242,e15.whatsapp.net,1,"),
+        "{text}"
     );
 }

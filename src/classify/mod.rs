@@ -189,6 +189,9 @@ pub struct Classifier {
     specs: Vec<HomeSpec>,
     home_endpoints: FxHashSet<SocketAddr>,
     home_addrs: FxHashSet<IpAddr>,
+    /// The host name that made an address home (DNS question, TLS SNI, HTTP Host), first
+    /// one learned; at most one per learned home endpoint or address.
+    home_names: FxHashMap<IpAddr, String>,
     /// Bumped whenever what [`Classifier::is_home`] answers may change (a home learned).
     homes_version: u64,
     overlay: FxHashSet<SocketAddr>,
@@ -255,10 +258,23 @@ impl Classifier {
         (flow.home[sender], flow.home[receiver])
     }
 
-    fn learn_home(&mut self, addr: SocketAddr) {
+    /// The host name through which `ip` became a home endpoint, if a name did it.
+    pub fn home_name(&self, ip: IpAddr) -> Option<&str> {
+        self.home_names.get(&ip).map(String::as_str)
+    }
+
+    fn learn_home(&mut self, addr: SocketAddr, name: Option<&str>) {
         if self.home_endpoints.len() < MAX_HOME_ENDPOINTS && self.home_endpoints.insert(addr) {
             self.homes_version += 1;
+            if let Some(name) = name {
+                self.name_home(addr.ip(), name);
+            }
         }
+    }
+
+    fn name_home(&mut self, ip: IpAddr, name: &str) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.home_names.entry(ip).or_insert(name);
     }
 
     /// Classifies one message (and learns from it).
@@ -306,7 +322,7 @@ impl Classifier {
         }
         // Only the login server is sent these (PROTOCOL.md §6).
         if matches!(msg.msg_type.as_ref(), "auth-hello" | "auth-proof") {
-            self.learn_home(ctx.dst);
+            self.learn_home(ctx.dst, None);
         }
         Classified {
             kind: msg.msg_type.clone(),
@@ -351,11 +367,11 @@ impl Classifier {
             };
         }
         let phone = detail_field(detail, "path").and_then(phone_home_kind);
-        let host_match = detail_field(detail, "host")
-            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
-            .is_some_and(|h| self.name_matches(h));
+        let host =
+            detail_field(detail, "host").map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+        let host_match = host.is_some_and(|h| self.name_matches(h));
         if phone.is_some() || host_match {
-            self.learn_home(ctx.dst);
+            self.learn_home(ctx.dst, host);
         }
         let home = self.is_home(ctx.dst);
         if self.http.len() >= MAX_HTTP_FLOWS && !self.http.contains_key(&ctx.uid) {
@@ -388,6 +404,7 @@ impl Classifier {
                     if let Ok(ip) = a.trim().parse::<IpAddr>() {
                         if self.home_addrs.len() < MAX_HOME_ADDRS && self.home_addrs.insert(ip) {
                             self.homes_version += 1;
+                            self.name_home(ip, name);
                         }
                     }
                 }
@@ -403,7 +420,7 @@ impl Classifier {
     fn tls(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
         if let Some(sni) = detail_field(msg.detail.as_deref(), "sni") {
             if self.name_matches(sni) {
-                self.learn_home(ctx.dst);
+                self.learn_home(ctx.dst, Some(sni));
             }
         }
         let home = self.is_home(ctx.dst);

@@ -240,6 +240,13 @@ fn user_home_specs_addr_cidr_and_names() {
     );
     let v = c.classify(&ctx(4, CLIENT, "198.18.0.2:8080"), &host);
     assert_eq!((v.class, v.home), (Some(TrafficClass::Login), true));
+    // Each learned home is named by the host name that made it home (the phone-home
+    // report's home_name); homes named by address have no name.
+    let name = |ip: &str| c.home_name(ip.parse().unwrap());
+    assert_eq!(name("203.0.113.51"), Some("api.phone.example"));
+    assert_eq!(name("198.18.0.1"), Some("cdn.phone.example"));
+    assert_eq!(name("198.18.0.2"), Some("www.phone.example"));
+    assert_eq!(name("10.1.0.1"), None);
 }
 
 #[test]

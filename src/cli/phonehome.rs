@@ -2,7 +2,7 @@
 //! often the client made contact and at what intervals — as an aligned table or CSV.
 
 use super::*;
-use crate::classify::{Classifier, HomeSpec};
+use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::measure::hosts::FlowHosts;
 use crate::measure::phonehome;
 use crate::measure::{Measurements, Seen};
@@ -31,8 +31,9 @@ pub const AFTER_HELP: &str = "Examples:\n  \
     p2ptrace phonehome captures/sim/phone-home/capture.pcapng.gz\n  \
     p2ptrace phonehome day.pcapng --home '*.vendor.example' --home 203.0.113.0/24\n  \
     p2ptrace phonehome day.pcapng --csv > phonehome.csv\n\n\
-    A contact is one burst of traffic between a client and a home endpoint (messages less \
-    than 10 s apart); intervals are between the starts of consecutive contacts.";
+    A contact is one burst of traffic between a client and a home endpoint (packets with \
+    payload less than 10 s apart, decoded or not); intervals are between the starts of \
+    consecutive contacts.";
 
 struct Consumer {
     classifier: Classifier,
@@ -50,6 +51,11 @@ impl FlowConsumer for Consumer {
             &mut FlowHosts::default(),
         );
     }
+
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        let homes = &mut FlowHomes::default();
+        self.measure.packet(&self.classifier, ctx, payload, homes);
+    }
 }
 
 pub fn phonehome_cmd(args: &PhoneHomeArgs) -> u8 {
@@ -65,7 +71,7 @@ pub fn phonehome_cmd(args: &PhoneHomeArgs) -> u8 {
         (Some(a), Some(b)) => b.since(a),
         _ => 0,
     };
-    let rows = consumer.measure.phonehome_rows(span);
+    let rows = consumer.measure.phonehome_rows(span, &consumer.classifier);
     let mut out = std::io::stdout().lock();
     let written = if args.csv {
         phonehome::write_csv(&rows, &mut out)
@@ -86,16 +92,25 @@ fn render(rows: &[phonehome::Row], span_ns: i64) -> String {
         return s;
     }
     let secs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    // Text columns as wide as their widest cell (IPv6 addresses, host names).
+    let width = |title: &str, cell: &dyn Fn(&phonehome::Row) -> String| {
+        rows.iter()
+            .map(|r| cell(r).len())
+            .fold(title.len(), usize::max)
+    };
+    let wc = width("client", &|r| r.client.to_string());
+    let wh = width("home", &|r| r.home.to_string());
+    let wn = width("home_name", &|r| r.home_name.clone());
     let _ = writeln!(
         s,
-        "{:<40} {:<40} {:<12} {:>8} {:>8} {:>10} {:>10} {:>10}  kinds",
+        "{:<wc$} {:<wh$} {:<wn$} {:>8} {:>8} {:>10} {:>10} {:>10}  kinds",
         "client", "home", "home_name", "contacts", "per_hour", "p50_s", "p90_s", "max_s"
     );
     for r in rows {
         let kinds: Vec<&str> = r.kinds.iter().map(|k| k.as_str()).collect();
         let _ = writeln!(
             s,
-            "{:<40} {:<40} {:<12} {:>8} {:>8.2} {:>10} {:>10} {:>10}  {}",
+            "{:<wc$} {:<wh$} {:<wn$} {:>8} {:>8.2} {:>10} {:>10} {:>10}  {}",
             r.client.to_string(),
             r.home.to_string(),
             r.home_name,

@@ -238,6 +238,16 @@ impl FlowConsumer for Counting<'_> {
         self.messages.set(self.messages.get() + 1);
         self.inner.message(ctx, msg);
     }
+    // Every other hook forwarded too: a default would silently drop it.
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        self.inner.packet(ctx, payload);
+    }
+    fn prefetch(&self, live_index: u32) {
+        self.inner.prefetch(live_index);
+    }
+    fn live_capacity(&mut self, max_live: usize) {
+        self.inner.live_capacity(max_live);
+    }
 }
 
 /// The capture thread: reads until stopped, hands batches over, reports the end.

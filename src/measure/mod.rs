@@ -11,11 +11,12 @@ pub mod logins;
 pub mod lookups;
 pub mod phonehome;
 
-use crate::classify::Classified;
+use crate::classify::{Classified, Classifier, FlowHomes};
 use crate::pipeline::MsgCtx;
 use dissectors::registry::Message;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::path::Path;
 
 /// A message as the measurements need it: where it went and what the classifier made of it.
@@ -82,15 +83,12 @@ impl Measurements {
         let (src, dst) = (m.ctx.src, m.ctx.dst);
         let len = u64::from(m.len);
         if m.to_home || m.from_home {
+            // Contacts and bytes come from the packets ([`Self::packet`]); a message says
+            // what they carried.
             let (client, home) = if m.to_home { (src, dst) } else { (dst, src) };
-            self.phonehome.observe(&phonehome::Observation {
-                ts: m.ctx.ts,
-                client: client.ip(),
-                home: home.ip(),
-                to_home: m.to_home,
-                bytes: len,
-                kind: home_kind(m.kind),
-            });
+            let kind = home_kind(m.kind);
+            self.phonehome
+                .note_kind(client.ip(), home.ip(), m.ctx.ts, kind);
         }
         // §8.5: the client's periodic keepalive to its super node.
         if m.kind == "sn-refresh" {
@@ -112,13 +110,42 @@ impl Measurements {
             .observe(m.ctx.ts, src, dst, m.kind, m.txn_id, m.detail);
     }
 
-    /// Names the home endpoints by the role their traffic shows (`login-server`, `home`).
-    fn name_homes(&mut self) {
-        let homes: Vec<_> = self.phonehome.rows(1).into_iter().map(|r| r.home).collect();
-        for h in homes {
-            if let Some(role) = self.hosts.role_of(h) {
-                self.phonehome.name_home(h, role);
-            }
+    /// A packet carrying `payload` bytes (see [`crate::pipeline::FlowConsumer::packet`]):
+    /// traffic between a client and a home endpoint makes the phone-home contacts. `homes`
+    /// is the packet's flow's [`Classifier::homes`] cache. Returns `(client, home)` when the
+    /// packet starts a new contact.
+    pub fn packet(
+        &mut self,
+        classifier: &Classifier,
+        ctx: &MsgCtx,
+        payload: u32,
+        homes: &mut FlowHomes,
+    ) -> Option<(IpAddr, IpAddr)> {
+        let (from_home, to_home) = classifier.homes(ctx, homes);
+        if !(from_home || to_home) {
+            return None;
+        }
+        let (client, home) = if to_home {
+            (ctx.src.ip(), ctx.dst.ip())
+        } else {
+            (ctx.dst.ip(), ctx.src.ip())
+        };
+        let o = phonehome::Observation {
+            ts: ctx.ts,
+            client,
+            home,
+            to_home,
+            bytes: u64::from(payload),
+        };
+        self.phonehome.observe(&o).then_some((client, home))
+    }
+
+    /// A home endpoint's name: the role its traffic shows (`login-server`, `home`), else
+    /// the host name through which it became home (`--home '*.vendor.example'`).
+    fn home_name(&self, classifier: &Classifier, ip: IpAddr) -> Option<String> {
+        match self.hosts.role_of(ip) {
+            Some(role @ ("login-server" | "home")) => Some(role.to_string()),
+            _ => classifier.home_name(ip).map(str::to_string),
         }
     }
 
@@ -132,10 +159,10 @@ impl Measurements {
         span_ns: i64,
         logins: &[logins::Login],
         lookups: &[lookups::Lookup],
+        classifier: &Classifier,
     ) -> io::Result<Vec<(u64, &'static str, &'static str)>> {
-        self.name_homes();
         let open = |name: &str| File::create(dir.join(name)).map(BufWriter::new);
-        let rows = self.phonehome.rows(span_ns);
+        let rows = self.phonehome_rows(span_ns, classifier);
         let mut w = open("phonehome.csv")?;
         phonehome::write_csv(&rows, &mut w)?;
         w.flush()?;
@@ -164,15 +191,14 @@ impl Measurements {
         ])
     }
 
-    /// The phone-home rows, home endpoints named by their role.
-    pub fn phonehome_rows(&mut self, span_ns: i64) -> Vec<phonehome::Row> {
-        self.name_homes();
-        self.phonehome.rows(span_ns)
+    /// The phone-home rows, home endpoints named ([`Self::home_name`]).
+    pub fn phonehome_rows(&self, span_ns: i64, classifier: &Classifier) -> Vec<phonehome::Row> {
+        self.phonehome
+            .rows(span_ns, &|ip| self.home_name(classifier, ip))
     }
 
     /// The summary's phone-home headlines (the `limit` most frequent pairs).
-    pub fn headlines(&mut self, span_ns: i64, limit: usize) -> Vec<String> {
-        self.name_homes();
-        phonehome::headlines(&self.phonehome.rows(span_ns), span_ns, limit)
+    pub fn headlines(&self, span_ns: i64, limit: usize, classifier: &Classifier) -> Vec<String> {
+        phonehome::headlines(&self.phonehome_rows(span_ns, classifier), span_ns, limit)
     }
 }

@@ -2,10 +2,13 @@
 //! the home server, or an address the user names), as `phonehome.csv` rows and the summary's
 //! headline (issue 6).
 //!
-//! A *contact* is one burst of traffic between a client and one home endpoint: messages less
-//! than [`CONTACT_GAP_NS`] apart belong to the same contact. The interval distribution is
-//! over the gaps between the starts of consecutive contacts ([`Intervals`]: an hdrhistogram,
-//! fixed memory per pair however long the capture).
+//! A *contact* is one burst of traffic between a client and one home endpoint: packets
+//! carrying payload less than [`CONTACT_GAP_NS`] apart belong to the same contact. Packets,
+//! not decoded messages: a home endpoint named with `--home` is mostly reached over
+//! protocols no dissector decodes (XMPP, QUIC, the rest of a TLS connection), and those bytes
+//! and bursts count too. The messages that are decoded say what the contacts carried
+//! ([`Kind`]). The interval distribution is over the gaps between the starts of consecutive
+//! contacts ([`Intervals`]: an hdrhistogram, fixed memory per pair however long the capture).
 //!
 //! Must not: decide what is a home endpoint or a client (the classifier does) — it takes
 //! observations already attributed.
@@ -14,17 +17,16 @@ use super::intervals::{Intervals, Scratch, secs_field};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-/// Messages closer than this belong to one contact.
+/// Packets closer than this belong to one contact.
 pub const CONTACT_GAP_NS: i64 = 10 * Ts::NANOS_PER_SEC;
 /// Client–home pairs tracked; observations of further pairs are counted and dropped. With
 /// a histogram of about 12 KiB per pair that has two contacts, at most ~240 MiB.
 pub const MAX_PAIRS: usize = 20_000;
 
-/// What a message to or from home was for.
+/// What a message to or from home was for (`Other` also: traffic no dissector decoded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     VersionCheck,
@@ -55,7 +57,7 @@ impl Kind {
     }
 }
 
-/// One message between a client and a home endpoint.
+/// One packet between a client and a home endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub ts: Ts,
@@ -63,8 +65,8 @@ pub struct Observation {
     pub home: IpAddr,
     /// Sent by the client (else by the home endpoint).
     pub to_home: bool,
+    /// Transport payload bytes.
     pub bytes: u64,
-    pub kind: Kind,
 }
 
 struct Pair {
@@ -116,7 +118,6 @@ pub const COLUMNS: &[&str] = &[
 #[derive(Default)]
 pub struct PhoneHome {
     pairs: FxHashMap<(IpAddr, IpAddr), Pair>,
-    names: BTreeMap<IpAddr, String>,
     /// Observations of pairs beyond [`MAX_PAIRS`].
     pub dropped: u64,
 }
@@ -126,29 +127,31 @@ impl PhoneHome {
         PhoneHome::default()
     }
 
-    /// Names a home endpoint (a DNS name, TLS SNI, or the role found: `login-server`).
-    pub fn name_home(&mut self, home: IpAddr, name: &str) {
-        if self.names.len() < MAX_PAIRS || self.names.contains_key(&home) {
-            self.names.insert(home, name.to_string());
-        }
-    }
-
-    pub fn observe(&mut self, o: &Observation) {
-        let key = (o.client, o.home);
+    /// The pair's state; `None` (and counted in [`Self::dropped`]) beyond [`MAX_PAIRS`].
+    fn pair(&mut self, client: IpAddr, home: IpAddr, ts: Ts) -> Option<&mut Pair> {
+        let key = (client, home);
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
             self.dropped += 1;
-            return;
+            return None;
         }
-        let p = self.pairs.entry(key).or_insert_with(|| Pair {
+        Some(self.pairs.entry(key).or_insert_with(|| Pair {
             contacts: 0,
-            contact_start: o.ts,
+            contact_start: ts,
             last_seen: Ts(i64::MIN),
             intervals: Intervals::default(),
             bytes_to: 0,
             bytes_from: 0,
             kinds: 0,
-        });
-        if p.contacts == 0 || o.ts.since(p.last_seen) >= CONTACT_GAP_NS {
+        }))
+    }
+
+    /// One packet; returns whether it starts a new contact.
+    pub fn observe(&mut self, o: &Observation) -> bool {
+        let Some(p) = self.pair(o.client, o.home, o.ts) else {
+            return false;
+        };
+        let new = p.contacts == 0 || o.ts.since(p.last_seen) >= CONTACT_GAP_NS;
+        if new {
             if p.contacts > 0 {
                 p.intervals.record_ns(o.ts.since(p.contact_start));
             }
@@ -161,13 +164,24 @@ impl PhoneHome {
         } else {
             p.bytes_from += o.bytes;
         }
-        p.kinds |= o.kind.bit();
+        new
     }
 
-    /// The rows, with contacts per hour over `span_ns` (the capture's time span).
-    pub fn rows(&self, span_ns: i64) -> Vec<Row> {
+    /// A decoded message between `client` and `home` was of `kind`.
+    pub fn note_kind(&mut self, client: IpAddr, home: IpAddr, ts: Ts, kind: Kind) {
+        if let Some(p) = self.pair(client, home, ts) {
+            p.kinds |= kind.bit();
+        }
+    }
+
+    /// The rows, with contacts per hour over `span_ns` (the capture's time span), each home
+    /// endpoint named by `name` (e.g. its role, or the host name that made it home).
+    /// A pair whose only traffic was a message handed over without its packets (none so
+    /// far: a message's last packet is measured after it) has no contact and no row.
+    pub fn rows(&self, span_ns: i64, name: &dyn Fn(IpAddr) -> Option<String>) -> Vec<Row> {
         let hours = (span_ns.max(1) as f64) / 3.6e12;
-        let mut pairs: Vec<(&(IpAddr, IpAddr), &Pair)> = self.pairs.iter().collect();
+        let mut pairs: Vec<(&(IpAddr, IpAddr), &Pair)> =
+            self.pairs.iter().filter(|(_, p)| p.contacts > 0).collect();
         pairs.sort_unstable_by_key(|(k, _)| **k);
         let mut scratch = Scratch::default();
         pairs
@@ -177,7 +191,7 @@ impl PhoneHome {
                 Row {
                     client,
                     home,
-                    home_name: self.names.get(&home).cloned().unwrap_or_default(),
+                    home_name: name(home).unwrap_or_default(),
                     contacts: p.contacts,
                     contacts_per_hour: p.contacts as f64 / hours,
                     interval_min: i.min_s(),
@@ -187,9 +201,10 @@ impl PhoneHome {
                     interval_max: i.max_s(),
                     bytes_to_home: p.bytes_to,
                     bytes_from_home: p.bytes_from,
+                    // Nothing decoded said what the traffic was: other.
                     kinds: Kind::ALL
                         .into_iter()
-                        .filter(|k| p.kinds & k.bit() != 0)
+                        .filter(|k| p.kinds & k.bit() != 0 || (p.kinds == 0 && *k == Kind::Other))
                         .collect(),
                 }
             })
@@ -259,30 +274,45 @@ mod tests {
 
     const S: i64 = Ts::NANOS_PER_SEC;
 
-    fn obs(t: i64, to_home: bool, kind: Kind) -> Observation {
+    fn obs(t: i64, to_home: bool) -> Observation {
         Observation {
             ts: Ts(t),
             client: "10.0.0.5".parse().unwrap(),
             home: "198.51.100.80".parse().unwrap(),
             to_home,
             bytes: 100,
-            kind,
         }
+    }
+
+    /// A packet and the message it carried.
+    fn msg(ph: &mut PhoneHome, t: i64, to_home: bool, kind: Kind) -> bool {
+        let o = obs(t, to_home);
+        ph.note_kind(o.client, o.home, o.ts, kind);
+        ph.observe(&o)
+    }
+
+    fn unnamed(_: IpAddr) -> Option<String> {
+        None
     }
 
     #[test]
     fn bursts_are_contacts_and_intervals_are_between_their_starts() {
         let mut ph = PhoneHome::new();
-        ph.name_home("198.51.100.80".parse().unwrap(), "home");
         // Three contacts 30 min apart, each a request and a response 50 ms later, plus a
         // message 9.9 s after the first (same contact).
         for i in 0..3 {
             let t = i * 1800 * S;
-            ph.observe(&obs(t, true, Kind::VersionCheck));
-            ph.observe(&obs(t + S / 20, false, Kind::VersionCheck));
+            assert!(msg(&mut ph, t, true, Kind::VersionCheck));
+            assert!(!msg(&mut ph, t + S / 20, false, Kind::VersionCheck));
         }
-        ph.observe(&obs(S / 20 + 9 * S + 9 * S / 10, true, Kind::Telemetry));
-        let rows = ph.rows(6 * 3600 * S);
+        assert!(!msg(
+            &mut ph,
+            S / 20 + 9 * S + 9 * S / 10,
+            true,
+            Kind::Telemetry
+        ));
+        let home = |ip: IpAddr| (ip.to_string() == "198.51.100.80").then(|| "home".to_string());
+        let rows = ph.rows(6 * 3600 * S, &home);
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(r.contacts, 3);
@@ -314,28 +344,30 @@ mod tests {
     #[test]
     fn a_gap_of_exactly_ten_seconds_starts_a_new_contact() {
         let mut ph = PhoneHome::new();
-        ph.observe(&obs(0, true, Kind::Login));
-        ph.observe(&obs(10 * S - 1, true, Kind::Login));
-        ph.observe(&obs(20 * S - 1, true, Kind::Login));
-        assert_eq!(ph.rows(S)[0].contacts, 2);
+        ph.observe(&obs(0, true));
+        ph.observe(&obs(10 * S - 1, true));
+        ph.observe(&obs(20 * S - 1, true));
+        assert_eq!(ph.rows(S, &unnamed)[0].contacts, 2);
         let one = {
             let mut p = PhoneHome::new();
-            p.observe(&obs(0, true, Kind::Other));
-            p.rows(S)
+            p.observe(&obs(0, true));
+            p.rows(S, &unnamed)
         };
         assert_eq!(one[0].interval_p50, None);
+        // No decoded message said what the traffic was.
+        assert_eq!(one[0].kinds, vec![Kind::Other]);
     }
 
     #[test]
     fn pairs_are_bounded_and_ordered() {
         let mut ph = PhoneHome::new();
         for i in 0..(MAX_PAIRS as u32 + 10) {
-            let mut o = obs(0, true, Kind::Other);
+            let mut o = obs(0, true);
             o.client = IpAddr::from(i.to_be_bytes());
             ph.observe(&o);
         }
         assert_eq!(ph.dropped, 10);
-        let rows = ph.rows(S);
+        let rows = ph.rows(S, &unnamed);
         assert_eq!(rows.len(), MAX_PAIRS);
         assert!(rows.windows(2).all(|w| w[0].client < w[1].client));
     }

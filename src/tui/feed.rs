@@ -9,7 +9,7 @@
 //! batch the UI has no room for is dropped and counted in [`Status::ui_dropped`], so capture
 //! never waits for the screen. Must not: read clocks or touch the terminal.
 
-use crate::classify::{Classifier, HomeSpec};
+use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::flow::{Dir, FlowRecord, Uid};
 use crate::measure::calls::{CallRecord, CallTracker};
 use crate::measure::hosts::FlowHosts;
@@ -19,7 +19,7 @@ use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use dissectors::registry::{CallInfo, Message, TrafficClass};
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -196,6 +196,12 @@ pub enum Event {
     Msg(Box<MsgRow>),
     Call(Box<CallRow>),
     Tables(Box<Tables>),
+    /// A phone-home contact starts (see [`crate::measure::phonehome`]).
+    Contact {
+        client: IpAddr,
+        home: IpAddr,
+        ts: Ts,
+    },
     /// The source is exhausted; `first`/`last` frame times.
     Done {
         first: Option<Ts>,
@@ -305,7 +311,7 @@ impl Feed {
             (Some(a), Some(b)) => b.since(a),
             _ => 0,
         };
-        let t = tables(&self.measure, span);
+        let t = tables(&self.measure, &self.classifier, span);
         self.push(Event::Tables(Box::new(t)));
     }
 
@@ -338,7 +344,7 @@ impl Feed {
 
 /// The measurement reports rendered as tables.
 /// `span_ns`: the time covered so far (for contacts per hour).
-pub fn tables(m: &Measurements, span_ns: i64) -> Tables {
+pub fn tables(m: &Measurements, classifier: &Classifier, span_ns: i64) -> Tables {
     let render = |f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
         let mut out = Vec::new();
         match f(&mut out) {
@@ -346,22 +352,8 @@ pub fn tables(m: &Measurements, span_ns: i64) -> Tables {
             Err(_) => Table::default(),
         }
     };
-    let mut phonehome =
-        render(&|o| crate::measure::phonehome::write_csv(&m.phonehome.rows(span_ns), o));
-    // As the reports do: a home endpoint without a name is named by its role.
-    if let (Some(h), Some(n)) = (phonehome.col("home"), phonehome.col("home_name")) {
-        for row in &mut phonehome.rows {
-            let role = row
-                .get(h)
-                .and_then(|a| a.parse().ok())
-                .and_then(|ip| m.hosts.role_of(ip));
-            if let (Some(role), Some(name)) = (role, row.get_mut(n)) {
-                if name.is_empty() {
-                    *name = role.to_string();
-                }
-            }
-        }
-    }
+    let rows = m.phonehome_rows(span_ns, classifier);
+    let phonehome = render(&|o| crate::measure::phonehome::write_csv(&rows, o));
     Tables {
         hosts: render(&|o| m.hosts.write_csv(o)),
         phonehome,
@@ -451,6 +443,17 @@ impl FlowConsumer for Feed {
         }
         if !self.block {
             self.pace(ctx.ts);
+        }
+    }
+
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        let homes = &mut FlowHomes::default();
+        if let Some((client, home)) = self.measure.packet(&self.classifier, ctx, payload, homes) {
+            self.push(Event::Contact {
+                client,
+                home,
+                ts: ctx.ts,
+            });
         }
     }
 }

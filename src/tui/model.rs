@@ -11,7 +11,6 @@
 use super::feed::{CallRow, Event, FlowRow, MsgRow, Tables};
 use crate::flow::Uid;
 use crate::measure::calls::RtpStats;
-use crate::measure::phonehome::CONTACT_GAP_NS;
 use crate::time::Ts;
 use dissectors::registry::TrafficClass;
 use rustc_hash::FxHashMap;
@@ -198,9 +197,8 @@ pub struct Model {
     /// Hosts seen in messages, in first-seen order.
     pub hosts: Vec<IpAddr>,
     host_set: FxHashMap<IpAddr, usize>,
-    /// Contact start times per (client, home).
+    /// Contact start times per (client, home), as the phone-home report counts them.
     pub contacts: FxHashMap<(IpAddr, IpAddr), Vec<Ts>>,
-    last_home: FxHashMap<(IpAddr, IpAddr), Ts>,
     /// Intervals between consecutive keepalives of a client–super-node pair (seconds).
     pub keepalive_intervals: Vec<f64>,
     last_keepalive: FxHashMap<(IpAddr, IpAddr), Ts>,
@@ -239,6 +237,7 @@ impl Model {
                     }
                 }
                 Event::Tables(t) => self.set_tables(*t),
+                Event::Contact { client, home, ts } => self.contact(client, home, ts),
                 Event::Done { first, last } => {
                     self.done = true;
                     if let Some(f) = first {
@@ -335,9 +334,6 @@ impl Model {
         self.see(m.ts);
         self.host(m.src.ip());
         self.host(m.dst.ip());
-        if m.home {
-            self.home_contact(m.src.ip(), m.dst.ip(), m.ts);
-        }
         if m.kind == "sn-refresh" {
             self.keepalive(m.src.ip(), m.dst.ip(), m.ts);
         }
@@ -410,17 +406,14 @@ impl Model {
         }
     }
 
-    fn home_contact(&mut self, client: IpAddr, home: IpAddr, ts: Ts) {
+    fn contact(&mut self, client: IpAddr, home: IpAddr, ts: Ts) {
         let key = (client, home);
-        if !self.last_home.contains_key(&key) && self.last_home.len() >= MAX_HOME_PAIRS {
+        if !self.contacts.contains_key(&key) && self.contacts.len() >= MAX_HOME_PAIRS {
             return;
         }
-        let last = self.last_home.insert(key, ts);
-        if last.is_none_or(|l| ts.since(l) >= CONTACT_GAP_NS) {
-            let v = self.contacts.entry(key).or_default();
-            if v.len() < MAX_CONTACTS_PER_PAIR {
-                v.push(ts);
-            }
+        let v = self.contacts.entry(key).or_default();
+        if v.len() < MAX_CONTACTS_PER_PAIR {
+            v.push(ts);
         }
     }
 
