@@ -7,7 +7,7 @@
 //! Medians come from [`Intervals`] (within 1 %, like the CSVs' interval columns) and are
 //! shown to two significant digits, the precision they have.
 
-use super::summary::thousands;
+use super::summary::{plural, thousands};
 use crate::measure::calls::{CallRecord, MediaPath};
 use crate::measure::intervals::{Intervals, Scratch};
 use crate::measure::keepalives::Keepalives;
@@ -111,10 +111,6 @@ fn tally<R, T: Copy + PartialEq>(
         plural(rows.len() as u64, one, many),
         counts.join(", ")
     )
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 fn login_line(rows: &[Login], scratch: &mut Scratch) -> String {

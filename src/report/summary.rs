@@ -63,6 +63,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `1 call`, `2,000 calls`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 fn format_name(format: Option<Format>, gzip: bool) -> String {
     let base = match format {
         Some(Format::Pcap { nanos, big_endian }) => format!(
@@ -141,11 +146,8 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
             .iter()
             .map(|(name, flows)| {
                 let msgs = d.messages_by_service.get(name).copied().unwrap_or(0);
-                format!(
-                    "{name} {} flows / {} msgs",
-                    thousands(*flows),
-                    thousands(msgs)
-                )
+                let (flows, msgs) = (plural(*flows, "flow", "flows"), plural(msgs, "msg", "msgs"));
+                format!("{name} {flows} / {msgs}")
             })
             .collect();
         let _ = writeln!(
@@ -243,6 +245,13 @@ pub fn render(stats: &RunStats, flows: &FlowTotals) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plural_agrees_with_the_count() {
+        assert_eq!(plural(1, "flow", "flows"), "1 flow");
+        assert_eq!(plural(0, "flow", "flows"), "0 flows");
+        assert_eq!(plural(2000, "msg", "msgs"), "2,000 msgs");
+    }
 
     #[test]
     fn thousands_groups_digits() {
