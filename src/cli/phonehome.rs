@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::classify::{Classifier, FlowHomes, HomeSpec};
-use crate::measure::hosts::FlowHosts;
+use crate::measure::Measurements;
 use crate::measure::phonehome;
-use crate::measure::{Measurements, Seen};
 use crate::pipeline::MsgCtx;
 
 #[derive(Args, Debug)]
@@ -44,12 +43,8 @@ impl FlowConsumer for Consumer {
     fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
 
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
-        let c = self.classifier.classify(ctx, msg);
-        let from_home = self.classifier.is_home(ctx.src);
-        self.measure.observe(
-            &Seen::new(ctx, msg, &c, from_home),
-            &mut FlowHosts::default(),
-        );
+        self.measure
+            .classify_and_observe(&mut self.classifier, ctx, msg);
     }
 
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {

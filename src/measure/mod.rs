@@ -110,6 +110,23 @@ impl Measurements {
             .observe(m.ctx.ts, src, dst, m.kind, m.txn_id, m.detail);
     }
 
+    /// Classifies `msg` and measures it, for a caller that keeps no per-flow caches (the
+    /// analysis keeps them: [`Classifier::classify_in_flow`], [`hosts::FlowHosts`]).
+    pub fn classify_and_observe(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &MsgCtx,
+        msg: &Message,
+    ) -> Classified {
+        let c = classifier.classify(ctx, msg);
+        let from_home = classifier.is_home(ctx.src);
+        self.observe(
+            &Seen::new(ctx, msg, &c, from_home),
+            &mut hosts::FlowHosts::default(),
+        );
+        c
+    }
+
     /// A packet carrying `payload` bytes (see [`crate::pipeline::FlowConsumer::packet`]):
     /// traffic between a client and a home endpoint makes the phone-home contacts. `homes`
     /// is the packet's flow's [`Classifier::homes`] cache. Returns `(client, home)` when the

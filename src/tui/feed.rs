@@ -11,9 +11,8 @@
 
 use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::flow::{Dir, FlowRecord, Uid};
+use crate::measure::Measurements;
 use crate::measure::calls::{CallRecord, CallTracker};
-use crate::measure::hosts::FlowHosts;
-use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
@@ -387,12 +386,9 @@ impl FlowConsumer for Feed {
         if self.last.is_none_or(|t| ctx.ts > t) {
             self.last = Some(ctx.ts);
         }
-        let c = self.classifier.classify(ctx, msg);
-        let from_home = self.classifier.is_home(ctx.src);
-        self.measure.observe(
-            &Seen::new(ctx, msg, &c, from_home),
-            &mut FlowHosts::default(),
-        );
+        let c = self
+            .measure
+            .classify_and_observe(&mut self.classifier, ctx, msg);
         let mut ended = Vec::new();
         self.calls.message(ctx, msg, &mut |r| ended.push(r));
         for r in ended {
