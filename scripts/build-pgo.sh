@@ -7,15 +7,18 @@
 # CSVs to the instrumented one on every training capture, or the script fails.
 #
 #   scripts/build-pgo.sh                     # ~5 min on 2 cores
+#   scripts/build-pgo.sh --install-llvm      # as root: apt-get llvm-NN if nothing else has llvm-profdata (CI)
 #   TOOLS="p2ptrace p2ptrace-pgo" CAP=big/capture.pcapng benches/compare.sh
 #
 # Needs llvm-profdata of rustc's LLVM version: rustup's llvm-tools component (added when
-# missing) or Debian's llvm-NN package. No root.
+# missing) or Debian's llvm-NN package. No root unless --install-llvm installs it.
 set -euo pipefail
+install_llvm=false
 case "${1:-}" in
   "") ;;
+  --install-llvm) install_llvm=true ;;
   -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-  *) echo "build-pgo: unexpected argument '$1' (it takes none; --help says what it does)" >&2; exit 2 ;;
+  *) echo "build-pgo: unexpected argument '$1' (only --install-llvm; --help says what it does)" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,11 @@ llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 [ -x "$profdata" ] || rustup component add llvm-tools >&2 || true
 [ -x "$profdata" ] || profdata=$(command -v "llvm-profdata-$llvm" || true)
+if [ -z "$profdata" ] && $install_llvm; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "llvm-$llvm" > /dev/null
+  profdata=$(command -v "llvm-profdata-$llvm" || true)
+fi
 [ -n "$profdata" ] || {
   echo "build-pgo: no llvm-profdata for LLVM $llvm: rustup component add llvm-tools, or apt-get install llvm-$llvm" >&2
   exit 1
