@@ -35,10 +35,9 @@ pub trait FlowConsumer {
     /// A message decoded in a flow (see [`MsgCtx`] for where and when).
     fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
     /// A packet carrying `payload` bytes (> 0; after the TCP or UDP header, the IP payload
-    /// for other protocols) of a flow, after the
-    /// messages it completed: for measuring traffic no dissector decodes (phone-home
-    /// contacts to a home endpoint). `ctx` is the packet's, as for a message. Only when
-    /// dissection runs.
+    /// for other protocols), after the messages it completed: for measuring traffic no
+    /// dissector decodes (phone-home contacts to a home endpoint). `ctx` is the packet's,
+    /// as for a message. Only when dissection runs.
     fn packet(&mut self, _ctx: &MsgCtx, _payload: u32) {}
     /// A packet of the flow at `live_index` (see [`MsgCtx::live_index`]) is about to be
     /// dissected: a consumer keeping per-flow state by that index may start loading it

@@ -55,6 +55,12 @@ impl<'a> Seen<'a> {
     }
 }
 
+/// (client, home endpoint) of a message or packet sent to home (`to_home`) or from it.
+fn client_home(ctx: &MsgCtx, to_home: bool) -> (IpAddr, IpAddr) {
+    let (src, dst) = (ctx.src.ip(), ctx.dst.ip());
+    if to_home { (src, dst) } else { (dst, src) }
+}
+
 /// The phone-home kind of a message to or from home.
 fn home_kind(kind: &str) -> phonehome::Kind {
     if kind.starts_with("http-version") {
@@ -85,10 +91,9 @@ impl Measurements {
         if m.to_home || m.from_home {
             // Contacts and bytes come from the packets ([`Self::packet`]); a message says
             // what they carried.
-            let (client, home) = if m.to_home { (src, dst) } else { (dst, src) };
+            let (client, home) = client_home(m.ctx, m.to_home);
             let kind = home_kind(m.kind);
-            self.phonehome
-                .note_kind(client.ip(), home.ip(), m.ctx.ts, kind);
+            self.phonehome.note_kind(client, home, m.ctx.ts, kind);
         }
         // §8.5: the client's periodic keepalive to its super node.
         if m.kind == "sn-refresh" {
@@ -142,11 +147,7 @@ impl Measurements {
         if !(from_home || to_home) {
             return None;
         }
-        let (client, home) = if to_home {
-            (ctx.src.ip(), ctx.dst.ip())
-        } else {
-            (ctx.dst.ip(), ctx.src.ip())
-        };
+        let (client, home) = client_home(ctx, to_home);
         let o = phonehome::Observation {
             ts: ctx.ts,
             client,
