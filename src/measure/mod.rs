@@ -209,7 +209,8 @@ impl Measurements {
         ])
     }
 
-    /// The phone-home rows, home endpoints named ([`Self::home_name`]).
+    /// The phone-home rows, each home endpoint named by its role (`login-server`, `home`),
+    /// else by the host name that made it home.
     pub fn phonehome_rows(&self, span_ns: i64, classifier: &Classifier) -> Vec<phonehome::Row> {
         self.phonehome
             .rows(span_ns, &|ip| self.home_name(classifier, ip))
