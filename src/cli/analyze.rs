@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::analysis::Analysis;
+use crate::report::summary::plural;
 
 pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
     let dissect = !args.no_dissect;
@@ -35,13 +36,10 @@ pub(super) fn print_finished(done: &crate::analysis::Finished, dir: Option<&Path
             None => {
                 for (rows, what, file) in &done.written {
                     // Every report's noun is a regular plural ("calls", "keepalive pairs").
-                    let what = match rows {
-                        1 => what.strip_suffix('s').unwrap_or(what),
-                        _ => what,
-                    };
+                    let one = what.strip_suffix('s').unwrap_or(what);
                     eprintln!(
-                        "p2ptrace: wrote {} {what} to {}",
-                        thousands(*rows),
+                        "p2ptrace: wrote {} to {}",
+                        plural(*rows, one, what),
                         dir.join(file).display()
                     );
                 }

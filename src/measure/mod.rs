@@ -93,7 +93,7 @@ impl Measurements {
             // what they carried.
             let (client, home) = client_home(m.ctx, m.to_home);
             let kind = home_kind(m.kind);
-            self.phonehome.note_kind(client, home, m.ctx.ts, kind);
+            self.phonehome.note_kind(client, home, kind);
         }
         // §8.5: the client's periodic keepalive to its super node.
         if m.kind == "sn-refresh" {

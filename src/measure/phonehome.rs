@@ -128,7 +128,7 @@ impl PhoneHome {
     }
 
     /// The pair's state; `None` (and counted in [`Self::dropped`]) beyond [`MAX_PAIRS`].
-    fn pair(&mut self, client: IpAddr, home: IpAddr, ts: Ts) -> Option<&mut Pair> {
+    fn pair(&mut self, client: IpAddr, home: IpAddr) -> Option<&mut Pair> {
         let key = (client, home);
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
             self.dropped += 1;
@@ -136,7 +136,8 @@ impl PhoneHome {
         }
         Some(self.pairs.entry(key).or_insert_with(|| Pair {
             contacts: 0,
-            contact_start: ts,
+            // Set by the first contact (`contacts == 0` starts one).
+            contact_start: Ts(i64::MIN),
             last_seen: Ts(i64::MIN),
             intervals: Intervals::default(),
             bytes_to: 0,
@@ -147,7 +148,7 @@ impl PhoneHome {
 
     /// One packet; returns whether it starts a new contact.
     pub fn observe(&mut self, o: &Observation) -> bool {
-        let Some(p) = self.pair(o.client, o.home, o.ts) else {
+        let Some(p) = self.pair(o.client, o.home) else {
             return false;
         };
         let new = p.contacts == 0 || o.ts.since(p.last_seen) >= CONTACT_GAP_NS;
@@ -168,16 +169,16 @@ impl PhoneHome {
     }
 
     /// A decoded message between `client` and `home` was of `kind`.
-    pub fn note_kind(&mut self, client: IpAddr, home: IpAddr, ts: Ts, kind: Kind) {
-        if let Some(p) = self.pair(client, home, ts) {
+    pub fn note_kind(&mut self, client: IpAddr, home: IpAddr, kind: Kind) {
+        if let Some(p) = self.pair(client, home) {
             p.kinds |= kind.bit();
         }
     }
 
     /// The rows, with contacts per hour over `span_ns` (the capture's time span), each home
     /// endpoint named by `name` (e.g. its role, or the host name that made it home).
-    /// A pair whose only traffic was a message handed over without its packets (none so
-    /// far: a message's last packet is measured after it) has no contact and no row.
+    /// A pair known only from a message whose packets came before the endpoint was home
+    /// (e.g. a stream flushed at the flow's end) has no contact and no row.
     pub fn rows(&self, span_ns: i64, name: &dyn Fn(IpAddr) -> Option<String>) -> Vec<Row> {
         let hours = (span_ns.max(1) as f64) / 3.6e12;
         let mut pairs: Vec<(&(IpAddr, IpAddr), &Pair)> =
@@ -287,7 +288,7 @@ mod tests {
     /// A packet and the message it carried.
     fn msg(ph: &mut PhoneHome, t: i64, to_home: bool, kind: Kind) -> bool {
         let o = obs(t, to_home);
-        ph.note_kind(o.client, o.home, o.ts, kind);
+        ph.note_kind(o.client, o.home, kind);
         ph.observe(&o)
     }
 
