@@ -223,7 +223,6 @@ impl FlowConsumer for Analysis {
             hosts,
             homes,
         } = per_flow(&mut self.per_flow, ctx.live_index);
-        let first_in_flow = counts.is_empty();
         let c = self
             .classifier
             .classify_in_flow(ctx, msg, counts.skylark_msgs > 0, homes);
@@ -232,9 +231,8 @@ impl FlowConsumer for Analysis {
             counts.add_skylark(ctx.dir, msg.txn_id);
         }
         let from_home = self.classifier.homes(ctx, homes).0;
-        let mut seen = Seen::new(ctx, msg, &c, from_home);
-        seen.first_in_flow = first_in_flow;
-        self.measure.observe(&seen, hosts);
+        self.measure
+            .observe(&Seen::new(ctx, msg, &c, from_home), hosts);
         if let Some(w) = &mut self.messages {
             if let Err(e) = w.write(uid.text(ctx.uid), ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);
@@ -248,7 +246,7 @@ impl FlowConsumer for Analysis {
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         let f = per_flow(&mut self.per_flow, ctx.live_index);
         self.measure
-            .packet(&self.classifier, ctx, payload, &mut f.homes);
+            .packet(&self.classifier, ctx, payload, (&mut f.homes, &mut f.hosts));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Sessions and measurements on the simulator's committed captures (captures/sim/): the
 //! phone-home report recovers the scenario's configured telemetry period, keepalive
 //! intervals match the protocol's, and hosts get the roles the simulator gave them; and
-//! phone-home on real, non-Skylark captures (`--home NAME-PATTERN`) counts all the traffic.
+//! phone-home and hosts on real, non-Skylark captures count all the traffic.
 
 mod common;
 
@@ -193,6 +193,59 @@ fn hosts_get_the_roles_the_simulator_gave_them() {
     assert_eq!(role("203.0.113.2"), "super-node");
     assert_eq!(role("100.64.0.1"), "client");
     assert_eq!(role("100.64.0.2"), "client");
+}
+
+/// Checks that every address's `bytes_sent`/`bytes_received` in hosts.csv are the payload it
+/// sent and received over all its flows in flows.csv, and that every address with payload
+/// has a row.
+fn assert_hosts_bytes_are_their_flows_payload(dir: &std::path::Path) {
+    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
+    for f in rows(&dir.join("flows.csv")) {
+        let (o, r) = (
+            f["orig_payload"].parse::<u64>().unwrap(),
+            f["resp_payload"].parse::<u64>().unwrap(),
+        );
+        if o + r == 0 {
+            continue;
+        }
+        let (a, b) = (f["orig_addr"].clone(), f["resp_addr"].clone());
+        want.entry(a.clone()).or_default().0 += o;
+        want.entry(b.clone()).or_default().1 += o;
+        want.entry(b).or_default().0 += r;
+        want.entry(a).or_default().1 += r;
+    }
+    let hosts = rows(&dir.join("hosts.csv"));
+    let got: HashMap<String, (u64, u64)> = hosts
+        .iter()
+        .map(|h| {
+            let n = |c: &str| h[c].parse::<u64>().unwrap();
+            (h["addr"].clone(), (n("bytes_sent"), n("bytes_received")))
+        })
+        .collect();
+    assert_eq!(got.len(), hosts.len(), "one row per address");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn hosts_bytes_are_the_payload_of_all_their_flows() {
+    // Skylark over TCP relays (framing and all) on the simulator's capture: every packet
+    // is a message, yet a message's length is not its packet's payload.
+    let (dir, _) = analyze("both-nat-udp-blocked");
+    assert_hosts_bytes_are_their_flows_payload(dir.path());
+    let Some(ext) = common::external_captures() else {
+        return;
+    };
+    // Zoom: almost nothing decoded (DNS, ClientHellos), every address still counted.
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["analyze", "-q", "--csv"])
+        .arg(dir.path())
+        .arg(ext.join("ndpi/zoom.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_hosts_bytes_are_their_flows_payload(dir.path());
+    assert_eq!(rows(&dir.path().join("hosts.csv")).len(), 24);
 }
 
 #[test]

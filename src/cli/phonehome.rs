@@ -4,6 +4,7 @@
 use super::*;
 use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::measure::Measurements;
+use crate::measure::hosts::FlowHosts;
 use crate::measure::phonehome;
 use crate::pipeline::MsgCtx;
 
@@ -48,8 +49,8 @@ impl FlowConsumer for Consumer {
     }
 
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
-        let homes = &mut FlowHomes::default();
-        self.measure.packet(&self.classifier, ctx, payload, homes);
+        let flow = (&mut FlowHomes::default(), &mut FlowHosts::default());
+        self.measure.packet(&self.classifier, ctx, payload, flow);
     }
 }
 

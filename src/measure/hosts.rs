@@ -1,6 +1,7 @@
-//! Who is who (`hosts.csv`): every address that sent or received a decoded message, with the
-//! role its traffic shows and the evidence for it (PROTOCOL.md §8: which messages a login
-//! server, home server, super node, relay or client sends and answers).
+//! Who is who (`hosts.csv`): every address that sent or received transport payload, with the
+//! role its decoded messages show and the evidence for it (PROTOCOL.md §8: which messages a
+//! login server, home server, super node, relay or client sends and answers), its peers and
+//! its bytes (from the packets, decoded or not, so they agree with flows.csv).
 //!
 //! Rules, strongest first: answering `auth-challenge`/`credential` → login-server; answering
 //! an HTTP version check → home; answering `hc-probe`, `sn-register` or `search` →
@@ -17,7 +18,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-/// Hosts tracked; messages of further hosts are counted and dropped.
+/// Hosts tracked; packets and messages of further hosts are counted and dropped.
 pub const MAX_HOSTS: usize = 100_000;
 /// Distinct peers counted per host (beyond it the count saturates).
 pub const MAX_PEERS: usize = 4096;
@@ -84,6 +85,9 @@ pub struct FlowHosts {
     /// Slot + 1 of the flow's originator and responder (by [`Dir::index`]), or
     /// [`UNRESOLVED`] / [`ABSENT`].
     slots: [u32; 2],
+    /// The two addresses are noted as each other's peers (on the flow's first packet with
+    /// payload: every later one joins the same two).
+    peered: bool,
 }
 
 /// One decoded message as the host table sees it.
@@ -94,12 +98,20 @@ pub struct HostMsg<'a> {
     pub dir: Dir,
     /// Canonical name (Skylark message name, or `http-version-response` and the like).
     pub kind: &'a str,
+    /// The message's length (counted as relayed when it forwards media).
     pub bytes: u64,
     /// Call id of a media frame.
     pub call_id: Option<u64>,
-    /// The first message between these endpoints in this flow (peers are noted only then —
-    /// every later message of the flow joins the same two addresses).
-    pub new_pair: bool,
+}
+
+/// A packet with transport payload, as the host table sees it.
+pub struct HostPacket {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The side of the flow that sent it.
+    pub dir: Dir,
+    /// Transport payload bytes.
+    pub payload: u64,
 }
 
 pub const COLUMNS: &[&str] = &[
@@ -141,7 +153,8 @@ impl Hosts {
         i + 1
     }
 
-    /// One decoded message; `flow` holds the slots of the message's flow.
+    /// One decoded message (evidence for roles, media for relaying); `flow` holds the slots
+    /// of the message's flow.
     pub fn observe(&mut self, m: &HostMsg<'_>, flow: &mut FlowHosts) {
         let sender_bits = match m.kind {
             "auth-challenge" | "credential" => ANSWERS_AUTH,
@@ -152,31 +165,41 @@ impl Hosts {
             _ => 0,
         };
         let media = matches!(m.kind, "voice" | "mix" | "hold-keepalive");
-        let (src, dst, bytes) = (m.src, m.dst, m.bytes);
+        let (src, dst) = (m.src, m.dst);
         if let Some(h) = self.host(src, &mut flow.slots[m.dir.index()]) {
             h.evidence |= sender_bits;
-            h.bytes_sent += bytes;
-            if m.new_pair {
-                note_peer(h, dst);
-            }
             if let (true, Some(c)) = (media, m.call_id) {
                 // Sending frames of a call that arrived from another peer: relaying.
                 if h.sets.media_in.get(&c).is_some_and(|from| *from != dst) {
                     h.evidence |= FORWARDS_MEDIA;
-                    h.bytes_relayed += bytes;
+                    h.bytes_relayed += m.bytes;
                 }
             }
         }
-        if let Some(h) = self.host(dst, &mut flow.slots[m.dir.flip().index()]) {
-            h.bytes_received += bytes;
-            if m.new_pair {
-                note_peer(h, src);
-            }
-            if let (true, Some(c)) = (media, m.call_id) {
+        if let (true, Some(c)) = (media, m.call_id) {
+            if let Some(h) = self.host(dst, &mut flow.slots[m.dir.flip().index()]) {
                 let media_in = &mut h.sets.media_in;
                 if media_in.len() < MAX_CALLS || media_in.contains_key(&c) {
                     media_in.insert(c, src);
                 }
+            }
+        }
+    }
+
+    /// One packet with payload (bytes and peers); `flow` holds the slots of its flow.
+    pub fn packet(&mut self, p: &HostPacket, flow: &mut FlowHosts) {
+        let new_pair = !flow.peered;
+        flow.peered = true;
+        if let Some(h) = self.host(p.src, &mut flow.slots[p.dir.index()]) {
+            h.bytes_sent += p.payload;
+            if new_pair {
+                note_peer(h, p.dst);
+            }
+        }
+        if let Some(h) = self.host(p.dst, &mut flow.slots[p.dir.flip().index()]) {
+            h.bytes_received += p.payload;
+            if new_pair {
+                note_peer(h, p.src);
             }
         }
     }
@@ -265,7 +288,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// One message of its own flow (nothing cached).
+    /// One message in one packet, alone in its flow (nothing cached).
     fn observe(
         h: &mut Hosts,
         src: IpAddr,
@@ -273,8 +296,8 @@ mod tests {
         kind: &str,
         bytes: u64,
         call_id: Option<u64>,
-        new_pair: bool,
     ) {
+        let flow = &mut FlowHosts::default();
         let m = HostMsg {
             src,
             dst,
@@ -282,13 +305,26 @@ mod tests {
             kind,
             bytes,
             call_id,
-            new_pair,
         };
-        h.observe(&m, &mut FlowHosts::default());
+        h.observe(&m, flow);
+        h.packet(&packet(src, dst, Dir::Orig, bytes), flow);
+    }
+
+    fn packet(src: IpAddr, dst: IpAddr, dir: Dir, payload: u64) -> HostPacket {
+        HostPacket {
+            src,
+            dst,
+            dir,
+            payload,
+        }
     }
 
     fn host<'a>(h: &'a Hosts, a: &IpAddr) -> &'a Host {
         &h.hosts[h.index[a] as usize].1
+    }
+
+    fn host_mut<'a>(h: &'a mut Hosts, a: &IpAddr) -> &'a mut Host {
+        &mut h.hosts[h.index[a] as usize].1
     }
 
     #[test]
@@ -302,22 +338,22 @@ mod tests {
             ip("192.0.2.9"),
         );
         let mut h = Hosts::default();
-        observe(&mut h, a, ls, "auth-hello", 60, None, true);
-        observe(&mut h, ls, a, "auth-challenge", 80, None, true);
-        observe(&mut h, a, home, "http-version-check", 200, None, true);
-        observe(&mut h, home, a, "http-version-response", 150, None, true);
-        observe(&mut h, a, sn, "hc-probe", 30, None, true);
-        observe(&mut h, sn, a, "hc-probe-ack", 30, None, true);
-        observe(&mut h, b, sn, "sn-register", 90, None, true);
-        observe(&mut h, sn, b, "sn-register-ack", 40, None, true);
+        observe(&mut h, a, ls, "auth-hello", 60, None);
+        observe(&mut h, ls, a, "auth-challenge", 80, None);
+        observe(&mut h, a, home, "http-version-check", 200, None);
+        observe(&mut h, home, a, "http-version-response", 150, None);
+        observe(&mut h, a, sn, "hc-probe", 30, None);
+        observe(&mut h, sn, a, "hc-probe-ack", 30, None);
+        observe(&mut h, b, sn, "sn-register", 90, None);
+        observe(&mut h, sn, b, "sn-register-ack", 40, None);
         // sn relays call 7: a → sn → b and back.
         for _ in 0..3 {
-            observe(&mut h, a, sn, "voice", 100, Some(7), true);
-            observe(&mut h, sn, b, "voice", 100, Some(7), true);
-            observe(&mut h, b, sn, "voice", 100, Some(7), true);
-            observe(&mut h, sn, a, "voice", 100, Some(7), true);
+            observe(&mut h, a, sn, "voice", 100, Some(7));
+            observe(&mut h, sn, b, "voice", 100, Some(7));
+            observe(&mut h, b, sn, "voice", 100, Some(7));
+            observe(&mut h, sn, a, "voice", 100, Some(7));
         }
-        observe(&mut h, x, a, "dns-query", 40, None, true);
+        observe(&mut h, x, a, "dns-query", 40, None);
         let role = |a| h.role_of(a).unwrap();
         assert_eq!(role(ls), "login-server");
         assert_eq!(role(home), "home");
@@ -334,23 +370,46 @@ mod tests {
         );
         // Direct media between the parties is not relaying.
         let mut d = Hosts::default();
-        observe(&mut d, a, b, "voice", 100, Some(9), true);
-        observe(&mut d, b, a, "voice", 100, Some(9), true);
+        observe(&mut d, a, b, "voice", 100, Some(9));
+        observe(&mut d, b, a, "voice", 100, Some(9));
         assert_eq!(d.role_of(a), Some("other"));
     }
 
     #[test]
-    fn peers_are_noted_on_a_new_pair_only() {
+    fn bytes_come_from_packets_and_peers_from_a_flows_first_packet() {
         let mut h = Hosts::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        observe(&mut h, a, b, "x", 10, None, false);
+        let mut flow = FlowHosts::default();
+        // A message counts no bytes: its packet does, decoded or not.
+        let m = HostMsg {
+            src: a,
+            dst: b,
+            dir: Dir::Orig,
+            kind: "hc-probe",
+            bytes: 10,
+            call_id: None,
+        };
+        h.observe(&m, &mut flow);
+        assert_eq!(host(&h, &a).bytes_sent, 0);
         assert!(
             host(&h, &a).sets.peers.is_empty(),
-            "not a new pair: bytes only"
+            "peers come with packets"
         );
-        assert_eq!(host(&h, &a).bytes_sent, 10);
-        observe(&mut h, b, a, "x", 5, None, true);
+        h.packet(&packet(a, b, Dir::Orig, 10), &mut flow);
+        h.packet(&packet(b, a, Dir::Resp, 700), &mut flow);
+        assert_eq!(
+            (host(&h, &a).bytes_sent, host(&h, &a).bytes_received),
+            (10, 700)
+        );
+        assert_eq!(
+            (host(&h, &b).bytes_sent, host(&h, &b).bytes_received),
+            (700, 10)
+        );
         assert!(host(&h, &a).sets.peers.contains(&b) && host(&h, &b).sets.peers.contains(&a));
+        // Later packets of the flow do not look at the peer sets (the flow says so).
+        host_mut(&mut h, &a).sets.peers.clear();
+        h.packet(&packet(a, b, Dir::Orig, 1), &mut flow);
+        assert!(host(&h, &a).sets.peers.is_empty());
     }
 
     #[test]
@@ -365,7 +424,6 @@ mod tests {
                 "x",
                 1,
                 None,
-                true,
             );
         }
         let mut out = Vec::new();
@@ -382,8 +440,8 @@ mod tests {
         let (a, b, c) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
         let (mut cached, mut fresh) = (Hosts::default(), Hosts::default());
         let mut flow = FlowHosts::default();
-        observe(&mut cached, c, a, "x", 1, None, true); // a takes a slot before the flow
-        observe(&mut fresh, c, a, "x", 1, None, true);
+        observe(&mut cached, c, a, "x", 1, None); // a takes a slot before the flow
+        observe(&mut fresh, c, a, "x", 1, None);
         for (i, dir) in [Dir::Orig, Dir::Resp, Dir::Resp, Dir::Orig]
             .into_iter()
             .enumerate()
@@ -396,10 +454,12 @@ mod tests {
                 kind: "voice",
                 bytes: 10 + i as u64,
                 call_id: Some(3),
-                new_pair: i == 0,
             };
             cached.observe(&m, &mut flow);
-            fresh.observe(&m, &mut FlowHosts::default());
+            cached.packet(&packet(src, dst, dir, m.bytes), &mut flow);
+            let fresh_flow = &mut FlowHosts::default();
+            fresh.observe(&m, fresh_flow);
+            fresh.packet(&packet(src, dst, dir, m.bytes), fresh_flow);
         }
         assert_ne!(flow, FlowHosts::default());
         for x in [a, b, c] {
@@ -437,16 +497,7 @@ mod tests {
         let (known, new) = (ip("10.0.0.5"), ip("192.0.2.1"));
         let mut flow = FlowHosts::default();
         for _ in 0..3 {
-            let m = HostMsg {
-                src: new,
-                dst: known,
-                dir: Dir::Orig,
-                kind: "x",
-                bytes: 7,
-                call_id: None,
-                new_pair: false,
-            };
-            h.observe(&m, &mut flow);
+            h.packet(&packet(new, known, Dir::Orig, 7), &mut flow);
         }
         assert_eq!(h.len(), MAX_HOSTS);
         assert_eq!(h.dropped, 3);

@@ -32,9 +32,6 @@ pub struct Seen<'a> {
     pub txn_id: Option<u64>,
     /// The dissector's detail text (`""` if none); an error response's starts `error=`.
     pub detail: &'a str,
-    /// No message of this flow was seen before (or the caller cannot tell: `true`). Work
-    /// that depends only on the flow's endpoints is done once, on its first message.
-    pub first_in_flow: bool,
 }
 
 impl<'a> Seen<'a> {
@@ -50,7 +47,6 @@ impl<'a> Seen<'a> {
             to_home: c.home,
             txn_id: msg.txn_id,
             detail: msg.detail.as_deref().unwrap_or(""),
-            first_in_flow: true,
         }
     }
 }
@@ -87,10 +83,9 @@ impl Measurements {
     /// One message; `flow` caches its flow's host-table slots (a fresh one looks them up).
     pub fn observe(&mut self, m: &Seen<'_>, flow: &mut hosts::FlowHosts) {
         let (src, dst) = (m.ctx.src, m.ctx.dst);
-        let len = u64::from(m.len);
         if m.to_home || m.from_home {
             // Contacts and bytes come from the packets ([`Self::packet`]); a message says
-            // what they carried.
+            // what they carried (and, for hosts, who plays which role).
             let (client, home) = client_home(m.ctx, m.to_home);
             let kind = home_kind(m.kind);
             self.phonehome.note_kind(client, home, kind);
@@ -104,9 +99,8 @@ impl Measurements {
             dst: dst.ip(),
             dir: m.ctx.dir,
             kind: m.kind,
-            bytes: len,
+            bytes: u64::from(m.len),
             call_id: m.call_id,
-            new_pair: m.first_in_flow,
         };
         self.hosts.observe(&host_msg, flow);
         self.logins
@@ -133,16 +127,24 @@ impl Measurements {
     }
 
     /// A packet carrying `payload` bytes (see [`crate::pipeline::FlowConsumer::packet`]):
-    /// traffic between a client and a home endpoint makes the phone-home contacts. `homes`
-    /// is the packet's flow's [`Classifier::homes`] cache. Returns `(client, home)` when the
-    /// packet starts a new contact.
+    /// the hosts' bytes and peers, and traffic between a client and a home endpoint makes
+    /// the phone-home contacts. `flow` holds the caches of the packet's flow
+    /// ([`Classifier::homes`], host-table slots). Returns `(client, home)` when the packet
+    /// starts a new contact.
     pub fn packet(
         &mut self,
         classifier: &Classifier,
         ctx: &MsgCtx,
         payload: u32,
-        homes: &mut FlowHomes,
+        (homes, hosts): (&mut FlowHomes, &mut hosts::FlowHosts),
     ) -> Option<(IpAddr, IpAddr)> {
+        let p = hosts::HostPacket {
+            src: ctx.src.ip(),
+            dst: ctx.dst.ip(),
+            dir: ctx.dir,
+            payload: u64::from(payload),
+        };
+        self.hosts.packet(&p, hosts);
         let (from_home, to_home) = classifier.homes(ctx, homes);
         if !(from_home || to_home) {
             return None;

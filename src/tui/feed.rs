@@ -13,6 +13,7 @@ use crate::classify::{Classifier, FlowHomes, HomeSpec};
 use crate::flow::{Dir, FlowRecord, Uid};
 use crate::measure::Measurements;
 use crate::measure::calls::{CallRecord, CallTracker};
+use crate::measure::hosts::FlowHosts;
 use crate::pipeline::{FlowConsumer, MsgCtx};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
@@ -443,8 +444,8 @@ impl FlowConsumer for Feed {
     }
 
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
-        let homes = &mut FlowHomes::default();
-        if let Some((client, home)) = self.measure.packet(&self.classifier, ctx, payload, homes) {
+        let flow = (&mut FlowHomes::default(), &mut FlowHosts::default());
+        if let Some((client, home)) = self.measure.packet(&self.classifier, ctx, payload, flow) {
             self.push(Event::Contact {
                 client,
                 home,
