@@ -502,3 +502,34 @@ fn a_host_or_a_lane_opens_its_flows() {
     assert_eq!(app.view, View::Flows);
     assert_eq!(app.lists[1].filter, "host:100.64.0.2");
 }
+
+#[test]
+fn the_timeline_marks_phone_home_contacts_of_undecoded_traffic() {
+    let Some(ext) = common::external_captures() else {
+        return;
+    };
+    // WhatsApp: the client's only traffic to the resolved *.whatsapp.net address is XMPP,
+    // which no dissector decodes — one contact (phonehome.csv), so one `^` in its lane.
+    let path = ext.join("peafowl/whatsapp.pcap");
+    let mut app = App::new(
+        "capture".into(),
+        Some(path.clone()),
+        false,
+        Arc::new(Status::default()),
+    );
+    let home = p2ptrace::classify::HomeSpec::parse("*.whatsapp.net").unwrap();
+    load_file(&mut app, path, vec![home]).unwrap();
+    assert!(app.model.done);
+    let text = screen(&app, 200, 60);
+    let lane = text
+        .lines()
+        .find(|l| l.contains(" 192.168.1.176 "))
+        .unwrap_or_else(|| panic!("no lane for the client:\n{text}"));
+    assert_eq!(lane.matches('^').count(), 1, "{lane}");
+    let marks: usize = text
+        .lines()
+        .filter(|l| !l.contains("^ home"))
+        .map(|l| l.matches('^').count())
+        .sum();
+    assert_eq!(marks, 1, "{text}");
+}

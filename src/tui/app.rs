@@ -253,12 +253,14 @@ pub(crate) struct GridCache {
     pub cells: Vec<GridCell>,
 }
 
-/// One timeline cell: messages per class, and whether a phone-home message left from it.
+/// One timeline cell: messages per class, and whether a phone-home contact started in it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct GridCell {
     pub counts: [u32; 5],
     /// Messages with no overlay class (plain DNS, STUN, …).
     pub other: u32,
+    /// A contact of this lane's host with a home endpoint started here (as phonehome.csv
+    /// counts contacts: packets, decoded or not).
     pub home: bool,
 }
 

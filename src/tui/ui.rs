@@ -579,7 +579,7 @@ fn grid(
         if col >= w {
             continue;
         }
-        for (host, is_src) in [(m.src.ip(), true), (m.dst.ip(), false)] {
+        for host in [m.src.ip(), m.dst.ip()] {
             let Some(c) = index
                 .get(&host)
                 .and_then(|&lane| grid.get_mut(lane * w + col))
@@ -590,7 +590,19 @@ fn grid(
                 Some(n) => *n += 1,
                 None => c.other += 1,
             }
-            c.home |= m.home && is_src;
+        }
+    }
+    // The client's phone-home contacts (start times in order, as the report counts them).
+    for (&(client, _), starts) in &app.model.contacts {
+        let Some(&lane) = index.get(&client) else {
+            continue;
+        };
+        let from = starts.partition_point(|t| *t < t0);
+        for t in starts[from..].iter().take_while(|t| **t < t1) {
+            let col = (t.since(t0) / bin) as usize;
+            if let Some(c) = grid.get_mut(lane * w + col).filter(|_| col < w) {
+                c.home = true;
+            }
         }
     }
     grid
