@@ -22,6 +22,9 @@ use std::net::IpAddr;
 pub const MAX_HOSTS: usize = 100_000;
 /// Distinct peers counted per host (beyond it the count saturates).
 pub const MAX_PEERS: usize = 4096;
+/// Peers remembered over all hosts (~100 MB): every address with payload has a row, so a
+/// large real capture could otherwise fill every host's set.
+pub const MAX_PEER_ENTRIES: usize = 4_000_000;
 /// Call ids remembered per host and direction for the relay rule.
 pub const MAX_CALLS: usize = 256;
 
@@ -70,6 +73,8 @@ pub struct Hosts {
     index: FxHashMap<IpAddr, u32>,
     hosts: Vec<(IpAddr, Host)>,
     pub dropped: u64,
+    /// Peers remembered over all hosts (at most [`MAX_PEER_ENTRIES`]).
+    peer_entries: usize,
 }
 
 /// A [`FlowHosts`] slot not looked up yet.
@@ -188,19 +193,32 @@ impl Hosts {
 
     /// One packet with payload (bytes and peers); `flow` holds the slots of its flow.
     pub fn packet(&mut self, p: &HostPacket, flow: &mut FlowHosts) {
-        let new_pair = !flow.peered;
-        flow.peered = true;
-        if let Some(h) = self.host(p.src, &mut flow.slots[p.dir.index()]) {
+        let (from, to) = (p.dir.index(), p.dir.flip().index());
+        if let Some(h) = self.host(p.src, &mut flow.slots[from]) {
             h.bytes_sent += p.payload;
-            if new_pair {
-                note_peer(h, p.dst);
-            }
         }
-        if let Some(h) = self.host(p.dst, &mut flow.slots[p.dir.flip().index()]) {
+        if let Some(h) = self.host(p.dst, &mut flow.slots[to]) {
             h.bytes_received += p.payload;
-            if new_pair {
-                note_peer(h, p.src);
+        }
+        if !flow.peered {
+            flow.peered = true;
+            self.note_peer(flow.slots[from], p.dst);
+            self.note_peer(flow.slots[to], p.src);
+        }
+    }
+
+    /// Notes `peer` for the host in `slot` (a resolved [`FlowHosts`] slot).
+    fn note_peer(&mut self, slot: u32, peer: IpAddr) {
+        let Some((_, h)) = self.hosts.get_mut(slot.wrapping_sub(1) as usize) else {
+            return;
+        };
+        let sets = &mut *h.sets;
+        if sets.peers.len() < MAX_PEERS && self.peer_entries < MAX_PEER_ENTRIES {
+            if sets.peers.insert(peer) {
+                self.peer_entries += 1;
             }
+        } else if !sets.peers.contains(&peer) {
+            sets.peers_saturated = true;
         }
     }
 
@@ -245,15 +263,6 @@ impl Hosts {
     pub fn role_of(&self, addr: IpAddr) -> Option<&'static str> {
         let &i = self.index.get(&addr)?;
         self.hosts.get(i as usize).map(|(_, h)| role(h.evidence))
-    }
-}
-
-fn note_peer(h: &mut Host, peer: IpAddr) {
-    let sets = &mut *h.sets;
-    if sets.peers.len() < MAX_PEERS {
-        sets.peers.insert(peer);
-    } else if !sets.peers.contains(&peer) {
-        sets.peers_saturated = true;
     }
 }
 
@@ -433,6 +442,22 @@ mod tests {
                 .unwrap()
                 .contains(&format!("10.0.0.1,other,,{MAX_PEERS}+,"))
         );
+    }
+
+    #[test]
+    fn peers_over_all_hosts_are_bounded_too() {
+        let mut h = Hosts::default();
+        let (a, b, c) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
+        observe(&mut h, a, b, "x", 1, None);
+        h.peer_entries = MAX_PEER_ENTRIES - 1;
+        observe(&mut h, a, c, "x", 1, None); // a notes c; c cannot note a
+        assert_eq!(h.peer_entries, MAX_PEER_ENTRIES);
+        observe(&mut h, a, b, "x", 1, None); // known peers are still known
+        let mut out = Vec::new();
+        h.write_csv(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("10.0.0.1,other,,2,"), "{text}");
+        assert!(text.contains("10.0.0.3,other,,0+,"), "{text}");
     }
 
     #[test]
