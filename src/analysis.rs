@@ -161,6 +161,9 @@ impl Analysis {
             &self.measure.keepalives,
             &calls,
         ));
+        if let Some(line) = self.measure.hosts.summary_line() {
+            text.push_str(&line);
+        }
         let headlines = self.measure.headlines(span, 5, &self.classifier);
         if !headlines.is_empty() {
             text.push_str("phone home\n");

@@ -14,6 +14,7 @@
 
 use crate::flow::Dir;
 use crate::report::csv_row::CsvRow;
+use crate::report::summary::thousands;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -259,12 +260,57 @@ impl Hosts {
         Ok(())
     }
 
+    /// The summary's `hosts` line: how many hosts play each role, strongest role first
+    /// (`None` without hosts).
+    pub fn summary_line(&self) -> Option<String> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let mut counts = [0u64; ROLES.len()];
+        for (_, h) in &self.hosts {
+            let r = role(h.evidence);
+            if let Some(i) = ROLES.iter().position(|x| *x == r) {
+                counts[i] += 1;
+            }
+        }
+        let roles: Vec<String> = ROLES
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{r} {}", thousands(n)))
+            .collect();
+        let dropped = match self.dropped {
+            0 => String::new(),
+            n => format!(
+                " ({} packets and messages of further hosts dropped at the {}-host cap)",
+                thousands(n),
+                thousands(MAX_HOSTS as u64)
+            ),
+        };
+        Some(format!(
+            "hosts        {}: {}{dropped}\n",
+            thousands(self.hosts.len() as u64),
+            roles.join(", ")
+        ))
+    }
+
     /// The inferred role of `addr`, when it was seen.
     pub fn role_of(&self, addr: IpAddr) -> Option<&'static str> {
         let &i = self.index.get(&addr)?;
         self.hosts.get(i as usize).map(|(_, h)| role(h.evidence))
     }
 }
+
+/// Every role [`role`] gives, strongest first.
+const ROLES: [&str; 7] = [
+    "login-server",
+    "home",
+    "super-node+relay",
+    "super-node",
+    "relay",
+    "client",
+    "other",
+];
 
 fn role(e: u16) -> &'static str {
     if e & ANSWERS_AUTH != 0 {
@@ -526,6 +572,11 @@ mod tests {
         }
         assert_eq!(h.len(), MAX_HOSTS);
         assert_eq!(h.dropped, 3);
+        assert_eq!(
+            h.summary_line().unwrap(),
+            "hosts        100,000: other 100,000 (3 packets and messages of further hosts \
+             dropped at the 100,000-host cap)\n"
+        );
         assert_eq!(host(&h, &known).bytes_received, 21);
         assert_eq!(h.role_of(new), None);
     }
