@@ -67,7 +67,8 @@ struct HostSets {
     media_in: FxHashMap<u64, IpAddr>,
 }
 
-/// Accumulates messages; output ordered by address (hash maps for speed, sorted on output).
+/// Accumulates packets and messages; output ordered by address (hash maps for speed, sorted
+/// on output).
 #[derive(Default)]
 pub struct Hosts {
     /// Slot in `hosts` of each address.
@@ -170,19 +171,25 @@ impl Hosts {
             "hc-probe" => PROBES,
             _ => 0,
         };
-        let media = matches!(m.kind, "voice" | "mix" | "hold-keepalive");
+        // The call of a media frame, for the relay rule.
+        let media_call = m
+            .call_id
+            .filter(|_| matches!(m.kind, "voice" | "mix" | "hold-keepalive"));
+        if sender_bits == 0 && media_call.is_none() {
+            return; // nothing about roles (its packet counts the bytes)
+        }
         let (src, dst) = (m.src, m.dst);
         if let Some(h) = self.host(src, &mut flow.slots[m.dir.index()]) {
             h.evidence |= sender_bits;
-            if let (true, Some(c)) = (media, m.call_id) {
-                // Sending frames of a call that arrived from another peer: relaying.
+            // Sending frames of a call that arrived from another peer: relaying.
+            if let Some(c) = media_call {
                 if h.sets.media_in.get(&c).is_some_and(|from| *from != dst) {
                     h.evidence |= FORWARDS_MEDIA;
                     h.bytes_relayed += m.bytes;
                 }
             }
         }
-        if let (true, Some(c)) = (media, m.call_id) {
+        if let Some(c) = media_call {
             if let Some(h) = self.host(dst, &mut flow.slots[m.dir.flip().index()]) {
                 let media_in = &mut h.sets.media_in;
                 if media_in.len() < MAX_CALLS || media_in.contains_key(&c) {
@@ -488,6 +495,13 @@ mod tests {
                 .unwrap()
                 .contains(&format!("10.0.0.1,other,,{MAX_PEERS}+,"))
         );
+    }
+
+    #[test]
+    fn every_role_is_in_the_summarys_list() {
+        for evidence in 0..=u16::from(u8::MAX) {
+            assert!(ROLES.contains(&role(evidence)), "{evidence:#x}");
+        }
     }
 
     #[test]
