@@ -2,9 +2,8 @@
 //! often the client made contact and at what intervals — as an aligned table or CSV.
 
 use super::*;
-use crate::classify::{Classifier, FlowHomes, HomeSpec};
+use crate::classify::{Classifier, HomeSpec};
 use crate::measure::Measurements;
-use crate::measure::hosts::FlowHosts;
 use crate::measure::phonehome;
 use crate::pipeline::MsgCtx;
 
@@ -49,8 +48,7 @@ impl FlowConsumer for Consumer {
     }
 
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
-        let flow = (&mut FlowHomes::default(), &mut FlowHosts::default());
-        self.measure.packet(&self.classifier, ctx, payload, flow);
+        self.measure.packet_uncached(&self.classifier, ctx, payload);
     }
 }
 

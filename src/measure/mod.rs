@@ -126,6 +126,18 @@ impl Measurements {
         c
     }
 
+    /// [`Self::packet`] for a caller that keeps no per-flow caches (as
+    /// [`Self::classify_and_observe`] for messages).
+    pub fn packet_uncached(
+        &mut self,
+        classifier: &Classifier,
+        ctx: &MsgCtx,
+        payload: u32,
+    ) -> Option<(IpAddr, IpAddr)> {
+        let flow = (&mut FlowHomes::default(), &mut hosts::FlowHosts::default());
+        self.packet(classifier, ctx, payload, flow)
+    }
+
     /// A packet carrying `payload` bytes (see [`crate::pipeline::FlowConsumer::packet`]):
     /// the hosts' bytes and peers, and traffic between a client and a home endpoint makes
     /// the phone-home contacts. `flow` holds the caches of the packet's flow

@@ -9,11 +9,10 @@
 //! batch the UI has no room for is dropped and counted in [`Status::ui_dropped`], so capture
 //! never waits for the screen. Must not: read clocks or touch the terminal.
 
-use crate::classify::{Classifier, FlowHomes, HomeSpec};
+use crate::classify::{Classifier, HomeSpec};
 use crate::flow::{Dir, FlowRecord, Uid};
 use crate::measure::Measurements;
 use crate::measure::calls::{CallRecord, CallTracker};
-use crate::measure::hosts::FlowHosts;
 use crate::pipeline::{FlowConsumer, MsgCtx};
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
@@ -444,8 +443,7 @@ impl FlowConsumer for Feed {
     }
 
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
-        let flow = (&mut FlowHomes::default(), &mut FlowHosts::default());
-        if let Some((client, home)) = self.measure.packet(&self.classifier, ctx, payload, flow) {
+        if let Some((client, home)) = self.measure.packet_uncached(&self.classifier, ctx, payload) {
             self.push(Event::Contact {
                 client,
                 home,
