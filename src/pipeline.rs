@@ -260,28 +260,23 @@ impl<'c> Engine<'c> {
                 a.prefetch();
                 a.wants(&pkt)
             });
-            let (consumer, digits) = (&mut *sink.consumer, sink.digits);
+            let (consumer, digits, proto) = (&mut *sink.consumer, sink.digits, pkt.ip_proto);
             let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-            let (a, b) = (SocketAddr::new(pkt.src, sp), SocketAddr::new(pkt.dst, dp));
-            let (pkt_dir, proto) = (at.dir, pkt.ip_proto);
+            let ends = (
+                SocketAddr::new(pkt.src, sp),
+                SocketAddr::new(pkt.dst, dp),
+                at.dir,
+            );
+            // Where and when, for the packet's messages and the packet itself.
+            let ctx = |dir, ts| MsgCtx::new(uid, at.slot, dir, ts, ends, proto, digits);
             if let Some(app) = wanted {
                 d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                    let ctx = MsgCtx::new(uid, at.slot, dir, ts, (a, b, pkt_dir), proto, digits);
-                    consumer.message(&ctx, msg)
+                    consumer.message(&ctx(dir, ts), msg)
                 });
             }
             let payload = pkt.payload_len();
             if payload > 0 {
-                let ctx = MsgCtx::new(
-                    uid,
-                    at.slot,
-                    pkt_dir,
-                    pkt.ts,
-                    (a, b, pkt_dir),
-                    proto,
-                    digits,
-                );
-                consumer.packet(&ctx, payload);
+                consumer.packet(&ctx(at.dir, pkt.ts), payload);
             }
         }
         if sink.ended {
