@@ -11,7 +11,7 @@ use crate::measure::hosts::FlowHosts;
 use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
 use crate::report::calls_csv::CallsReport;
-use crate::report::flows_csv::{ClassCounts, FlowsCsv};
+use crate::report::flows_csv::{ClassCounts, EvidenceKinds, FlowsCsv};
 use crate::report::messages_csv::MessagesCsv;
 use crate::report::sessions::{self, CallDigest};
 use crate::report::summary::{self, FlowTotals};
@@ -32,6 +32,8 @@ pub struct Analysis {
     /// Per-flow state by [`MsgCtx::live_index`] (as long as the flow table is at its peak;
     /// reset as each flow's record arrives).
     per_flow: Vec<PerFlow>,
+    /// Names of the kinds in the per-flow counts' evidence.
+    kinds: EvidenceKinds,
 }
 
 /// What [`Analysis`] keeps for each live flow.
@@ -85,6 +87,7 @@ impl Analysis {
             measure: Measurements::default(),
             csv_error: None,
             per_flow: Default::default(),
+            kinds: EvidenceKinds::default(),
         };
         if let Some(dir) = csv {
             a.csv = Some(create_report(dir, "flows.csv", FlowsCsv::create)?);
@@ -194,7 +197,7 @@ impl FlowConsumer for Analysis {
         };
         self.totals.add_classes(counts);
         if let Some(csv) = &mut self.csv {
-            if let Err(e) = csv.push_classified(record, digits, counts) {
+            if let Err(e) = csv.push_classified(record, digits, counts, &self.kinds) {
                 self.csv_error.get_or_insert(e);
             }
         }
@@ -229,7 +232,7 @@ impl FlowConsumer for Analysis {
         let c = self
             .classifier
             .classify_in_flow(ctx, msg, counts.skylark_msgs > 0, homes);
-        counts.add(c.class, &c.kind, msg.len);
+        counts.add(c.class, &c.kind, msg.len, &mut self.kinds);
         if msg.protocol == "skylark" {
             counts.add_skylark(ctx.dir, msg.txn_id);
         }

@@ -11,6 +11,7 @@ use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use arrayvec::ArrayVec;
 use dissectors::registry::TrafficClass;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -64,6 +65,85 @@ pub const MAX_EVIDENCE_KIND_LEN: usize = 48;
 pub const MIN_SKYLARK_MSGS: u32 = 3;
 /// Transaction ids remembered per flow to pair requests with answers.
 pub const MAX_PENDING_TXNS: usize = 8;
+/// Distinct kinds [`EvidenceKinds`] names; a kind first seen after that is left out of the
+/// `evidence` column (48-byte names: at most 3 MB).
+pub const MAX_EVIDENCE_KINDS: usize = u16::MAX as usize;
+
+/// The message kinds named in `evidence` columns, each stored once: a flow keeps 2-byte ids,
+/// not names (four 24-byte names inline were a third of the per-flow state, ~60 MB at the
+/// `large` capture's 637 k live flows).
+#[derive(Debug, Default)]
+pub struct EvidenceKinds {
+    names: Vec<Cow<'static, str>>,
+    ids: FxHashMap<Cow<'static, str>, u16>,
+}
+
+impl EvidenceKinds {
+    fn name(&self, id: u16) -> &str {
+        self.names.get(usize::from(id)).map_or("", |n| n.as_ref())
+    }
+
+    /// `kind`'s id, given it one if it is new; `None` once [`MAX_EVIDENCE_KINDS`] are named.
+    // A `Cow` rather than `&str`: a static kind name is kept without allocating.
+    #[allow(clippy::ptr_arg)]
+    fn id(&mut self, kind: &Cow<'static, str>) -> Option<u16> {
+        if let Some(&id) = self.ids.get(kind.as_ref()) {
+            return Some(id);
+        }
+        let id = u16::try_from(self.names.len())
+            .ok()
+            .filter(|&id| usize::from(id) < MAX_EVIDENCE_KINDS)?;
+        self.names.push(kind.clone());
+        self.ids.insert(kind.clone(), id);
+        Some(id)
+    }
+}
+
+/// Recent Skylark transaction ids of a flow and the direction that sent each, oldest first,
+/// packed (34 bytes rather than 68 as `(Dir, u32)` pairs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PendingTxns {
+    ids: [u32; MAX_PENDING_TXNS],
+    /// Bit `i`: `ids[i]` was sent by the responder.
+    from_resp: u8,
+    len: u8,
+}
+
+impl PendingTxns {
+    fn iter(&self) -> impl Iterator<Item = (Dir, u32)> + '_ {
+        self.ids
+            .iter()
+            .take(usize::from(self.len))
+            .enumerate()
+            .map(|(i, &t)| {
+                let dir = if self.from_resp & (1 << i) != 0 {
+                    Dir::Resp
+                } else {
+                    Dir::Orig
+                };
+                (dir, t)
+            })
+    }
+
+    /// Remembers `(dir, txn)`, forgetting the oldest when full.
+    fn push(&mut self, dir: Dir, txn: u32) {
+        let mut len = usize::from(self.len);
+        if len >= MAX_PENDING_TXNS {
+            self.ids.copy_within(1.., 0);
+            self.from_resp >>= 1;
+            len = MAX_PENDING_TXNS - 1;
+        }
+        if let Some(slot) = self.ids.get_mut(len) {
+            *slot = txn;
+        }
+        let bit = 1u8 << len;
+        match dir {
+            Dir::Resp => self.from_resp |= bit,
+            Dir::Orig => self.from_resp &= !bit,
+        }
+        self.len = (len + 1) as u8; // at most MAX_PENDING_TXNS
+    }
+}
 
 /// Per-class message and byte counts of one flow, its first distinct message kinds, and the
 /// evidence that it really is Skylark.
@@ -71,9 +151,10 @@ pub const MAX_PENDING_TXNS: usize = 8;
 pub struct ClassCounts {
     pub msgs: [u64; 5],
     pub bytes: [u64; 5],
-    /// First distinct message kinds, at most [`MAX_EVIDENCE`]. Inline, like `txns`: a
-    /// million short flows would otherwise make two small allocations each.
-    pub evidence: ArrayVec<Cow<'static, str>, MAX_EVIDENCE>,
+    /// First distinct message kinds, at most [`MAX_EVIDENCE`], as [`EvidenceKinds`] ids.
+    /// Inline, like `txns`: a million short flows would otherwise make two small
+    /// allocations each.
+    evidence: ArrayVec<u16, MAX_EVIDENCE>,
     /// Skylark messages decoded in the flow.
     pub skylark_msgs: u32,
     /// A Skylark transaction id sent one way was answered the other way: random bytes that
@@ -81,26 +162,41 @@ pub struct ClassCounts {
     pub skylark_answered: bool,
     /// Recent Skylark transaction ids with the direction that sent them, until one is
     /// answered.
-    txns: ArrayVec<(Dir, u32), MAX_PENDING_TXNS>,
+    txns: PendingTxns,
 }
 
 impl ClassCounts {
-    /// Counts one message of `len` bytes, kind `kind`, class `class` (if any).
+    /// Counts one message of `len` bytes, kind `kind` (named in `kinds` if it becomes
+    /// evidence), class `class` (if any).
     // A `Cow` rather than `&str`: a static kind name is kept without allocating.
     #[allow(clippy::ptr_arg)]
-    pub fn add(&mut self, class: Option<TrafficClass>, kind: &Cow<'static, str>, len: u32) {
+    pub fn add(
+        &mut self,
+        class: Option<TrafficClass>,
+        kind: &Cow<'static, str>,
+        len: u32,
+        kinds: &mut EvidenceKinds,
+    ) {
         if let Some(i) = class.map(TrafficClass::index) {
             if let (Some(m), Some(b)) = (self.msgs.get_mut(i), self.bytes.get_mut(i)) {
                 *m = m.saturating_add(1);
                 *b = b.saturating_add(u64::from(len));
             }
         }
+        // Names compared, not ids: looking the kind up would cost a hash per message.
         if self.evidence.len() < MAX_EVIDENCE
             && kind.len() <= MAX_EVIDENCE_KIND_LEN
-            && !self.evidence.iter().any(|k| k == kind)
+            && !self.evidence.iter().any(|&id| kinds.name(id) == kind)
         {
-            let _ = self.evidence.try_push(kind.clone()); // room checked above
+            if let Some(id) = kinds.id(kind) {
+                let _ = self.evidence.try_push(id); // room checked above
+            }
         }
+    }
+
+    /// The `evidence` column's kinds, in the order first seen.
+    pub fn evidence<'k>(&self, kinds: &'k EvidenceKinds) -> ArrayVec<&'k str, MAX_EVIDENCE> {
+        self.evidence.iter().map(|&id| kinds.name(id)).collect()
     }
 
     /// Nothing counted yet (a message that leaves no trace keeps it so: callers may only
@@ -119,13 +215,10 @@ impl ClassCounts {
         let Some(txn) = txn.and_then(|t| u32::try_from(t).ok()).filter(|t| *t != 0) else {
             return;
         };
-        if self.txns.iter().any(|&(d, t)| t == txn && d != dir) {
+        if self.txns.iter().any(|(d, t)| t == txn && d != dir) {
             self.skylark_answered = true;
-        } else if !self.txns.contains(&(dir, txn)) {
-            if self.txns.len() >= MAX_PENDING_TXNS {
-                self.txns.remove(0);
-            }
-            let _ = self.txns.try_push((dir, txn)); // room made above
+        } else if !self.txns.iter().any(|p| p == (dir, txn)) {
+            self.txns.push(dir, txn);
         }
     }
 
@@ -189,16 +282,22 @@ impl FlowsCsv {
 
     /// Encodes `rec` without classified messages (empty class, zero counts).
     pub fn push(&mut self, rec: &FlowRecord, digits: u8) -> io::Result<()> {
-        self.push_classified(rec, digits, &ClassCounts::default())
+        self.push_classified(
+            rec,
+            digits,
+            &ClassCounts::default(),
+            &EvidenceKinds::default(),
+        )
     }
 
     /// Encodes `rec` with `digits` fractional digits of seconds and its messages' class
-    /// counts, and queues it.
+    /// counts (their evidence named in `kinds`), and queues it.
     pub fn push_classified(
         &mut self,
         rec: &FlowRecord,
         digits: u8,
         counts: &ClassCounts,
+        kinds: &EvidenceKinds,
     ) -> io::Result<()> {
         let o = rec.dir(Dir::Orig);
         let r = rec.dir(Dir::Resp);
@@ -231,7 +330,7 @@ impl FlowsCsv {
         for b in counts.bytes {
             row.uint(b);
         }
-        row.joined(&counts.evidence, ";");
+        row.joined(&counts.evidence(kinds), ";");
         let key = (rec.ts_start.0, rec.seq).max(self.released);
         self.spool.push(key, row.finish())?;
         self.rows += 1;
@@ -266,15 +365,24 @@ mod tests {
     #[test]
     fn counts_per_class_and_dominant_by_bytes() {
         let mut c = ClassCounts::default();
+        let mut kinds = EvidenceKinds::default();
         assert_eq!(c.dominant(), None);
-        c.add(Some(TrafficClass::Login), &"hc-probe".into(), 40);
-        c.add(Some(TrafficClass::Media), &"media".into(), 30);
-        c.add(Some(TrafficClass::Media), &"media".into(), 30);
-        c.add(None, &"dns-query".into(), 500);
+        c.add(
+            Some(TrafficClass::Login),
+            &"hc-probe".into(),
+            40,
+            &mut kinds,
+        );
+        c.add(Some(TrafficClass::Media), &"media".into(), 30, &mut kinds);
+        c.add(Some(TrafficClass::Media), &"media".into(), 30, &mut kinds);
+        c.add(None, &"dns-query".into(), 500, &mut kinds);
         assert_eq!(c.msgs, [1, 0, 0, 0, 2]);
         assert_eq!(c.bytes, [40, 0, 0, 0, 60]);
         assert_eq!(c.dominant(), Some(TrafficClass::Media));
-        assert_eq!(c.evidence.as_slice(), ["hc-probe", "media", "dns-query"]);
+        assert_eq!(
+            c.evidence(&kinds).as_slice(),
+            ["hc-probe", "media", "dns-query"]
+        );
     }
 
     #[test]
@@ -311,19 +419,68 @@ mod tests {
         for t in 1..1000 {
             c.add_skylark(Dir::Orig, Some(t));
         }
-        assert!(c.txns.len() <= MAX_PENDING_TXNS);
+        assert!(usize::from(c.txns.len) <= MAX_PENDING_TXNS);
         c.add_skylark(Dir::Resp, Some(999));
         assert!(c.skylark_answered);
     }
 
     #[test]
+    fn pending_transactions_forget_the_oldest_and_keep_directions() {
+        let mut p = PendingTxns::default();
+        for t in 1..=10 {
+            p.push(if t % 3 == 0 { Dir::Resp } else { Dir::Orig }, t);
+        }
+        let expected: Vec<(Dir, u32)> = (3..=10)
+            .map(|t| (if t % 3 == 0 { Dir::Resp } else { Dir::Orig }, t))
+            .collect();
+        assert_eq!(p.iter().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn evidence_kinds_are_named_once_and_bounded() {
+        let mut kinds = EvidenceKinds::default();
+        let (mut a, mut b) = (ClassCounts::default(), ClassCounts::default());
+        a.add(
+            None,
+            &"stun-binding-request".to_string().into(),
+            1,
+            &mut kinds,
+        );
+        b.add(None, &"stun-binding-request".into(), 1, &mut kinds);
+        b.add(None, &"dns-query".into(), 1, &mut kinds);
+        assert_eq!(kinds.names.len(), 2, "one name per distinct kind");
+        assert_eq!(
+            b.evidence(&kinds).as_slice(),
+            ["stun-binding-request", "dns-query"]
+        );
+        for i in kinds.names.len()..MAX_EVIDENCE_KINDS + 10 {
+            let _ = kinds.id(&i.to_string().into());
+        }
+        assert_eq!(kinds.names.len(), MAX_EVIDENCE_KINDS);
+        let mut c = ClassCounts::default();
+        c.add(None, &"new-kind".into(), 1, &mut kinds);
+        c.add(None, &"dns-query".into(), 1, &mut kinds);
+        assert_eq!(
+            c.evidence(&kinds).as_slice(),
+            ["dns-query"],
+            "a new kind past the cap is left out"
+        );
+    }
+
+    #[test]
     fn evidence_is_distinct_bounded_and_skips_long_kinds() {
         let mut c = ClassCounts::default();
-        c.add(None, &"x".repeat(MAX_EVIDENCE_KIND_LEN + 1).into(), 1);
+        let mut kinds = EvidenceKinds::default();
+        c.add(
+            None,
+            &"x".repeat(MAX_EVIDENCE_KIND_LEN + 1).into(),
+            1,
+            &mut kinds,
+        );
         for k in ["a", "a", "b", "c", "d", "e"] {
-            c.add(None, &k.to_string().into(), 1);
+            c.add(None, &k.to_string().into(), 1, &mut kinds);
         }
-        assert_eq!(c.evidence.as_slice(), ["a", "b", "c", "d"]);
+        assert_eq!(c.evidence(&kinds).as_slice(), ["a", "b", "c", "d"]);
         assert_eq!(c.dominant(), None);
     }
 
@@ -331,8 +488,9 @@ mod tests {
         #[test]
         fn dominant_has_the_most_bytes(ops in proptest::collection::vec((0usize..6, any::<u32>()), 0..50)) {
             let mut c = ClassCounts::default();
+            let mut kinds = EvidenceKinds::default();
             for (i, len) in &ops {
-                c.add(TrafficClass::ALL.get(*i).copied(), &"k".into(), *len);
+                c.add(TrafficClass::ALL.get(*i).copied(), &"k".into(), *len, &mut kinds);
             }
             let total: u64 = c.msgs.iter().sum();
             prop_assert_eq!(total, ops.iter().filter(|(i, _)| *i < 5).count() as u64);

@@ -263,13 +263,14 @@ mod tests {
 
     #[test]
     fn class_totals_count_flows_with_messages_of_the_class() {
-        use crate::report::flows_csv::ClassCounts;
+        use crate::report::flows_csv::{ClassCounts, EvidenceKinds};
         use dissectors::registry::TrafficClass;
         let mut t = FlowTotals::default();
         let mut c = ClassCounts::default();
-        c.add(Some(TrafficClass::Media), &"media".into(), 100);
-        c.add(Some(TrafficClass::Media), &"media".into(), 100);
-        c.add(Some(TrafficClass::Login), &"hc-probe".into(), 10);
+        let k = &mut EvidenceKinds::default();
+        c.add(Some(TrafficClass::Media), &"media".into(), 100, k);
+        c.add(Some(TrafficClass::Media), &"media".into(), 100, k);
+        c.add(Some(TrafficClass::Login), &"hc-probe".into(), 10, k);
         t.add_classes(&c);
         t.add_classes(&ClassCounts::default());
         assert_eq!(t.classes[4], (2, 200, 1));
