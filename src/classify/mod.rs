@@ -192,8 +192,9 @@ pub struct Classifier {
     /// The host name that made an address home (DNS question, TLS SNI, HTTP Host), first
     /// one learned; at most one per learned home endpoint or address.
     home_names: FxHashMap<IpAddr, String>,
-    /// Bumped whenever what [`Classifier::is_home`] answers may change (a home learned).
-    homes_version: u64,
+    /// Bumped whenever what [`Classifier::is_home`] answers may change (a home learned):
+    /// at most [`MAX_HOME_ENDPOINTS`] + [`MAX_HOME_ADDRS`] times.
+    homes_version: u32,
     overlay: FxHashSet<SocketAddr>,
     http: FxHashMap<Uid, VecDeque<PendingRequest>>,
 }
@@ -202,7 +203,8 @@ pub struct Classifier {
 /// endpoints, as of a version of the home set (`default()`: not known yet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowHomes {
-    version: Option<u64>,
+    /// The home set's version + 1 when cached, 0 before (4 bytes: one per live flow).
+    version: u32,
     /// Originator and responder (by [`crate::flow::Dir::index`]) are home endpoints.
     home: [bool; 2],
 }
@@ -250,8 +252,9 @@ impl Classifier {
     /// messages skip the lookups.
     pub fn homes(&self, ctx: &MsgCtx, flow: &mut FlowHomes) -> (bool, bool) {
         let (sender, receiver) = (ctx.dir.index(), ctx.dir.flip().index());
-        if flow.version != Some(self.homes_version) {
-            flow.version = Some(self.homes_version);
+        let version = self.homes_version + 1;
+        if flow.version != version {
+            flow.version = version;
             flow.home[sender] = self.is_home(ctx.src);
             flow.home[receiver] = self.is_home(ctx.dst);
         }
