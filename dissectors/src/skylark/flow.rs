@@ -4,7 +4,7 @@
 //! is skipped up to [`MAX_RESYNC_SCAN`] bytes (reported as one `resync` row), beyond that the
 //! dissector reports an error.
 //!
-//! Guarantees: no panic; per-flow state is two counters. Must not: buffer stream bytes (the
+//! Guarantees: no panic; per-flow state is nothing over UDP, two counters over TCP. Must not: buffer stream bytes (the
 //! caller keeps what was not consumed) or classify beyond the spec's class of each message.
 
 use super::codec::{LaxMessage, MessageView};
@@ -23,28 +23,50 @@ use std::fmt::Write as _;
 /// Longest `detail` text of a row, in bytes.
 pub const MAX_DETAIL_LEN: usize = 128;
 
-/// Creates the per-flow state (the descriptor's `new_flow`).
+/// Creates the per-flow state (the descriptor's `new_flow`): none over UDP (a zero-sized
+/// box allocates nothing, and nearly every flow of a Skylark overlay is a short UDP one),
+/// two counters over TCP.
 pub fn new_flow(transport: Transport) -> Box<dyn FlowDissector> {
-    Box::new(SkylarkFlow::new(transport))
+    match transport {
+        Transport::Udp => Box::new(SkylarkDatagrams),
+        Transport::Tcp => Box::new(SkylarkStream::default()),
+    }
 }
 
-/// Per-flow state: the transport and, per side, garbage skipped since the last good frame.
-#[derive(Clone, Debug)]
-pub struct SkylarkFlow {
-    transport: Transport,
+/// Skylark over UDP (PROTOCOL.md §2.1): one message per datagram, nothing kept between them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SkylarkDatagrams;
+
+impl FlowDissector for SkylarkDatagrams {
+    fn parse(&mut self, _side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
+        let lax = MessageView::parse_lax(data);
+        if lax.header.is_none() {
+            let error = lax
+                .stop
+                .map_or(DissectError::Invalid { what: "header" }, |s| s.reason);
+            return Progress::Error {
+                consumed: data.len(),
+                error,
+            };
+        }
+        out.push(row(&lax, data.len()));
+        Progress::Parsed {
+            consumed: data.len(),
+            needed: None,
+        }
+    }
+
+    fn on_gap(&mut self, _side: Side, _missing: u64) {}
+}
+
+/// Skylark over TCP (PROTOCOL.md §2.3): per side, garbage skipped since the last good frame.
+#[derive(Clone, Debug, Default)]
+pub struct SkylarkStream {
     skipped_orig: usize,
     skipped_resp: usize,
 }
 
-impl SkylarkFlow {
-    pub fn new(transport: Transport) -> SkylarkFlow {
-        SkylarkFlow {
-            transport,
-            skipped_orig: 0,
-            skipped_resp: 0,
-        }
-    }
-
+impl SkylarkStream {
     fn skipped(&mut self, side: Side) -> &mut usize {
         match side {
             Side::Orig => &mut self.skipped_orig,
@@ -148,28 +170,9 @@ impl SkylarkFlow {
     }
 }
 
-impl FlowDissector for SkylarkFlow {
+impl FlowDissector for SkylarkStream {
     fn parse(&mut self, side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
-        match self.transport {
-            Transport::Tcp => self.parse_tcp(side, data, out),
-            Transport::Udp => {
-                let lax = MessageView::parse_lax(data);
-                if lax.header.is_none() {
-                    let error = lax
-                        .stop
-                        .map_or(DissectError::Invalid { what: "header" }, |s| s.reason);
-                    return Progress::Error {
-                        consumed: data.len(),
-                        error,
-                    };
-                }
-                out.push(row(&lax, data.len()));
-                Progress::Parsed {
-                    consumed: data.len(),
-                    needed: None,
-                }
-            }
-        }
+        self.parse_tcp(side, data, out)
     }
 
     fn on_gap(&mut self, _side: Side, _missing: u64) {
@@ -334,7 +337,7 @@ mod tests {
         let mut buf = Vec::new();
         m.emit(&mut buf).unwrap();
         let mut out = Vec::new();
-        SkylarkFlow::new(Transport::Udp).parse(Side::Orig, 0, &buf, &mut out);
+        SkylarkDatagrams.parse(Side::Orig, 0, &buf, &mut out);
         out.pop().unwrap()
     }
 

@@ -60,7 +60,7 @@ pub mod probe;
 pub use codec::{
     Body, BodyView, LaxMessage, Media, MediaView, Message, MessageView, RedundancyIter, Stop,
 };
-pub use flow::SkylarkFlow;
+pub use flow::{SkylarkDatagrams, SkylarkStream};
 pub use framing::{MAX_RESYNC_SCAN, frame_len, parse_frame, resync};
 pub use header::{Family, Flags, HEADER_LEN, Header, MAGIC, Packet, VERSION};
 pub use messages::{Dir, ErrorCode, FieldId, MsgType};
