@@ -62,9 +62,46 @@ struct Host {
 
 #[derive(Default)]
 struct HostSets {
-    peers: FxHashSet<IpAddr>,
-    peers_saturated: bool,
+    peers: Peers,
     media_in: FxHashMap<u64, IpAddr>,
+}
+
+/// A host's distinct peers. A peer with a row in the table is kept as its slot: 4 bytes to
+/// hash and store rather than a 17-byte `IpAddr` (a million flows' first packets add two
+/// each). An address keeps one slot, or none, for the whole run, so the two sets never
+/// hold the same peer.
+#[derive(Default)]
+struct Peers {
+    /// Slot + 1 of peers in the table.
+    in_table: FxHashSet<u32>,
+    /// Peers the full table has no slot for.
+    outside: FxHashSet<IpAddr>,
+    /// A peer was left out (the host's or the table's cap).
+    saturated: bool,
+}
+
+impl Peers {
+    fn len(&self) -> usize {
+        self.in_table.len() + self.outside.len()
+    }
+
+    /// Adds the peer at `slot` (a resolved [`FlowHosts`] slot) with address `ip`; whether
+    /// it is new.
+    fn insert(&mut self, slot: u32, ip: IpAddr) -> bool {
+        if slot == ABSENT {
+            self.outside.insert(ip)
+        } else {
+            self.in_table.insert(slot)
+        }
+    }
+
+    fn contains(&self, slot: u32, ip: IpAddr) -> bool {
+        if slot == ABSENT {
+            self.outside.contains(&ip)
+        } else {
+            self.in_table.contains(&slot)
+        }
+    }
 }
 
 /// Accumulates packets and messages; output ordered by address (hash maps for speed, sorted
@@ -210,23 +247,23 @@ impl Hosts {
         }
         if !flow.peered {
             flow.peered = true;
-            self.note_peer(flow.slots[from], p.dst);
-            self.note_peer(flow.slots[to], p.src);
+            self.note_peer(flow.slots[from], (flow.slots[to], p.dst));
+            self.note_peer(flow.slots[to], (flow.slots[from], p.src));
         }
     }
 
-    /// Notes `peer` for the host in `slot` (a resolved [`FlowHosts`] slot).
-    fn note_peer(&mut self, slot: u32, peer: IpAddr) {
+    /// Notes `peer` (its resolved [`FlowHosts`] slot and address) for the host in `slot`.
+    fn note_peer(&mut self, slot: u32, (peer_slot, peer): (u32, IpAddr)) {
         let Some((_, h)) = self.hosts.get_mut(slot.wrapping_sub(1) as usize) else {
             return;
         };
-        let sets = &mut *h.sets;
-        if sets.peers.len() < MAX_PEERS && self.peer_entries < MAX_PEER_ENTRIES {
-            if sets.peers.insert(peer) {
+        let peers = &mut h.sets.peers;
+        if peers.len() < MAX_PEERS && self.peer_entries < MAX_PEER_ENTRIES {
+            if peers.insert(peer_slot, peer) {
                 self.peer_entries += 1;
             }
-        } else if !sets.peers.contains(&peer) {
-            sets.peers_saturated = true;
+        } else if !peers.contains(peer_slot, peer) {
+            peers.saturated = true;
         }
     }
 
@@ -257,7 +294,7 @@ impl Hosts {
                 .str(&format!(
                     "{}{}",
                     h.sets.peers.len(),
-                    if h.sets.peers_saturated { "+" } else { "" }
+                    if h.sets.peers.saturated { "+" } else { "" }
                 ))
                 .uint(h.bytes_sent)
                 .uint(h.bytes_received)
@@ -453,10 +490,7 @@ mod tests {
         };
         h.observe(&m, &mut flow);
         assert_eq!(host(&h, &a).bytes_sent, 0);
-        assert!(
-            host(&h, &a).sets.peers.is_empty(),
-            "peers come with packets"
-        );
+        assert_eq!(host(&h, &a).sets.peers.len(), 0, "peers come with packets");
         h.packet(&packet(a, b, Dir::Orig, 10), &mut flow);
         h.packet(&packet(b, a, Dir::Resp, 700), &mut flow);
         assert_eq!(
@@ -467,11 +501,15 @@ mod tests {
             (host(&h, &b).bytes_sent, host(&h, &b).bytes_received),
             (700, 10)
         );
-        assert!(host(&h, &a).sets.peers.contains(&b) && host(&h, &b).sets.peers.contains(&a));
+        let slot = |x: &IpAddr| h.index[x] + 1;
+        assert!(
+            host(&h, &a).sets.peers.contains(slot(&b), b)
+                && host(&h, &b).sets.peers.contains(slot(&a), a)
+        );
         // Later packets of the flow do not look at the peer sets (the flow says so).
-        host_mut(&mut h, &a).sets.peers.clear();
+        host_mut(&mut h, &a).sets.peers.in_table.clear();
         h.packet(&packet(a, b, Dir::Orig, 1), &mut flow);
-        assert!(host(&h, &a).sets.peers.is_empty());
+        assert_eq!(host(&h, &a).sets.peers.len(), 0);
     }
 
     #[test]
@@ -495,6 +533,29 @@ mod tests {
                 .unwrap()
                 .contains(&format!("10.0.0.1,other,,{MAX_PEERS}+,"))
         );
+    }
+
+    #[test]
+    fn peers_outside_a_full_table_are_counted_once_each() {
+        let mut h = Hosts::default();
+        let hub = ip("10.0.0.1");
+        let _ = h.resolve(hub);
+        for i in 1..MAX_HOSTS as u32 {
+            let _ = h.resolve(IpAddr::from((0x0b00_0000 + i).to_be_bytes()));
+        }
+        let (x, y) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        for peer in [x, y, x, y] {
+            h.packet(&packet(hub, peer, Dir::Orig, 5), &mut FlowHosts::default());
+        }
+        let peers = &host(&h, &hub).sets.peers;
+        assert_eq!((peers.in_table.len(), peers.outside.len()), (0, 2));
+        assert!(peers.contains(ABSENT, x) && !peers.contains(ABSENT, ip("192.0.2.3")));
+        // In-table peers are kept by slot, each once.
+        let z = IpAddr::from(0x0b00_0001u32.to_be_bytes());
+        for _ in 0..2 {
+            h.packet(&packet(hub, z, Dir::Orig, 5), &mut FlowHosts::default());
+        }
+        assert_eq!(host(&h, &hub).sets.peers.len(), 3);
     }
 
     #[test]
