@@ -45,6 +45,9 @@ struct PerFlow {
     homes: FlowHomes,
 }
 
+// One per live flow (637 k at the `large` capture's peak): growing it costs every flow.
+const _: () = assert!(size_of::<PerFlow>() <= 184, "PerFlow grew");
+
 /// What [`Analysis::finish`] produced.
 pub struct Finished {
     /// The text summary (flows, classes, phone-home headlines).
