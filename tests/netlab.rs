@@ -14,8 +14,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Label-to-packet tolerance for score: labels carry the driver's send time, the capture the
-/// kernel's (a busy 2-core machine can delay a send's syscall by a few ms).
-const TOLERANCE_MS: &str = "20";
+/// kernel's. A busy 2-core machine can delay a send's syscall: usually by a few ms, but CI
+/// once saw one voice frame of the symmetric-NAT run reach the core capture 55 ms after its
+/// label (two lab runs in parallel with the rest of the suite). Pairs are also keyed by
+/// transport, endpoints and kind, so a wider window only widens the search among frames of
+/// the same call.
+const TOLERANCE_MS: &str = "100";
 
 fn root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
