@@ -55,8 +55,6 @@ impl FlowDissector for SkylarkDatagrams {
             needed: None,
         }
     }
-
-    fn on_gap(&mut self, _side: Side, _missing: u64) {}
 }
 
 /// Skylark over TCP (PROTOCOL.md §2.3): per side, garbage skipped since the last good frame.
