@@ -242,6 +242,36 @@ fn damaged_file_exits_3_and_still_writes_reports() {
     assert!(csv.lines().count() > 10, "partial results written");
 }
 
+/// The two large reports are written by background threads: a failed write there must still
+/// reach the user as one line and exit 1, with the other reports complete.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_under_one_report_is_one_error_line_and_the_rest_are_written() {
+    for full in ["messages.csv", "flows.csv"] {
+        let dir = tempfile::tempdir().unwrap();
+        // /dev/full fails every write with ENOSPC, like a disk that filled up.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(full)).unwrap();
+        let o = run(&[
+            "analyze",
+            bundled().to_str().unwrap(),
+            "--csv",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_clean_error(&o, 1, "No space left on device");
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        // The other one complete: header and every row.
+        let (other, lines) = if full == "flows.csv" {
+            ("messages.csv", 65)
+        } else {
+            ("flows.csv", 121)
+        };
+        let rows = std::fs::read_to_string(dir.path().join(other)).unwrap();
+        assert_eq!(rows.lines().count(), lines, "{other} still written");
+        let hosts = std::fs::read_to_string(dir.path().join("hosts.csv")).unwrap();
+        assert_eq!(hosts.lines().count(), 210, "hosts.csv still written");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_clean_error(&run(&["analyze"]), 2, "FILE");

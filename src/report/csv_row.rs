@@ -173,6 +173,13 @@ impl CsvRow {
         &self.buf
     }
 
+    /// The buffer of finished rows, to be handed over whole (and replaced, e.g. by an empty
+    /// one: [`crate::report::file_sink::FileSink::hand_over`]). Only between rows.
+    pub fn rows_buf(&mut self) -> &mut Vec<u8> {
+        debug_assert_eq!(self.fields, 0, "a row is unfinished");
+        &mut self.buf
+    }
+
     /// Clears the finished row so the buffer can be reused.
     pub fn clear(&mut self) {
         self.buf.clear();

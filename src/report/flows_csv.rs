@@ -7,14 +7,14 @@
 //! classified messages; this module only encodes them and never classifies anything itself.
 
 use super::csv_row::CsvRow;
+use super::file_sink::FileSink;
 use super::spool::{OrderedSpool, SpoolKey};
 use crate::flow::{Dir, FlowRecord};
 use arrayvec::ArrayVec;
 use dissectors::registry::TrafficClass;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 /// Version of the `flows.csv` column set (see `docs/csv.md`).
@@ -257,7 +257,7 @@ impl ClassCounts {
 const SPOOL_MEM_BYTES: usize = 16 << 20;
 
 pub struct FlowsCsv {
-    out: BufWriter<File>,
+    out: FileSink,
     spool: OrderedSpool,
     row: CsvRow,
     /// Highest watermark released so far: rows are keyed no lower, so a flow whose start lies
@@ -268,7 +268,7 @@ pub struct FlowsCsv {
 
 impl FlowsCsv {
     pub fn create(path: &Path) -> io::Result<FlowsCsv> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let mut out = FileSink::create(path)?;
         out.write_all(&CsvRow::header(FLOWS_COLUMNS))?;
         let spill_dir = path.parent().map(Path::to_path_buf);
         Ok(FlowsCsv {
@@ -350,10 +350,10 @@ impl FlowsCsv {
         self.rows
     }
 
-    /// Writes the remaining rows and flushes the file.
+    /// Writes the remaining rows and waits until all are in the file.
     pub fn finish(mut self) -> io::Result<()> {
         self.spool.finish(&mut self.out)?;
-        self.out.flush()
+        self.out.finish()
     }
 }
 

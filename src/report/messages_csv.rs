@@ -3,11 +3,11 @@
 //! last byte arrived in order. Schema documented in `docs/csv.md`.
 
 use super::csv_row::{CsvRow, Encoded};
+use super::file_sink::{CHUNK, FileSink};
 use crate::classify::Classified;
 use crate::flow::{Dir, UidText};
 use crate::time::Ts;
 use dissectors::registry::{Message, Status, TrafficClass};
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -16,12 +16,12 @@ pub const MESSAGES_COLUMNS: &[&str] = &[
     "detail", "home",
 ];
 
-/// Rows are gathered in the row encoder's own buffer and written when it holds this much:
-/// one row per message, so they are not copied a second time into a `BufWriter`.
-const WRITE_AT: usize = 1 << 20;
+/// Rows are gathered in the row encoder's own buffer and handed to the file's writer thread
+/// when it holds this much: one row per message, so they are not copied a second time.
+const WRITE_AT: usize = CHUNK;
 
 pub struct MessagesCsv {
-    out: File,
+    out: FileSink,
     /// Finished rows not written yet.
     row: CsvRow,
     rows: u64,
@@ -52,7 +52,7 @@ fn push_tail(
 
 impl MessagesCsv {
     pub fn create(path: &Path) -> io::Result<MessagesCsv> {
-        let mut out = File::create(path)?;
+        let mut out = FileSink::create(path)?;
         out.write_all(&CsvRow::header(MESSAGES_COLUMNS))?;
         Ok(MessagesCsv {
             out,
@@ -63,9 +63,7 @@ impl MessagesCsv {
     }
 
     fn write_rows(&mut self) -> io::Result<()> {
-        let written = self.out.write_all(self.row.rows());
-        self.row.clear();
-        written
+        self.out.hand_over(self.row.rows_buf())
     }
 
     /// Writes one row; `c` is the classifier's verdict (its class fills `class`, falling back
@@ -109,8 +107,10 @@ impl MessagesCsv {
         self.rows
     }
 
+    /// Writes the remaining rows and waits until all are in the file.
     pub fn finish(mut self) -> io::Result<()> {
-        self.write_rows()
+        self.write_rows()?;
+        self.out.finish()
     }
 }
 
@@ -131,7 +131,7 @@ fn tails() -> Vec<Encoded> {
 
 impl Drop for MessagesCsv {
     /// Rows gathered are written even without `finish` (like a `BufWriter`'s drop; an
-    /// error here has no one to go to).
+    /// error here has no one to go to); the sink's own drop then waits for them.
     fn drop(&mut self) {
         let _ = self.write_rows();
     }

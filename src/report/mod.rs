@@ -3,6 +3,7 @@
 
 pub mod calls_csv;
 pub mod csv_row;
+pub mod file_sink;
 pub mod flows_csv;
 pub mod messages_csv;
 pub mod sessions;
