@@ -577,7 +577,7 @@ fn releasing_consumed_pages_keeps_every_frame_intact() {
         w.record(i, 0, 1000, &data);
         expected.push(data);
     }
-    let (_file, reader) = file(&w.buf);
+    let (file, reader) = file(&w.buf);
     let mut reader = reader.expect("open");
     let mut n = 0;
     while let Ok(Some(f)) = reader.next_frame() {
@@ -586,4 +586,26 @@ fn releasing_consumed_pages_keeps_every_frame_intact() {
         reader.release_consumed();
     }
     assert_eq!(n, expected.len());
+    // The pager thread dropped the pages behind the reader: the map's resident part is the
+    // last release step or so, not the 40 MiB read (it works asynchronously: wait for it).
+    #[cfg(target_os = "linux")]
+    {
+        let resident = || mapped_rss_kib(file.path()).expect("the capture is mapped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while resident() > 24 << 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(resident() <= 24 << 10, "{} KiB resident", resident());
+    }
+}
+
+/// Resident KiB of this process's mapping of `path` (`/proc/self/smaps`).
+#[cfg(target_os = "linux")]
+fn mapped_rss_kib(path: &std::path::Path) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let name = path.to_str()?;
+    let mut lines = smaps.lines().skip_while(|l| !l.ends_with(name));
+    lines.next()?;
+    let rss = lines.find(|l| l.starts_with("Rss:"))?;
+    rss.split_whitespace().nth(1)?.parse().ok()
 }
