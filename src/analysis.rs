@@ -264,9 +264,7 @@ impl FlowConsumer for Analysis {
 fn per_flow(v: &mut Vec<PerFlow>, live_index: u32) -> &mut PerFlow {
     let i = live_index as usize;
     if i >= v.len() {
-        let more = i + 1 - v.len();
-        crate::prefetch::reserve_huge(v, more);
-        v.resize_with(i + 1, PerFlow::default);
+        crate::prefetch::grow_huge_with(v, i + 1, PerFlow::default);
     }
     &mut v[i]
 }
