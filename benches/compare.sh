@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of `p2ptrace analyze --csv` against tshark's conversation
 # statistics and ndpiReader on the same synthetic capture, same machine, one run.
-# Prints packets/s and peak RSS for each, and the ratios.
+# Prints packets/s (wall clock), peak RSS and CPU seconds (all threads) for each, and the
+# ratios.
 #
 #   benches/compare.sh                      # 1 M packets, 20 k flows (default)
 #   PACKETS=10000000 FLOWS=200000 benches/compare.sh
@@ -50,15 +51,16 @@ esac
 # Warm the page cache so every tool reads from memory.
 cat "$CAP" > /dev/null
 
-# run NAME CMD... : prints "NAME seconds peak_kB"
+# run NAME CMD... : prints "NAME seconds peak_kB cpu_seconds" (cpu: user + system, all threads)
 run() {
   local name=$1; shift
   local t0 t1
   t0=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o "$WORK/$name.rss" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
+  /usr/bin/time -f "%M %U %S" -o "$WORK/$name.rss" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
     echo "compare.sh: $name failed, see $WORK/$name.err" >&2; return 1; }
   t1=$(date +%s.%N)
-  echo "$name $(echo "$t1 - $t0" | bc -l) $(tail -n 1 "$WORK/$name.rss")"
+  set -- $(tail -n 1 "$WORK/$name.rss")
+  echo "$name $(echo "$t1 - $t0" | bc -l) $1 $(echo "$2 + $3" | bc -l)"
 }
 
 # analyze NAME BIN [ARGS...] : `BIN analyze ARGS CAP --csv`, timed as NAME
@@ -85,11 +87,11 @@ done
 
 echo
 echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))"
-printf '%-18s %10s %14s %10s %12s\n' tool seconds packets/s peak_MB "vs p2ptrace"
+printf '%-18s %10s %14s %10s %12s %9s\n' tool seconds packets/s peak_MB "vs p2ptrace" cpu_s
 base=""
 for r in "${results[@]}"; do
   set -- $r
   pps=$(echo "$PACKETS / $2" | bc -l)
   [ -z "$base" ] && base=$pps
-  printf '%-18s %10.3f %14.0f %10.1f %11.2fx\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)"
+  printf '%-18s %10.3f %14.0f %10.1f %11.2fx %9.2f\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)" "$4"
 done
