@@ -102,7 +102,7 @@ pub fn reserve_huge<T>(v: &mut Vec<T>, additional: usize) {
 }
 
 /// `v.push(x)` through [`reserve_huge`], with the spare capacity ahead prefaulted
-/// ([`prefault_ahead`]).
+/// (`prefault_ahead`).
 #[inline]
 pub fn push_huge<T>(v: &mut Vec<T>, x: T) {
     if v.len() == v.capacity() {
@@ -113,7 +113,7 @@ pub fn push_huge<T>(v: &mut Vec<T>, x: T) {
 }
 
 /// `v.resize_with(len, f)` through [`reserve_huge`], with the spare capacity ahead
-/// prefaulted ([`prefault_ahead`]); never shrinks.
+/// prefaulted (`prefault_ahead`); never shrinks.
 pub fn grow_huge_with<T>(v: &mut Vec<T>, len: usize, f: impl FnMut() -> T) {
     let old_len = v.len();
     if len <= old_len {

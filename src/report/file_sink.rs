@@ -7,11 +7,11 @@
 //! beside the analysis instead of inside it, and the same few buffers are reused, so no fresh
 //! memory is touched per write.
 //!
-//! Bounded: at most [`IN_FLIGHT`] full buffers wait for the writer; a producer faster than the
-//! disk blocks on the next hand-over. Errors: the writer stops at its first failed write, and
-//! the next hand-over (or [`FileSink::finish`]) returns that error — rows handed over before it
-//! are on disk, as with a `BufWriter`. Dropping a sink without `finish` still writes everything
-//! handed over or buffered (errors then have no one to go to).
+//! Bounded: at most `IN_FLIGHT` (4) full buffers wait for the writer; a producer faster
+//! than the disk blocks on the next hand-over. Errors: the writer stops at its first failed
+//! write, and the next hand-over (or [`FileSink::finish`]) returns that error — rows handed
+//! over before it are on disk, as with a `BufWriter`. Dropping a sink without `finish` still
+//! writes everything handed over or buffered (errors then have no one to go to).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -55,7 +55,7 @@ impl FileSink {
 
     /// Hands `buf`'s bytes to the writer, after anything written through [`Write`] before;
     /// `buf` is left empty (a reused buffer when one has come back). Blocks while
-    /// [`IN_FLIGHT`] buffers are queued.
+    /// `IN_FLIGHT` buffers are queued.
     pub fn hand_over(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
         self.flush()?;
         self.send(buf)
