@@ -482,6 +482,19 @@ fn parsers_run_as_nobody_after_the_capture_opens() {
         nobody.uid
     );
     assert!(err.lines().any(|l| l == want), "{err}");
+    // Every thread, also those started before the drop (the report writers).
+    let threads: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("p2ptrace: debug: thread "))
+        .collect();
+    assert!(
+        threads.iter().any(|l| l.contains("write messages")),
+        "{err}"
+    );
+    let dropped = format!("Uid:\t{0}\t{0}\t{0}\t{0}", nobody.uid);
+    for line in &threads {
+        assert!(line.ends_with(&dropped), "{line}");
+    }
     assert_eq!(std::fs::metadata(&pcap).unwrap().uid(), nobody.uid);
     // Every report was written although the late ones are opened after the drop.
     for name in ["flows.csv", "messages.csv", "phonehome.csv", "lookups.csv"] {

@@ -20,8 +20,8 @@ const STREAM_CHUNK: usize = 256 * 1024;
 enum Backing {
     Mapped {
         map: Arc<Mmap>,
-        /// The helper thread doing this map's page-table work; `None` if it could not start
-        /// (the work is then done inline).
+        /// The helper thread doing this map's page-table work; `None` for a file within one
+        /// populate window, or if it could not start (the work is then done inline).
         pager: Option<Sender<PageWork>>,
     },
     Stream {
@@ -57,7 +57,9 @@ impl Source {
         let map = Arc::new(map);
         Source {
             backing: Backing::Mapped {
-                pager: start_pager(&map),
+                pager: (end > 2 * RELEASE_STEP)
+                    .then(|| start_pager(&map))
+                    .flatten(),
                 map,
             },
             pos: 0,

@@ -330,6 +330,9 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
             "p2ptrace: debug: analysis thread {}",
             privs::thread_uid_line()
         );
+        for (name, uid) in privs::all_threads_uid_lines() {
+            eprintln!("p2ptrace: debug: thread {name} {uid}");
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     // A second Ctrl-C ends at once (exit 130); the first asks for a clean stop.

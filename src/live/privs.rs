@@ -101,6 +101,26 @@ pub fn thread_uid_line() -> String {
         .unwrap_or_else(|| "Uid: unknown".into())
 }
 
+/// Every thread of this process (its `Name:` from /proc) with its `Uid:` line: a drop must
+/// reach threads started before it too (the report writers).
+pub fn all_threads_uid_lines() -> Vec<(String, String)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .map(|status| {
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .map_or_else(|| format!("{key} unknown"), str::to_string)
+            };
+            (field("Name:"), field("Uid:"))
+        })
+        .collect()
+}
+
 /// Whether the (real) user may create files in `dir`.
 pub fn can_write_dir(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
