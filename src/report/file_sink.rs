@@ -28,11 +28,16 @@ const IN_FLIGHT: usize = 4;
 pub struct FileSink {
     /// Bytes written through [`Write`] and not handed over yet.
     buf: Vec<u8>,
-    /// Full buffers to the writer; `None` once closed.
-    full: Option<SyncSender<Vec<u8>>>,
+    /// `None` once finished.
+    writer: Option<Writer>,
     /// Emptied buffers back from the writer.
     empty: Receiver<Vec<u8>>,
-    writer: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// The writer thread and its queue of full buffers.
+struct Writer {
+    full: SyncSender<Vec<u8>>,
+    thread: JoinHandle<io::Result<()>>,
 }
 
 impl FileSink {
@@ -42,14 +47,13 @@ impl FileSink {
         let (full, queued) = mpsc::sync_channel(IN_FLIGHT);
         let (emptied, empty) = mpsc::channel();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let writer = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("write {name}"))
             .spawn(move || write_all(file, queued, emptied))?;
         Ok(FileSink {
             buf: Vec::with_capacity(CHUNK),
-            full: Some(full),
+            writer: Some(Writer { full, thread }),
             empty,
-            writer: Some(writer),
         })
     }
 
@@ -70,8 +74,8 @@ impl FileSink {
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(buf.capacity().max(CHUNK)));
         let filled = std::mem::replace(buf, spare);
-        match &self.full {
-            Some(full) if full.send(filled).is_ok() => Ok(()),
+        match &self.writer {
+            Some(w) if w.full.send(filled).is_ok() => Ok(()),
             // The writer stopped: its error says why.
             _ => Err(self.finish().err().unwrap_or_else(closed)),
         }
@@ -80,21 +84,20 @@ impl FileSink {
     /// Hands over what is buffered, waits until everything is written and returns the first
     /// error, if any. Later calls (and hand-overs) find the sink closed.
     pub fn finish(&mut self) -> io::Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        let handed = match &self.full {
-            Some(full) if !buf.is_empty() => full.send(std::mem::take(&mut buf)).is_ok(),
-            Some(_) => true,
-            None => self.writer.is_none() && buf.is_empty(),
+        let buf = std::mem::take(&mut self.buf);
+        let Some(Writer { full, thread }) = self.writer.take() else {
+            return if buf.is_empty() {
+                Ok(())
+            } else {
+                Err(closed())
+            };
         };
-        self.full = None;
-        let written = match self.writer.take().map(JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the file writer thread panicked")),
-        };
-        match written {
-            Ok(()) if !handed => Err(closed()),
-            other => other,
+        let handed = buf.is_empty() || full.send(buf).is_ok();
+        drop(full);
+        match thread.join() {
+            Ok(Ok(())) if !handed => Err(closed()),
+            Ok(written) => written,
+            Err(_) => Err(io::Error::other("the file writer thread panicked")),
         }
     }
 }
