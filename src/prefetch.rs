@@ -4,6 +4,9 @@
 //! simulator's `large` capture as a stall, the claiming dissector's state ~7 %). And TLB
 //! hints: such vectors span hundreds of MB, so with 4 KiB pages each random access also
 //! walks the page tables (prefetches too) — [`huge_pages`] asks for 2 MiB pages instead.
+//! And page hints: such vectors grow through [`push_huge`] and [`grow_huge_with`], which
+//! have a helper thread map the pages just ahead of their end, so the kernel zeroes fresh
+//! pages there rather than on the analysis thread.
 
 /// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results;
 /// a no-op off x86-64 and for an index out of range.
