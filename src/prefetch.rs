@@ -5,8 +5,8 @@
 //! hints: such vectors span hundreds of MB, so with 4 KiB pages each random access also
 //! walks the page tables (prefetches too) — [`huge_pages`] asks for 2 MiB pages instead.
 //! And page hints: such vectors grow through [`push_huge`] and [`grow_huge_with`], which
-//! have a helper thread map the pages just ahead of their end, so the kernel zeroes fresh
-//! pages there rather than on the analysis thread.
+//! have the page worker ([`in_background`]) map the pages just ahead of their end, so the
+//! kernel zeroes fresh pages there rather than on the analysis thread.
 
 /// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results;
 /// a no-op off x86-64 and for an index out of range.
@@ -149,46 +149,56 @@ fn prefault_ahead<T>(v: &Vec<T>, old_len: usize) {
     }
 }
 
-/// Asks the prefault thread (started on first use, shared by every vector) to map the pages
-/// of `from..end` writable.
+/// Asks the page worker to map the pages of `from..end` writable.
 #[cold]
 fn prefault(from: usize, end: usize) {
     #[cfg(target_os = "linux")]
-    {
-        use std::sync::OnceLock;
-        use std::sync::mpsc::{self, Sender};
-        static WORKER: OnceLock<Option<Sender<(usize, usize)>>> = OnceLock::new();
-        let worker = WORKER.get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<(usize, usize)>();
-            std::thread::Builder::new()
-                .name("prefault".into())
-                .spawn(move || {
-                    const PAGE: usize = 4096;
-                    for (from, end) in rx {
-                        let first = from.next_multiple_of(PAGE);
-                        if end > first {
-                            // SAFETY: MADV_POPULATE_WRITE faults pages in as a write would
-                            // but writes nothing, so no memory changes — also if the range
-                            // was freed or reused since it was sent (unmapped: it just fails).
-                            unsafe {
-                                libc::madvise(
-                                    first as *mut libc::c_void,
-                                    end - first,
-                                    libc::MADV_POPULATE_WRITE,
-                                )
-                            };
-                        }
-                    }
-                })
-                .ok()
-                .map(|_| tx)
-        });
-        if let Some(tx) = worker {
-            let _ = tx.send((from, end));
+    in_background(move || {
+        const PAGE: usize = 4096;
+        let first = from.next_multiple_of(PAGE);
+        if end > first {
+            // SAFETY: MADV_POPULATE_WRITE faults pages in as a write would but writes
+            // nothing, so no memory changes — also if the range was freed or reused since it
+            // was asked for (unmapped: it just fails).
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    end - first,
+                    libc::MADV_POPULATE_WRITE,
+                )
+            };
         }
-    }
+    });
     #[cfg(not(target_os = "linux"))]
     let _ = (from, end);
+}
+
+/// Runs `job` on the page worker — one thread, started on first use and shared by the whole
+/// process, that does page-table work (mapping pages ahead, dropping them behind) off the
+/// analysis thread, in the order asked; inline if the thread cannot start. Jobs must be
+/// correct whenever they run: nobody waits for them.
+pub fn in_background(job: impl FnOnce() + Send + 'static) {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{self, Sender};
+    type Job = Box<dyn FnOnce() + Send>;
+    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("page worker".into())
+            .spawn(move || rx.into_iter().for_each(|job| job()))
+            .ok()
+            .map(|_| tx)
+    });
+    let job: Job = Box::new(job);
+    match worker {
+        Some(tx) => {
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
 }
 
 #[cfg(test)]

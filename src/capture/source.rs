@@ -11,7 +11,6 @@ use memmap2::Mmap;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
 
 /// Size of each read from a stream; large enough that syscalls are rare, small enough that
 /// the first frames of a slow pipe are not held back for long.
@@ -20,9 +19,9 @@ const STREAM_CHUNK: usize = 256 * 1024;
 enum Backing {
     Mapped {
         map: Arc<Mmap>,
-        /// The helper thread doing this map's page-table work; `None` for a file within one
-        /// populate window, or if it could not start (the work is then done inline).
-        pager: Option<Sender<PageWork>>,
+        /// Whether this map's page-table work goes to the page worker
+        /// ([`crate::prefetch::in_background`]); not for a file within one populate window.
+        background: bool,
     },
     Stream {
         reader: Box<dyn Read + Send>,
@@ -57,9 +56,7 @@ impl Source {
         let map = Arc::new(map);
         Source {
             backing: Backing::Mapped {
-                pager: (end > 2 * RELEASE_STEP)
-                    .then(|| start_pager(&map))
-                    .flatten(),
+                background: end > 2 * RELEASE_STEP,
                 map,
             },
             pos: 0,
@@ -200,20 +197,18 @@ impl Source {
     /// process's memory, so resident memory stays flat however large the file (the page
     /// cache keeps them; a later access would simply map them again), and maps the next
     /// window's pages in one call rather than a fault per few pages. Both are page-table work
-    /// for the pager thread, which the reader does not wait for. No-op for streams.
+    /// for the page worker (the job holds the map, so `MADV_DONTNEED` only ever meets it),
+    /// which the reader does not wait for. No-op for streams.
     pub(crate) fn release_consumed(&mut self) {
         const PAGE: usize = 4096;
-        let Backing::Mapped { map, pager } = &mut self.backing else {
+        let Backing::Mapped { map, background } = &self.backing else {
             return;
         };
-        // Inline when there is no pager (any more).
-        let mut work = |w: PageWork| {
-            let unsent = match pager {
-                Some(p) => p.send(w).err().map(|e| e.0),
-                None => Some(w),
-            };
-            if let Some(w) = unsent {
-                *pager = None;
+        let work = |w: PageWork| {
+            if *background {
+                let map = Arc::clone(map);
+                crate::prefetch::in_background(move || w.run(&map));
+            } else {
                 w.run(map);
             }
         };
@@ -275,24 +270,6 @@ impl PageWork {
             }
         }
     }
-}
-
-/// Starts the thread that does `map`'s page-table work in order, so the reader does not stall
-/// on it (on a large capture it was ~4 % of a full analysis). It owns a reference to the map
-/// and ends when the source is dropped, after the work queued (one item per
-/// [`RELEASE_STEP`] of input at most).
-fn start_pager(map: &Arc<Mmap>) -> Option<Sender<PageWork>> {
-    let (tx, rx) = mpsc::channel::<PageWork>();
-    let map = Arc::clone(map);
-    std::thread::Builder::new()
-        .name("map pager".into())
-        .spawn(move || {
-            for work in rx {
-                work.run(&map);
-            }
-        })
-        .ok()
-        .map(|_| tx)
 }
 
 /// Counts the bytes pulled through a reader (the compressed side of a gzip decoder), so the

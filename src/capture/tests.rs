@@ -586,7 +586,7 @@ fn releasing_consumed_pages_keeps_every_frame_intact() {
         reader.release_consumed();
     }
     assert_eq!(n, expected.len());
-    // The pager thread dropped the pages behind the reader: the map's resident part is the
+    // The page worker dropped the pages behind the reader: the map's resident part is the
     // last release step or so, not the 40 MiB read (it works asynchronously: wait for it).
     #[cfg(target_os = "linux")]
     {
