@@ -23,6 +23,7 @@ pub mod cli;
 pub mod decode;
 pub mod dissect;
 pub mod flow;
+pub mod handoff;
 pub mod live;
 pub mod lookahead;
 pub mod measure;

@@ -1,7 +1,8 @@
 //! The analysis pipeline for capture files: capture → decode → flow table → consumers.
 //!
-//! One pass, one core, streaming: memory is bounded by the flow table's cap and the
-//! decoder's fragment limits, never by the input's length. Several inputs are read in order
+//! One pass, streaming: memory is bounded by the flow table's cap and the decoder's
+//! fragment limits, never by the input's length. The pipeline runs on the caller's thread;
+//! the offline commands hand its consumer's calls to a second one ([`crate::handoff`]). Several inputs are read in order
 //! as one trace (like a capture rotated by `tcpdump -C`). An input that cannot be read at all
 //! is reported and skipped; one damaged part-way is analysed up to the damage.
 

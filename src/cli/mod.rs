@@ -396,10 +396,12 @@ fn progress_bar(quiet: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn run_with_progress(
+/// Runs the pipeline over `inputs` with `consumer` on a second thread (see
+/// [`crate::handoff`]), showing progress on stderr unless `quiet`.
+fn run_with_progress<C: FlowConsumer + Send>(
     inputs: &[PathBuf],
     config: &PipelineConfig,
-    consumer: &mut dyn FlowConsumer,
+    consumer: &mut C,
     quiet: bool,
 ) -> RunStats {
     let bar = progress_bar(quiet);
@@ -414,7 +416,9 @@ fn run_with_progress(
             bar.set_position(done);
         }
     };
-    let stats = pipeline::run(inputs, config, consumer, &mut on_progress);
+    let stats = crate::handoff::handed_off(consumer, |consumer| {
+        pipeline::run(inputs, config, consumer, &mut on_progress)
+    });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -35,7 +35,7 @@ const COLUMNS: &[&str] = match LABEL_COLUMNS.split_at_checked(11) {
 /// Reads labels in file order, keeping the rows of one capture point.
 pub struct LabelReader {
     path: String,
-    rows: csv::StringRecordsIntoIter<Box<dyn Read>>,
+    rows: csv::StringRecordsIntoIter<Box<dyn Read + Send>>,
     idx: [usize; 11],
     capture_idx: Option<usize>,
     /// The selected capture point; `None` until the first row when not given.

@@ -496,7 +496,7 @@ pub fn parse_ts(s: &str) -> Option<Ts> {
 }
 
 /// Opens a plain or gzip-compressed file (by its magic bytes).
-pub fn open_maybe_gz(path: &Path) -> std::io::Result<Box<dyn Read>> {
+pub fn open_maybe_gz(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     let mut r = BufReader::new(std::fs::File::open(path)?);
     let gz = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gz {

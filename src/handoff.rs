@@ -1,0 +1,306 @@
+//! A [`FlowConsumer`] run on a second thread: the pipeline's thread reads, decodes, tracks
+//! flows and dissects; the consumer's thread classifies, measures and formats the reports.
+//!
+//! The consumer sees exactly the calls it would see inline, in the same order (one FIFO of
+//! batches), so its results are the same. Bounded: at most `IN_FLIGHT` full batches of
+//! `BATCH` events wait; a pipeline faster than its consumer blocks on the next hand-over.
+//! Batches are sent back emptied and refilled, so no fresh memory is touched per batch.
+//! If the consumer's thread panics, [`handed_off`] panics with it after the pipeline stops.
+
+use crate::flow::FlowRecord;
+use crate::pipeline::{FlowConsumer, MsgCtx};
+use dissectors::registry::Message;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+/// Events per batch: a few hundred KB, so a batch stays in the consumer core's cache.
+const BATCH: usize = 1024;
+
+/// Full batches queued for the consumer at most.
+const IN_FLIGHT: usize = 8;
+
+/// How many events ahead the consumer's per-flow state is loaded (see [`crate::prefetch`]).
+const PREFETCH_AHEAD: usize = 6;
+
+/// One [`FlowConsumer`] call, owned.
+#[derive(Debug)]
+enum Event {
+    Flow(FlowRecord, u8),
+    Watermark((i64, u64)),
+    /// A message, and the payload of its packet when that packet's call followed it with
+    /// the same context (one event instead of two for most datagrams).
+    Message(MsgCtx, Message, Option<u32>),
+    Packet(MsgCtx, u32),
+    Capacity(usize),
+}
+
+// Copied twice per message (into the batch, out of it): growing it costs every message.
+const _: () = assert!(size_of::<Event>() <= 216, "Event grew");
+
+impl Event {
+    fn live_index(&self) -> Option<u32> {
+        match self {
+            Event::Message(ctx, ..) | Event::Packet(ctx, _) => Some(ctx.live_index),
+            _ => None,
+        }
+    }
+
+    fn deliver(&self, to: &mut dyn FlowConsumer) {
+        match self {
+            Event::Flow(record, digits) => to.flow(record, *digits),
+            Event::Watermark(w) => to.watermark(*w),
+            Event::Message(ctx, msg, packet) => {
+                to.message(ctx, msg);
+                if let Some(payload) = packet {
+                    to.packet(ctx, *payload);
+                }
+            }
+            Event::Packet(ctx, payload) => to.packet(ctx, *payload),
+            Event::Capacity(max_live) => to.live_capacity(*max_live),
+        }
+    }
+}
+
+/// Runs `run` with a [`FlowConsumer`] that forwards every call to `consumer` on another
+/// thread; returns once `consumer` has seen them all. Falls back to `consumer` inline if no
+/// thread can be started.
+pub fn handed_off<C, R>(consumer: &mut C, run: impl FnOnce(&mut dyn FlowConsumer) -> R) -> R
+where
+    C: FlowConsumer + Send,
+{
+    std::thread::scope(|scope| {
+        let (full, queued) = mpsc::sync_channel::<Vec<Event>>(IN_FLIGHT);
+        let (emptied, empty) = mpsc::channel();
+        // The consumer goes over only once its thread runs, so it is still ours if none can.
+        let (give, take) = mpsc::sync_channel::<&mut C>(1);
+        let started = std::thread::Builder::new()
+            .name("analysis".into())
+            .spawn_scoped(scope, move || {
+                let Ok(consumer) = take.recv() else { return };
+                for mut batch in queued {
+                    deliver_all(&batch, consumer);
+                    batch.clear();
+                    // The pipeline may be gone already (its last batch).
+                    let _ = emptied.send(batch);
+                }
+            });
+        let Ok(worker) = started else {
+            return run(consumer);
+        };
+        if let Err(mpsc::SendError(consumer)) = give.send(consumer) {
+            return run(consumer);
+        }
+        let mut handoff = Handoff {
+            batch: Vec::with_capacity(BATCH),
+            full: Some(full),
+            empty,
+        };
+        let out = run(&mut handoff);
+        handoff.flush();
+        drop(handoff);
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        out
+    })
+}
+
+/// Delivers a batch's events in order, loading the per-flow state of those a few ahead.
+fn deliver_all(batch: &[Event], to: &mut dyn FlowConsumer) {
+    for (i, event) in batch.iter().enumerate() {
+        if let Some(ahead) = batch.get(i + PREFETCH_AHEAD).and_then(Event::live_index) {
+            to.prefetch(ahead);
+        }
+        event.deliver(to);
+    }
+}
+
+/// The pipeline's side: gathers events into a batch and hands it over when full.
+struct Handoff {
+    batch: Vec<Event>,
+    /// `None` once the consumer's side has gone (it panicked).
+    full: Option<SyncSender<Vec<Event>>>,
+    empty: Receiver<Vec<Event>>,
+}
+
+impl Handoff {
+    fn push(&mut self, event: Event) {
+        self.batch.push(event);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = self
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let batch = std::mem::replace(&mut self.batch, next);
+        if let Some(full) = &self.full {
+            if full.send(batch).is_err() {
+                // The consumer panicked: drop what follows; the join re-raises the panic.
+                self.full = None;
+            }
+        }
+    }
+}
+
+impl FlowConsumer for Handoff {
+    fn flow(&mut self, record: &FlowRecord, digits: u8) {
+        self.push(Event::Flow(record.clone(), digits));
+    }
+    fn watermark(&mut self, watermark: (i64, u64)) {
+        self.push(Event::Watermark(watermark));
+    }
+    fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+        self.push(Event::Message(*ctx, msg.clone(), None));
+    }
+    fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+        if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
+            if last == ctx {
+                *packet = Some(payload);
+                return;
+            }
+        }
+        self.push(Event::Packet(*ctx, payload));
+    }
+    fn live_capacity(&mut self, max_live: usize) {
+        self.push(Event::Capacity(max_live));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{Dir, Uid};
+    use crate::pipeline::{self, PipelineConfig};
+    use crate::time::Ts;
+    use std::path::PathBuf;
+
+    /// Every call it gets, as text.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl FlowConsumer for Recorder {
+        fn flow(&mut self, record: &FlowRecord, digits: u8) {
+            self.0.push(format!("flow {record:?} {digits}"));
+        }
+        fn watermark(&mut self, w: (i64, u64)) {
+            self.0.push(format!("watermark {w:?}"));
+        }
+        fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
+            self.0.push(format!("message {ctx:?} {msg:?}"));
+        }
+        fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
+            self.0.push(format!("packet {ctx:?} {payload}"));
+        }
+        fn live_capacity(&mut self, max_live: usize) {
+            self.0.push(format!("capacity {max_live}"));
+        }
+    }
+
+    fn dissecting() -> PipelineConfig {
+        PipelineConfig {
+            dissect: Some(Default::default()),
+            ..Default::default()
+        }
+    }
+
+    fn run(consumer: &mut dyn FlowConsumer) {
+        let inputs =
+            [PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("captures/sim/churn/capture.pcapng.gz")];
+        pipeline::run(&inputs, &dissecting(), consumer, &mut |_, _, _| {});
+    }
+
+    #[test]
+    fn the_consumer_gets_the_calls_it_would_get_inline_in_the_same_order() {
+        let mut inline = Recorder::default();
+        run(&mut inline);
+        let mut handed = Recorder::default();
+        handed_off(&mut handed, run);
+        assert!(inline.0.len() > 3 * BATCH, "{} calls", inline.0.len());
+        for kind in ["flow", "watermark", "message", "packet", "capacity"] {
+            assert!(inline.0.iter().any(|c| c.starts_with(kind)), "no {kind}");
+        }
+        assert_eq!(inline.0.len(), handed.0.len());
+        assert!(inline.0 == handed.0, "the calls differ");
+    }
+
+    fn ctx(ts: i64) -> MsgCtx {
+        let ends = (
+            "10.0.0.5:4000".parse().unwrap(),
+            "10.0.0.9:5000".parse().unwrap(),
+            Dir::Orig,
+        );
+        MsgCtx::new(Uid(1), 0, Dir::Orig, Ts(ts), ends, 17, 6)
+    }
+
+    fn message() -> Message {
+        Message {
+            protocol: "skylark",
+            msg_type: "keepalive".into(),
+            txn_id: Some(9),
+            call_id: None,
+            len: 20,
+            status: dissectors::registry::Status::Complete,
+            class: None,
+            detail: None,
+            call: None,
+        }
+    }
+
+    #[test]
+    fn a_packet_rides_with_the_message_before_it_only_in_the_same_context() {
+        let (full, _queued) = mpsc::sync_channel(1);
+        let (_emptied, empty) = mpsc::channel();
+        let mut h = Handoff {
+            batch: Vec::new(),
+            full: Some(full),
+            empty,
+        };
+        h.message(&ctx(1), &message());
+        h.packet(&ctx(1), 20);
+        assert_eq!(h.batch.len(), 1);
+        // A second packet of the same context is a packet of its own.
+        h.packet(&ctx(1), 20);
+        h.message(&ctx(2), &message());
+        h.packet(&ctx(3), 20);
+        assert_eq!(h.batch.len(), 4);
+        let mut got = Recorder::default();
+        deliver_all(&h.batch, &mut got);
+        let mut want = Recorder::default();
+        want.message(&ctx(1), &message());
+        want.packet(&ctx(1), 20);
+        want.packet(&ctx(1), 20);
+        want.message(&ctx(2), &message());
+        want.packet(&ctx(3), 20);
+        assert_eq!(got.0, want.0);
+    }
+
+    /// Panics at the first flow it gets.
+    struct Failing;
+
+    impl FlowConsumer for Failing {
+        fn flow(&mut self, _record: &FlowRecord, _digits: u8) {
+            panic!("consumer failed");
+        }
+    }
+
+    #[test]
+    fn a_panic_of_the_consumer_reaches_the_caller_once_the_run_is_over() {
+        let mut ran = false;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handed_off(&mut Failing, |c| {
+                run(c);
+                ran = true;
+            })
+        }));
+        let panic = outcome.expect_err("the consumer's panic was lost");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"consumer failed"));
+        assert!(ran, "the run did not finish");
+    }
+}
