@@ -2,9 +2,10 @@
 //!
 //! One pass, streaming: memory is bounded by the flow table's cap and the decoder's
 //! fragment limits, never by the input's length. The pipeline runs on the caller's thread;
-//! the offline commands hand its consumer's calls to a second one ([`crate::handoff`]). Several inputs are read in order
-//! as one trace (like a capture rotated by `tcpdump -C`). An input that cannot be read at all
-//! is reported and skipped; one damaged part-way is analysed up to the damage.
+//! the offline commands hand its consumer's calls to a second one ([`crate::handoff`]).
+//! Several inputs are read in order as one trace (like a capture rotated by `tcpdump -C`).
+//! An input that cannot be read at all is reported and skipped; one damaged part-way is
+//! analysed up to the damage.
 
 use crate::capture::{CaptureError, CaptureReader, Format, Frame};
 use crate::decode::{DecodeStats, Decoder, DefragLimits};
