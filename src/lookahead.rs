@@ -2,7 +2,7 @@
 //!
 //! On a capture with hundreds of thousands of live flows nearly every frame's index entry
 //! and flow slot are cache misses, each a stall of a DRAM round trip (together ~17 % of a
-//! run on the simulator's `large` capture). Looking ahead in the mapped capture, the frame
+//! run on the simulator's `large` capture). Looking ahead in the read buffer, the frame
 //! [`DEPTH`] ahead has its flow hashed and its index entry requested; by the time it is
 //! [`DEPTH`]` / 2` ahead the entry has arrived, and the slot it names is requested; two
 //! frames ahead, what the slot points to (the claiming dissector's state) and the
@@ -271,7 +271,7 @@ mod tests {
     fn hints_name_the_flow_of_the_frame_read_next() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
         hints_match_reads(&root.join("voip-mix.pcap"));
-        // A pcapng read as a stream (gzip), and mapped.
+        // A pcapng through gzip, and the same file plain.
         let gz = root.join("sim/no-nat/capture.pcapng.gz");
         hints_match_reads(&gz);
         let mut plain = tempfile::NamedTempFile::new().expect("temp file");

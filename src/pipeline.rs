@@ -375,7 +375,6 @@ pub fn read_frames(
         }
         if frames % CHECKPOINT_FRAMES == 0 {
             engine.checkpoint();
-            reader.release_consumed();
             checkpoint(reader);
         }
     };

@@ -5,7 +5,7 @@
 //! hints: such vectors span hundreds of MB, so with 4 KiB pages each random access also
 //! walks the page tables (prefetches too) — [`huge_pages`] asks for 2 MiB pages instead.
 //! And page hints: such vectors grow through [`push_huge`] and [`grow_huge_with`], which
-//! have the page worker ([`in_background`]) map the pages just ahead of their end, so the
+//! have a page worker thread map the pages just ahead of their end, so the
 //! kernel zeroes fresh pages there rather than on the analysis thread.
 
 /// Hints that `slice[i]` (each of its cache lines) will be read soon. No effect on results;
@@ -174,10 +174,10 @@ fn prefault(from: usize, end: usize) {
 }
 
 /// Runs `job` on the page worker — one thread, started on first use and shared by the whole
-/// process, that does page-table work (mapping pages ahead, dropping them behind) off the
-/// analysis thread, in the order asked; inline if the thread cannot start. Jobs must be
-/// correct whenever they run: nobody waits for them.
-pub fn in_background(job: impl FnOnce() + Send + 'static) {
+/// process, that maps pages of growing vectors ahead off the analysis thread, in the order
+/// asked; inline if the thread cannot start. Jobs must be correct whenever they run: nobody
+/// waits for them.
+fn in_background(job: impl FnOnce() + Send + 'static) {
     use std::sync::OnceLock;
     use std::sync::mpsc::{self, Sender};
     type Job = Box<dyn FnOnce() + Send>;

@@ -1,8 +1,8 @@
 //! [`CaptureReader`]: classic pcap (µs/ns, either byte order) and pcapng (any number of
-//! sections and interfaces), from a memory-mapped file, a gzip file, stdin or any `Read`.
+//! sections and interfaces), from a file, a gzip file, stdin or any `Read`.
 //!
 //! Guarantees: the format is detected by magic number (gzip `1f 8b` first, then the inner
-//! format), never by extension; frames borrow from the map or from one reused stream buffer;
+//! format), never by extension; frames borrow from one reused buffer;
 //! every length read from the input is checked against [`MAX_CAPLEN`] / [`MAX_BLOCK_LEN`]
 //! before it is used, so memory is bounded and no input can make the reader panic; frames
 //! before any damage are delivered, then one [`CaptureError`] naming the byte offset of the
@@ -125,7 +125,7 @@ pub struct CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens a capture file; `-` reads stdin. Regular uncompressed files are memory-mapped.
+    /// Opens a capture file; `-` reads stdin.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
         if path.as_os_str() == "-" {
             return Self::from_stream(path.to_path_buf(), Box::new(io::stdin()), None);
@@ -143,7 +143,7 @@ impl CaptureReader {
             )));
         }
         if !meta.is_file() {
-            // A FIFO or device (`<(tcpdump -w -)`, /dev/stdin): it can only be streamed.
+            // A FIFO or device (`<(tcpdump -w -)`, /dev/stdin): no size known.
             return Self::from_stream(path.to_path_buf(), Box::new(file), None);
         }
         let len = meta.len();
@@ -152,23 +152,7 @@ impl CaptureReader {
                 path: path.to_path_buf(),
             });
         }
-        // SAFETY: the map is read-only and private to this reader. If another process
-        // truncates the file while we read it, accesses may fault (SIGBUS); that is the
-        // accepted price of zero-copy reading, the same as every mmap-based pcap reader.
-        let map = match unsafe { memmap2::Mmap::map(&file) } {
-            Ok(m) => m,
-            Err(_) => return Self::from_stream(path.to_path_buf(), Box::new(file), Some(len)),
-        };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        if map.get(..2) == Some(&GZIP_MAGIC[..]) {
-            drop(map);
-            // The map never moved the file position, so the stream starts at byte 0.
-            return Self::from_stream(path.to_path_buf(), Box::new(file), Some(len));
-        }
-        let mut reader = Self::new(path.to_path_buf(), Source::mapped(map), false, Some(len));
-        reader.detect()?;
-        Ok(reader)
+        Self::from_stream(path.to_path_buf(), Box::new(file), Some(len))
     }
 
     /// Reads a capture from any stream (stdin, a socket, a test buffer); `name` appears in
@@ -642,10 +626,10 @@ impl CaptureReader {
         self.src.consumed()
     }
 
-    /// Lets go of memory holding frames already read (mapped pages behind the read
-    /// position), keeping resident memory flat on large files. Cheap; call it now and then.
-    pub fn release_consumed(&mut self) {
-        self.src.release_consumed();
+    /// Bytes the read buffer holds (tests: memory stays bounded).
+    #[cfg(test)]
+    pub(super) fn buffer_len(&self) -> usize {
+        self.src.bytes().len()
     }
 
     /// Size of the underlying file, when known (not for stdin or pipes).
