@@ -282,6 +282,51 @@ mod tests {
         assert_eq!(got.0, want.0);
     }
 
+    /// Blocks at its first call until `go` says so.
+    struct Stalled(mpsc::Receiver<()>);
+
+    impl FlowConsumer for Stalled {
+        fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
+        fn watermark(&mut self, _w: (i64, u64)) {
+            let _ = self.0.recv();
+        }
+    }
+
+    #[test]
+    fn a_stalled_consumer_holds_the_pipeline_back_after_a_bounded_backlog() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (go, wait) = mpsc::channel();
+        let sent = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                handed_off(&mut Stalled(wait), |c| {
+                    for i in 0..100 * BATCH {
+                        c.watermark((i as i64, 0));
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            });
+            // Wait until the pipeline stops (blocked, or done if nothing held it back).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut last = usize::MAX;
+            let backlog = loop {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let now = sent.load(Ordering::Relaxed);
+                if (now == last && now > 0) || std::time::Instant::now() > deadline {
+                    break now;
+                }
+                last = now;
+            };
+            // Queued, being delivered, being filled.
+            assert!(
+                backlog <= (IN_FLIGHT + 2) * BATCH,
+                "{backlog} events handed over"
+            );
+            drop(go);
+        });
+        assert_eq!(sent.load(Ordering::Relaxed), 100 * BATCH);
+    }
+
     /// Panics at the first flow it gets.
     struct Failing;
 
