@@ -149,11 +149,37 @@ fn prefault_ahead<T>(v: &Vec<T>, old_len: usize) {
     }
 }
 
-/// Asks the page worker to map the pages of `from..end` writable.
+/// Asks the page worker — one thread, started on first use and shared by the whole
+/// process — to map the pages of `from..end` writable, in the order asked; inline if the
+/// thread cannot start. Nobody waits for it.
 #[cold]
 fn prefault(from: usize, end: usize) {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{self, Sender};
+    static WORKER: OnceLock<Option<Sender<(usize, usize)>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("page worker".into())
+            .spawn(move || {
+                rx.into_iter()
+                    .for_each(|(from, end)| populate_write(from, end))
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    if worker
+        .as_ref()
+        .is_none_or(|tx| tx.send((from, end)).is_err())
+    {
+        populate_write(from, end);
+    }
+}
+
+/// Faults in the whole pages of `from..end` as a write would (Linux; a no-op elsewhere).
+fn populate_write(from: usize, end: usize) {
     #[cfg(target_os = "linux")]
-    in_background(move || {
+    {
         const PAGE: usize = 4096;
         let first = from.next_multiple_of(PAGE);
         if end > first {
@@ -168,37 +194,9 @@ fn prefault(from: usize, end: usize) {
                 )
             };
         }
-    });
+    }
     #[cfg(not(target_os = "linux"))]
     let _ = (from, end);
-}
-
-/// Runs `job` on the page worker — one thread, started on first use and shared by the whole
-/// process, that maps pages of growing vectors ahead off the analysis thread, in the order
-/// asked; inline if the thread cannot start. Jobs must be correct whenever they run: nobody
-/// waits for them.
-fn in_background(job: impl FnOnce() + Send + 'static) {
-    use std::sync::OnceLock;
-    use std::sync::mpsc::{self, Sender};
-    type Job = Box<dyn FnOnce() + Send>;
-    static WORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
-    let worker = WORKER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("page worker".into())
-            .spawn(move || rx.into_iter().for_each(|job| job()))
-            .ok()
-            .map(|_| tx)
-    });
-    let job: Job = Box::new(job);
-    match worker {
-        Some(tx) => {
-            if let Err(mpsc::SendError(job)) = tx.send(job) {
-                job();
-            }
-        }
-        None => job(),
-    }
 }
 
 #[cfg(test)]
