@@ -10,6 +10,7 @@
 use crate::flow::FlowRecord;
 use crate::pipeline::{FlowConsumer, MsgCtx};
 use dissectors::registry::Message;
+use std::convert::Infallible;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
 /// Events per batch (under 1 MB). The consumer's thread is woken once per batch; 1024 was
@@ -77,12 +78,10 @@ where
             .name("analysis".into())
             .spawn_scoped(scope, move || {
                 let Ok(consumer) = take.recv() else { return };
-                for mut batch in queued {
-                    deliver_all(&batch, consumer);
-                    batch.clear();
-                    // The pipeline may be gone already (its last batch).
-                    let _ = emptied.send(batch);
-                }
+                let _ = crate::recycle::serve(queued, emptied, |batch| {
+                    deliver_all(batch, consumer);
+                    Ok::<(), Infallible>(())
+                });
             });
         let Ok(worker) = started else {
             return run(consumer);
@@ -135,11 +134,7 @@ impl Handoff {
         if self.batch.is_empty() {
             return;
         }
-        let next = self
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-        let batch = std::mem::replace(&mut self.batch, next);
+        let batch = crate::recycle::take_refill(&mut self.batch, &self.empty, BATCH);
         if let Some(full) = &self.full {
             if full.send(batch).is_err() {
                 // The consumer panicked: drop what follows; the join re-raises the panic.

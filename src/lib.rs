@@ -31,6 +31,7 @@ pub mod netlab;
 pub mod peer;
 pub mod pipeline;
 pub mod prefetch;
+pub mod recycle;
 pub mod report;
 pub mod score;
 pub mod sim;

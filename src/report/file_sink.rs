@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 /// Bytes gathered before a hand-over.
@@ -43,13 +43,13 @@ struct Writer {
 impl FileSink {
     /// Creates (truncates) `path` and starts its writer thread.
     pub fn create(path: &Path) -> io::Result<FileSink> {
-        let file = File::create(path)?;
+        let mut file = File::create(path)?;
         let (full, queued) = mpsc::sync_channel(IN_FLIGHT);
         let (emptied, empty) = mpsc::channel();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let thread = std::thread::Builder::new()
             .name(format!("write {name}"))
-            .spawn(move || write_all(file, queued, emptied))?;
+            .spawn(move || crate::recycle::serve(queued, emptied, |buf| file.write_all(buf)))?;
         Ok(FileSink {
             buf: Vec::with_capacity(CHUNK),
             writer: Some(Writer { full, thread }),
@@ -69,11 +69,8 @@ impl FileSink {
         if buf.is_empty() {
             return Ok(());
         }
-        let spare = self
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(buf.capacity().max(CHUNK)));
-        let filled = std::mem::replace(buf, spare);
+        let capacity = buf.capacity().max(CHUNK);
+        let filled = crate::recycle::take_refill(buf, &self.empty, capacity);
         match &self.writer {
             Some(w) if w.full.send(filled).is_ok() => Ok(()),
             // The writer stopped: its error says why.
@@ -104,22 +101,6 @@ impl FileSink {
 
 fn closed() -> io::Error {
     io::Error::other("the file writer thread stopped")
-}
-
-/// The writer thread: writes each buffer in order and sends it back emptied; stops at the
-/// first error (dropping the queue, which fails the producer's next hand-over).
-fn write_all(
-    mut file: File,
-    queued: Receiver<Vec<u8>>,
-    emptied: Sender<Vec<u8>>,
-) -> io::Result<()> {
-    for mut buf in queued {
-        file.write_all(&buf)?;
-        buf.clear();
-        // The producer may be gone (dropped): the buffer is then simply freed.
-        let _ = emptied.send(buf);
-    }
-    Ok(())
 }
 
 impl Write for FileSink {
