@@ -503,6 +503,7 @@ pub fn run(opts: &NetlabOptions) -> Result<NetlabReport, NetlabError> {
                 _ => None,
             },
             udp_blocked: net.udp_blocked,
+            nat_udp_timeout: net.nat_udp_timeout,
             loss: net.link.loss,
             mtu: net.link.mtu,
         });
@@ -747,6 +748,9 @@ fn describe(s: &SimScenario, t: &Topology, defs: &[HostDef]) -> String {
                 }
             );
         }
+        if let Some(t) = d.nat_udp_timeout.filter(|_| d.nat.is_some()) {
+            let _ = write!(out, ", NAT UDP timeout {} s", t.as_secs());
+        }
         if d.udp_blocked {
             out.push_str(", UDP blocked");
         }
@@ -768,7 +772,7 @@ struct View {
     /// Per node: (inside ip, public ip, udp blocked, NATed).
     hosts: Vec<(IpAddr, IpAddr, bool, bool)>,
     /// Per NATed node: outbound (proto, inside, remote) → public, and the reverse
-    /// (proto, public, remote) → inside.
+    /// (proto, public, remote) → inside, each as of a label's time.
     out: BTreeMap<usize, nat::Mappings>,
     back: BTreeMap<usize, nat::Mappings>,
 }
@@ -807,10 +811,7 @@ impl View {
         let mut out = BTreeMap::new();
         let mut back = BTreeMap::new();
         for (i, m) in maps {
-            let rev: nat::Mappings = m
-                .iter()
-                .map(|(&(p, inside, remote), &public)| ((p, public, remote), inside))
-                .collect();
+            let rev = m.reversed();
             out.insert(i, m);
             back.insert(i, rev);
         }
@@ -841,7 +842,7 @@ impl View {
                 if udp && s_blocked {
                     return None;
                 }
-                let public = *self.out.get(&sender)?.get(&(proto, l.src, l.dst))?;
+                let public = self.out.get(&sender)?.at(&(proto, l.src, l.dst), l.ts)?;
                 Some((public, l.dst))
             }
             Some(a) => {
@@ -860,7 +861,7 @@ impl View {
                 if udp && blocked {
                     return None;
                 }
-                let inside = *self.back.get(&a)?.get(&(proto, dst, src))?;
+                let inside = self.back.get(&a)?.at(&(proto, dst, src), l.ts)?;
                 Some((src, inside))
             }
         }
@@ -908,15 +909,17 @@ mod tests {
     /// sn1 public; alice behind NAT 100.64.0.1; bob behind NAT 100.64.0.2 with UDP blocked.
     fn view() -> View {
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
-        let mut alice = nat::Mappings::new();
-        alice.insert(
+        let mut alice = nat::Mappings::default();
+        alice.observe(
             (17, addr("192.168.1.2:4000"), addr("203.0.113.1:33033")),
             addr("100.64.0.1:4000"),
+            Ts(i64::MIN),
         );
-        let mut bob = nat::Mappings::new();
-        bob.insert(
+        let mut bob = nat::Mappings::default();
+        bob.observe(
             (6, addr("192.168.1.2:5000"), addr("203.0.113.1:33033")),
             addr("100.64.0.2:61000"),
+            Ts(i64::MIN),
         );
         View::new(
             vec!["sn1".into(), "alice".into(), "bob".into()],

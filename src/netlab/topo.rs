@@ -22,6 +22,7 @@
 use super::NetlabError;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Prefix of every namespace this module creates.
 pub const PREFIX: &str = "p2pt-";
@@ -160,6 +161,8 @@ pub struct HostDef {
     /// NAT kind and public address.
     pub nat: Option<(NatMode, Ipv4Addr)>,
     pub udp_blocked: bool,
+    /// The NAT's conntrack UDP timeouts (unreplied and stream) when not the kernel's.
+    pub nat_udp_timeout: Option<Duration>,
     /// Packet loss on the core port, 0 to 1, both directions.
     pub loss: f64,
     pub mtu: u16,
@@ -268,6 +271,15 @@ impl Topology {
                         &["ip", "netns", "exec", &nat_ns, "nft", "-f", "-"],
                         Some(&nat_rules(mode, d.udp_blocked)),
                     )?;
+                    // Per namespace, and present once the NAT rules loaded conntrack.
+                    if let Some(t) = d.nat_udp_timeout {
+                        let secs = t.as_secs().max(1);
+                        let set = format!(
+                            "echo {secs} > /proc/sys/net/netfilter/nf_conntrack_udp_timeout && \
+                             echo {secs} > /proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream"
+                        );
+                        run(&["ip", "netns", "exec", &nat_ns, "sh", "-c", &set], None)?;
+                    }
                     t.hosts.push(HostNet {
                         ns: host_ns.clone(),
                         nat_ns: Some(nat_ns.clone()),

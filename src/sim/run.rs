@@ -265,7 +265,11 @@ pub fn run(
         let nat = match (net.nat, addrs.nat_public.get(i).copied().flatten()) {
             (Some(kind), Some(public)) => {
                 nats += 1;
-                let n = Nat::new(NatConfig::new(kind, public, seed));
+                let mut cfg = NatConfig::new(kind, public, seed);
+                if let Some(t) = net.nat_udp_timeout {
+                    cfg.udp_timeout_ns = duration_ns(t);
+                }
+                let n = Nat::new(cfg);
                 Some(world.add_nat(n, &net.link, seed, i))
             }
             _ => None,

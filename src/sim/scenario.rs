@@ -95,6 +95,9 @@ pub struct NetDef {
     pub nat: Option<NatKind>,
     /// A firewall at its gateway drops all UDP both ways.
     pub udp_blocked: bool,
+    /// Its NAT forgets an idle UDP mapping after this long (`None`: the NAT's default,
+    /// 120 s in the simulator, the kernel's 30 s / 120 s in the lab).
+    pub nat_udp_timeout: Option<Duration>,
     /// Joins this long after the start (clients only).
     pub start: Duration,
 }
@@ -210,6 +213,20 @@ fn take_net(field: &str, t: &mut Table, default_link: LinkDef) -> Result<NetDef,
                 ));
             }
         };
+    }
+    if let Some(v) = t.remove("nat_udp_timeout") {
+        let f = format!("{field}.nat_udp_timeout");
+        let d = duration_of(&f, &v)?;
+        if n.nat.is_none() {
+            return Err(err(f, "needs a `nat` on the same node"));
+        }
+        if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) || d.subsec_nanos() != 0 {
+            return Err(err(
+                f,
+                format!("{d:?}: must be whole seconds, 1 s to 1 day"),
+            ));
+        }
+        n.nat_udp_timeout = Some(d);
     }
     if let Some(v) = t.remove("start") {
         n.start = duration_of(&format!("{field}.start"), &v)?;
@@ -676,6 +693,24 @@ start = "5s"
                 .unwrap_err()
                 .to_string()
                 .contains("client[0].nat")
+        );
+        let timeout = |t: &str| {
+            BASE.replace(
+                "nat = \"symmetric\"",
+                &format!("nat = \"symmetric\"\nnat_udp_timeout = {t}"),
+            )
+        };
+        let ok = SimScenario::parse(&timeout("\"5s\"")).unwrap();
+        assert_eq!(ok.net[3].nat_udp_timeout, Some(Duration::from_secs(5)));
+        for bad in ["\"500ms\"", "\"2d\"", "\"x\""] {
+            let msg = SimScenario::parse(&timeout(bad)).unwrap_err().to_string();
+            assert!(msg.contains("client[0].nat_udp_timeout"), "{bad}: {msg}");
+        }
+        let no_nat = BASE.replace("start = \"5s\"", "start = \"5s\"\nnat_udp_timeout = \"5s\"");
+        let msg = SimScenario::parse(&no_nat).unwrap_err().to_string();
+        assert!(
+            msg.contains("client[1].nat_udp_timeout") && msg.contains("nat"),
+            "{msg}"
         );
         let bad_loss = BASE.replace("loss = 0.01", "loss = 2");
         assert!(
