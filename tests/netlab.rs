@@ -258,13 +258,7 @@ fn symmetric_nat_is_discovered_as_symmetric() {
         // one socket leave from new public ports: setup()'s perfect score shows each label
         // was translated with the mapping of its own time.
         let labels = csv_rows(&out.join("labels.csv"));
-        let mut ports: Vec<&str> = labels
-            .iter()
-            .filter(|l| l["node"] == "alice" && l["transport"] == "udp")
-            .filter(|l| l["dst_addr"] == "203.0.113.2")
-            .map(|l| l["src_port"].as_str())
-            .collect();
-        ports.dedup();
+        let ports = common::udp_source_ports(&labels, "alice", "203.0.113.2");
         assert!(ports.len() >= 3, "{ports:?}");
     }
 }

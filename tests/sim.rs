@@ -350,18 +350,6 @@ fn tcp_messages_share_and_span_segments_as_on_real_networks() {
     assert!(nums.len() == 2 && nums[0] > 0 && nums[1] > 0, "{line}");
 }
 
-/// alice's UDP re-polls of sn2 at the core: the public source ports, in time order.
-fn repoll_ports(labels: &[std::collections::HashMap<String, String>]) -> Vec<&str> {
-    let mut ports: Vec<&str> = labels
-        .iter()
-        .filter(|l| l["node"] == "alice" && l["transport"] == "udp")
-        .filter(|l| l["dst_addr"] == "203.0.113.2")
-        .map(|l| l["src_port"].as_str())
-        .collect();
-    ports.dedup();
-    ports
-}
-
 #[test]
 fn a_nat_udp_timeout_shorter_than_the_repoll_gives_new_public_ports() {
     // The lab's symmetric-NAT scenario forgets idle UDP mappings after 5 s; the simulator's
@@ -371,12 +359,9 @@ fn a_nat_udp_timeout_shorter_than_the_repoll_gives_new_public_ports() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/netlab/one-symmetric-nat.toml");
     let short = tmp.path().join("short");
     sim_cli(file.to_str().unwrap(), &short, &["--quiet"]);
-    let ports = rows(&short.join("labels.csv"));
-    assert!(
-        repoll_ports(&ports).len() >= 3,
-        "{:?}",
-        repoll_ports(&ports)
-    );
+    let labels = rows(&short.join("labels.csv"));
+    let ports = common::udp_source_ports(&labels, "alice", "203.0.113.2");
+    assert!(ports.len() >= 3, "{ports:?}");
     let text = std::fs::read_to_string(&file)
         .unwrap()
         .replace("nat_udp_timeout = \"5s\"\n", "");
@@ -385,12 +370,8 @@ fn a_nat_udp_timeout_shorter_than_the_repoll_gives_new_public_ports() {
     let long = tmp.path().join("long");
     sim_cli(default.to_str().unwrap(), &long, &["--quiet"]);
     let labels = rows(&long.join("labels.csv"));
-    assert_eq!(
-        repoll_ports(&labels).len(),
-        1,
-        "{:?}",
-        repoll_ports(&labels)
-    );
+    let ports = common::udp_source_ports(&labels, "alice", "203.0.113.2");
+    assert_eq!(ports.len(), 1, "{ports:?}");
 }
 
 #[test]

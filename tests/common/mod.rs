@@ -185,6 +185,22 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// `node`'s distinct UDP source ports to `remote_ip` in a labels.csv, as they change over
+/// time: a NAT that maps a socket again shows up as more than one.
+pub fn udp_source_ports<'a>(
+    labels: &'a [std::collections::HashMap<String, String>],
+    node: &str,
+    remote_ip: &str,
+) -> Vec<&'a str> {
+    let mut ports: Vec<&str> = labels
+        .iter()
+        .filter(|l| l["node"] == node && l["transport"] == "udp" && l["dst_addr"] == remote_ip)
+        .map(|l| l["src_port"].as_str())
+        .collect();
+    ports.dedup();
+    ports
+}
+
 /// The `hex vector=NAME` test vectors of dissectors/PROTOCOL.md §13, in document order.
 pub fn skylark_vectors() -> Vec<(String, Vec<u8>)> {
     let spec = std::fs::read_to_string(concat!(
