@@ -65,15 +65,15 @@ impl Event {
 /// Runs `run` with a [`FlowConsumer`] that forwards every call to `consumer` on another
 /// thread; returns once `consumer` has seen them all. Falls back to `consumer` inline if no
 /// thread can be started.
-pub fn handed_off<C, R>(consumer: &mut C, run: impl FnOnce(&mut dyn FlowConsumer) -> R) -> R
-where
-    C: FlowConsumer + Send,
-{
+pub fn handed_off<R>(
+    consumer: &mut (dyn FlowConsumer + Send),
+    run: impl FnOnce(&mut dyn FlowConsumer) -> R,
+) -> R {
     std::thread::scope(|scope| {
         let (full, queued) = mpsc::sync_channel::<Vec<Event>>(IN_FLIGHT);
         let (emptied, empty) = mpsc::channel();
         // The consumer goes over only once its thread runs, so it is still ours if none can.
-        let (give, take) = mpsc::sync_channel::<&mut C>(1);
+        let (give, take) = mpsc::sync_channel::<&mut (dyn FlowConsumer + Send)>(1);
         let started = std::thread::Builder::new()
             .name("analysis".into())
             .spawn_scoped(scope, move || {
@@ -95,7 +95,7 @@ where
             empty,
         };
         let out = run(&mut handoff);
-        handoff.flush();
+        handoff.send_batch();
         drop(handoff);
         if let Err(panic) = worker.join() {
             std::panic::resume_unwind(panic);
@@ -126,11 +126,12 @@ impl Handoff {
     fn push(&mut self, event: Event) {
         self.batch.push(event);
         if self.batch.len() >= BATCH {
-            self.flush();
+            self.send_batch();
         }
     }
 
-    fn flush(&mut self) {
+    /// Hands the batch over, full or not (nothing when empty).
+    fn send_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
@@ -165,6 +166,9 @@ impl FlowConsumer for Handoff {
     }
     fn live_capacity(&mut self, max_live: usize) {
         self.push(Event::Capacity(max_live));
+    }
+    fn flush(&mut self) {
+        self.send_batch();
     }
 }
 

@@ -48,6 +48,11 @@ pub trait FlowConsumer {
     /// Called once before any flow: live indexes (see [`MsgCtx::live_index`]) will stay
     /// below `max_live`, the flow table's cap.
     fn live_capacity(&mut self, _max_live: usize) {}
+    /// Wall time passed: a consumer that holds calls back to deliver them in batches
+    /// ([`crate::handoff`]) delivers what it holds now. Live capture calls it every
+    /// [`crate::live::BATCH_MAX_AGE`], so a quiet link still shows up promptly; offline
+    /// runs never need it.
+    fn flush(&mut self) {}
 }
 
 impl MsgCtx {
@@ -292,6 +297,11 @@ impl<'c> Engine<'c> {
         self.decoder.expire(self.table.now());
     }
 
+    /// Has the consumer deliver what it holds back ([`FlowConsumer::flush`]).
+    pub fn flush(&mut self) {
+        self.sink.consumer.flush();
+    }
+
     /// Ends flows idle as of `now` (live capture: time passes without packets).
     pub fn expire_idle(&mut self, now: Ts) {
         self.decoder.expire(now);
@@ -428,8 +438,12 @@ impl FlowConsumer for () {
     fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
 }
 
-/// Two consumers fed the same stream, in order (e.g. the reports and a terminal UI).
-pub struct Tee<'a>(pub &'a mut dyn FlowConsumer, pub &'a mut dyn FlowConsumer);
+/// Two consumers fed the same stream, in order (e.g. the reports and a terminal UI); `Send`
+/// so that the pair can be handed off to another thread like one consumer.
+pub struct Tee<'a>(
+    pub &'a mut (dyn FlowConsumer + Send),
+    pub &'a mut (dyn FlowConsumer + Send),
+);
 
 impl FlowConsumer for Tee<'_> {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
@@ -455,6 +469,10 @@ impl FlowConsumer for Tee<'_> {
     fn live_capacity(&mut self, max_live: usize) {
         self.0.live_capacity(max_live);
         self.1.live_capacity(max_live);
+    }
+    fn flush(&mut self) {
+        self.0.flush();
+        self.1.flush();
     }
 }
 

@@ -2,9 +2,11 @@
 //! a bounded queue to the analysis (the same [`Engine`] and consumers as offline files).
 //!
 //! ```text
-//!  capture thread                         calling thread (analysis; runs unprivileged)
+//!  capture thread                         calling thread (pipeline; runs unprivileged)
 //!  source.next_frame() ─► Batch ─► sync_channel(MAX_QUEUED_BATCHES) ─► Recorder (-w)
-//!  kernel stats (atomics)      ◄─ emptied batches (recycled) ◄─────── Engine ─► consumer
+//!  kernel stats (atomics)      ◄─ emptied batches (recycled) ◄─────── Engine
+//!                                                                        │ handoff (flushed
+//!                                                   consumer thread ◄────┘ every 20 ms)
 //! ```
 //!
 //! Guarantees: memory is bounded (at most [`MAX_QUEUED_BATCHES`] batches in the queue, each
@@ -16,12 +18,9 @@
 //! [`DRAIN_MAX`]), analyses and records every queued frame, then ends every open flow. Idle
 //! flows end without packets ([`Engine::expire_idle`] once a second, wall clock).
 //!
-//! The consumer is any [`FlowConsumer`]: the CLI passes [`crate::analysis::Analysis`]
-//! directly; a terminal UI joins with `pipeline::Tee(&mut analysis, &mut ui)` and redraws from
-//! the `on_status` callback, which runs on the analysis thread between frames (the UI's
-//! consumer half and its drawing half share state, e.g. an `Rc<RefCell<App>>`, since the
-//! engine holds the consumer while running). The hook point is `src/cli/live.rs`,
-//! `consumer_for_live`.
+//! The consumer is any `Send` [`FlowConsumer`]: the CLI passes [`crate::analysis::Analysis`]
+//! directly, or with the terminal UI's feed as `pipeline::Tee(&mut analysis, &mut feed)`
+//! (`src/cli/live.rs`); `on_status` runs on the pipeline's thread between batches.
 //!
 //! Must not: parse packets in the capture thread (it may still hold privileges the parsers
 //! must never have — the CLI drops them before calling [`run`]), or block the capture thread
@@ -248,6 +247,9 @@ impl FlowConsumer for Counting<'_> {
     fn live_capacity(&mut self, max_live: usize) {
         self.inner.live_capacity(max_live);
     }
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
 }
 
 /// The capture thread: reads until stopped, hands batches over, reports the end.
@@ -341,9 +343,28 @@ fn capture_loop(
 }
 
 /// Runs a live capture until `stop` is set (or duration, count, an error), analysing with
-/// `consumer` (when `config.pipeline` is set) and recording with `recorder`. Runs the
-/// analysis on the calling thread; the capture runs on its own thread.
+/// `consumer` (when `config.pipeline` is set) and recording with `recorder`. The capture
+/// runs on its own thread, the pipeline (decode, flows, dissection) and `on_status` on the
+/// calling thread, and `consumer` on a third, as offline ([`crate::handoff`]); the pipeline
+/// flushes what it holds for the consumer every [`BATCH_MAX_AGE`].
 pub fn run(
+    source: Box<dyn CaptureSource>,
+    config: &LiveConfig,
+    stop: Arc<AtomicBool>,
+    consumer: &mut (dyn FlowConsumer + Send),
+    recorder: Option<Recorder>,
+    on_status: &mut dyn FnMut(&LiveStats),
+) -> Outcome {
+    if config.pipeline.is_none() {
+        return capture(source, config, stop, consumer, recorder, on_status);
+    }
+    crate::handoff::handed_off(consumer, |consumer| {
+        capture(source, config, stop, consumer, recorder, on_status)
+    })
+}
+
+/// [`run`], with `consumer` called on this thread.
+fn capture(
     source: Box<dyn CaptureSource>,
     config: &LiveConfig,
     stop: Arc<AtomicBool>,
@@ -390,6 +411,7 @@ pub fn run(
         .map(|h| h.iter().copied().take(MAX_ONLY_HOSTS).collect());
     let mut status_at = Instant::now();
     let mut expire_at = Instant::now();
+    let mut flushed_at = Instant::now();
     let thread = match thread {
         Ok(t) => Some(t),
         Err(e) => {
@@ -447,6 +469,12 @@ pub fn run(
         }
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.store(true, Ordering::Relaxed);
+        }
+        if flushed_at.elapsed() >= BATCH_MAX_AGE {
+            flushed_at = Instant::now();
+            if let Some(e) = &mut engine {
+                e.flush();
+            }
         }
         if expire_at.elapsed() >= EXPIRE_EVERY {
             expire_at = Instant::now();

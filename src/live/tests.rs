@@ -220,3 +220,50 @@ fn ip_ends_reads_the_addresses_and_refuses_short_frames() {
     }
     assert!(crate::decode::ip_endpoints(LinkType::RAW, &f[14..]).is_some());
 }
+
+/// Counts ended flows where another thread can see them.
+struct SharedFlows(Arc<AtomicU64>);
+
+impl FlowConsumer for SharedFlows {
+    fn flow(&mut self, _record: &FlowRecord, _digits: u8) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_quiet_link_still_reaches_the_handed_off_consumer_during_the_run() {
+    // Seven flows, then silence: the first idle expiry (wall clock, a second in) ends them,
+    // and the consumer on its own thread must see them while the capture still runs, not
+    // only once it stops (seven events are far from a full hand-off batch).
+    let source = Scripted {
+        frames: frames(10),
+        next: 0,
+        fail: false,
+    };
+    let seen = Arc::new(AtomicU64::new(0));
+    let mut consumer = SharedFlows(seen.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut seen_live = false;
+    let cfg = LiveConfig {
+        status_every: Some(Duration::from_millis(10)),
+        duration: Some(Duration::from_secs(10)),
+        ..config(None)
+    };
+    let out = run(
+        Box::new(source),
+        &cfg,
+        stop,
+        &mut consumer,
+        None,
+        &mut |_| {
+            if seen.load(Ordering::Relaxed) == 7 {
+                seen_live = true;
+                flag.store(true, Ordering::Relaxed);
+            }
+        },
+    );
+    assert!(seen_live, "the flows reached the consumer only at the end");
+    assert!(out.live.elapsed < Duration::from_secs(10));
+    assert_eq!((out.live.flows, seen.load(Ordering::Relaxed)), (7, 7));
+}
