@@ -8,6 +8,9 @@
 # Needs root, tcpreplay, iproute2, python3. Usage (from the repository):
 #   sudo benches/live-replay.sh            PACKETS=1000000 PROBE=200000 STEPS=5 by default
 #   sudo BACKENDS=libpcap STEPS=0 benches/live-replay.sh   # one backend, top speed only
+#   sudo REPLAY=big/capture.pcapng LIVE_ARGS="--csv /tmp/out" STEPS=0 BACKENDS=afpacket \
+#        benches/live-replay.sh   # the first PACKETS frames of a given capture (e.g. the
+#                                 # simulator's `large`), analysed with every report written
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "live-replay.sh: needs root (namespaces, capture)" >&2; exit 1; }
@@ -15,6 +18,8 @@ for t in tcpreplay ip python3; do
     command -v "$t" >/dev/null || { echo "live-replay.sh: $t not installed" >&2; exit 1; }
 done
 PACKETS="${PACKETS:-1000000}"
+REPLAY="${REPLAY:-}"
+LIVE_ARGS="${LIVE_ARGS:-}"
 PROBE="${PROBE:-200000}"
 STEPS="${STEPS:-5}"
 BACKENDS="${BACKENDS:-afpacket libpcap}"
@@ -32,6 +37,7 @@ cargo build --release --quiet --features libpcap
 bin="${CARGO_TARGET_DIR:-target}/release/p2ptrace"
 
 # A UDP capture: 2,000 flows of 60-byte payloads, Ethernet/IPv4, valid IP checksums.
+if [ -z "$REPLAY" ]; then
 python3 - "$work/replay.pcap" "$PACKETS" <<'PY'
 import struct, sys
 out, n = sys.argv[1], int(sys.argv[2])
@@ -54,6 +60,8 @@ with open(out, "wb") as f:
         f.write(struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(frame), len(frame)))
         f.write(frame)
 PY
+fi
+replay="${REPLAY:-$work/replay.pcap}"
 
 ip netns add "$TX"
 ip netns add "$RX"
@@ -66,11 +74,12 @@ ip -n "$RX" link set lo up
 run() {
     local backend="$1"; shift
     local out="$work/live.out" err="$work/live.err"
-    ip netns exec "$RX" "$bin" live vrx --backend "$backend" -q >"$out" 2>"$err" &
+    # shellcheck disable=SC2086 # LIVE_ARGS is a list of arguments
+    ip netns exec "$RX" "$bin" live vrx --backend "$backend" -q $LIVE_ARGS >"$out" 2>"$err" &
     local pid=$!
     sleep 1.5
     local rep
-    rep="$(ip netns exec "$TX" tcpreplay -K -i vtx "$@" "$work/replay.pcap" 2>&1)"
+    rep="$(ip netns exec "$TX" tcpreplay -K -i vtx "$@" "$replay" 2>&1)"
     sleep 1
     kill -INT "$pid"
     wait "$pid" || { echo "p2ptrace live failed:" >&2; cat "$err" >&2; return 1; }
@@ -91,7 +100,7 @@ lost() { # sent analysed kdrop qdrop → frames lost (sent but not analysed, or 
 
 printf '%-9s %-28s %10s %12s %10s %8s %8s %8s\n' backend run sent "rate pps" analysed kdrop qdrop lost
 for backend in $BACKENDS; do
-    read -r sent pps analysed kdrop qdrop < <(run "$backend" --topspeed)
+    read -r sent pps analysed kdrop qdrop < <(run "$backend" --topspeed --limit="$PACKETS")
     printf '%-9s %-28s %10s %12.0f %10s %8s %8s %8s\n' "$backend" "topspeed ($PACKETS)" \
         "$sent" "$pps" "$analysed" "$kdrop" "$qdrop" "$(lost "$sent" "$analysed" "$kdrop" "$qdrop")"
     lo=0; hi="${pps%.*}"

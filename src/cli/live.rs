@@ -358,6 +358,7 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
         count: args.count,
         status_every: (!args.quiet).then_some(std::time::Duration::from_secs(1)),
         only_hosts: None,
+        hand_off: LiveConfig::cores_for_hand_off(),
     };
     if !args.quiet {
         eprintln!(

@@ -5,8 +5,8 @@
 //!  capture thread                         calling thread (pipeline; runs unprivileged)
 //!  source.next_frame() ─► Batch ─► sync_channel(MAX_QUEUED_BATCHES) ─► Recorder (-w)
 //!  kernel stats (atomics)      ◄─ emptied batches (recycled) ◄─────── Engine
-//!                                                                        │ handoff (flushed
-//!                                                   consumer thread ◄────┘ every 20 ms)
+//!                                                                        │ with hand_off:
+//!                                    consumer thread (flushed every 20 ms) ◄─┘ handoff
 //! ```
 //!
 //! Guarantees: memory is bounded (at most [`MAX_QUEUED_BATCHES`] batches in the queue, each
@@ -89,6 +89,18 @@ pub struct LiveConfig {
     /// loopback); others are counted in `LiveStats::filtered` and neither analysed nor
     /// recorded. At most [`MAX_ONLY_HOSTS`] addresses.
     pub only_hosts: Option<Vec<IpAddr>>,
+    /// Run the consumer on a thread of its own ([`crate::handoff`]). Worth it with a core for
+    /// each of the capture, the pipeline and the consumer ([`LiveConfig::cores_for_hand_off`]);
+    /// with fewer, the extra thread takes CPU from the capture thread and the kernel drops
+    /// more.
+    pub hand_off: bool,
+}
+
+impl LiveConfig {
+    /// Whether this machine has a core for each live thread (capture, pipeline, consumer).
+    pub fn cores_for_hand_off() -> bool {
+        std::thread::available_parallelism().is_ok_and(|n| n.get() >= 3)
+    }
 }
 
 /// Addresses `only_hosts` may name at most.
@@ -345,8 +357,8 @@ fn capture_loop(
 /// Runs a live capture until `stop` is set (or duration, count, an error), analysing with
 /// `consumer` (when `config.pipeline` is set) and recording with `recorder`. The capture
 /// runs on its own thread, the pipeline (decode, flows, dissection) and `on_status` on the
-/// calling thread, and `consumer` on a third, as offline ([`crate::handoff`]); the pipeline
-/// flushes what it holds for the consumer every [`BATCH_MAX_AGE`].
+/// calling thread, and `consumer` there too or, with `config.hand_off`, on a third
+/// ([`crate::handoff`]), flushed every [`BATCH_MAX_AGE`].
 pub fn run(
     source: Box<dyn CaptureSource>,
     config: &LiveConfig,
@@ -355,7 +367,7 @@ pub fn run(
     recorder: Option<Recorder>,
     on_status: &mut dyn FnMut(&LiveStats),
 ) -> Outcome {
-    if config.pipeline.is_none() {
+    if config.pipeline.is_none() || !config.hand_off {
         return capture(source, config, stop, consumer, recorder, on_status);
     }
     crate::handoff::handed_off(consumer, |consumer| {

@@ -80,6 +80,12 @@ fn config(count: Option<u64>) -> LiveConfig {
 
 #[test]
 fn count_ends_the_run_and_every_frame_is_analysed_and_recorded() {
+    for hand_off in [false, true] {
+        count_run(hand_off);
+    }
+}
+
+fn count_run(hand_off: bool) {
     let dir = tempfile::tempdir().unwrap();
     let source = Scripted {
         frames: frames(3000),
@@ -98,9 +104,13 @@ fn count_ends_the_run_and_every_frame_is_analysed_and_recorded() {
     .unwrap();
     let mut flows = Flows::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let cfg = LiveConfig {
+        hand_off,
+        ..config(Some(2500))
+    };
     let out = run(
         Box::new(source),
-        &config(Some(2500)),
+        &cfg,
         stop,
         &mut flows,
         Some(rec),
@@ -248,6 +258,7 @@ fn a_quiet_link_still_reaches_the_handed_off_consumer_during_the_run() {
     let cfg = LiveConfig {
         status_every: Some(Duration::from_millis(10)),
         duration: Some(Duration::from_secs(10)),
+        hand_off: true,
         ..config(None)
     };
     let out = run(
