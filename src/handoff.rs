@@ -33,6 +33,8 @@ enum Event {
     Message(MsgCtx, Message, Option<u32>),
     Packet(MsgCtx, u32),
     Capacity(usize),
+    /// [`FlowConsumer::flush`], passed on after the calls before it.
+    Flush,
 }
 
 // Copied twice per message (into the batch, out of it): growing it costs every message.
@@ -58,6 +60,7 @@ impl Event {
             }
             Event::Packet(ctx, payload) => to.packet(ctx, *payload),
             Event::Capacity(max_live) => to.live_capacity(*max_live),
+            Event::Flush => to.flush(),
         }
     }
 }
@@ -167,7 +170,9 @@ impl FlowConsumer for Handoff {
     fn live_capacity(&mut self, max_live: usize) {
         self.push(Event::Capacity(max_live));
     }
+    /// Sends the batch now, and the consumer flushes in turn once it has it.
     fn flush(&mut self) {
+        self.push(Event::Flush);
         self.send_batch();
     }
 }
@@ -200,6 +205,9 @@ mod tests {
         fn live_capacity(&mut self, max_live: usize) {
             self.0.push(format!("capacity {max_live}"));
         }
+        fn flush(&mut self) {
+            self.0.push("flush".into());
+        }
     }
 
     fn dissecting() -> PipelineConfig {
@@ -214,6 +222,17 @@ mod tests {
             [PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("captures/sim/churn/capture.pcapng.gz")];
         pipeline::run(&inputs, &dissecting(), consumer, &mut |_, _, _| {});
+    }
+
+    #[test]
+    fn a_flush_reaches_the_consumer_after_the_calls_before_it() {
+        let mut handed = Recorder::default();
+        handed_off(&mut handed, |c| {
+            c.live_capacity(3);
+            c.flush();
+            c.live_capacity(4);
+        });
+        assert_eq!(handed.0, ["capacity 3", "flush", "capacity 4"]);
     }
 
     #[test]

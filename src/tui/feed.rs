@@ -363,6 +363,12 @@ pub fn tables(m: &Measurements, classifier: &Classifier, span_ns: i64) -> Tables
 }
 
 impl FlowConsumer for Feed {
+    /// Live capture's wall-clock tick: what a quiet link left in the batch goes to the UI
+    /// now, not when the next traffic arrives.
+    fn flush(&mut self) {
+        Feed::flush(self);
+    }
+
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.digits = self.digits.max(digits);
         self.index.remove(&record.uid);
@@ -520,6 +526,24 @@ mod tests {
         let got: Vec<Batch> = rx.try_iter().collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].len(), 2);
+    }
+
+    #[test]
+    fn the_live_tick_sends_what_a_quiet_link_left_buffered() {
+        let (tx, rx) = channel();
+        let mut feed = Feed::new(tx, Vec::new(), false, Arc::new(Status::default()));
+        feed.message(&ctx(1, 0), &voice());
+        feed.message(&ctx(1, 100_000_000), &voice());
+        assert_eq!(
+            rx.try_iter().count(),
+            1,
+            "the second waits for 200 ms of traffic"
+        );
+        FlowConsumer::flush(&mut feed);
+        let got: Vec<Batch> = rx.try_iter().collect();
+        assert_eq!((got.len(), got[0].len()), (1, 1));
+        FlowConsumer::flush(&mut feed);
+        assert_eq!(rx.try_iter().count(), 0, "nothing buffered, nothing sent");
     }
 
     #[test]
