@@ -368,15 +368,15 @@ pub fn run(
     on_status: &mut dyn FnMut(&LiveStats),
 ) -> Outcome {
     if config.pipeline.is_none() || !config.hand_off {
-        return capture(source, config, stop, consumer, recorder, on_status);
+        return run_inline(source, config, stop, consumer, recorder, on_status);
     }
     crate::handoff::handed_off(consumer, |consumer| {
-        capture(source, config, stop, consumer, recorder, on_status)
+        run_inline(source, config, stop, consumer, recorder, on_status)
     })
 }
 
-/// [`run`], with `consumer` called on this thread.
-fn capture(
+/// [`run`], with `consumer` called on the pipeline's thread.
+fn run_inline(
     source: Box<dyn CaptureSource>,
     config: &LiveConfig,
     stop: Arc<AtomicBool>,
