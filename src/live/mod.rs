@@ -359,11 +359,11 @@ fn capture_loop(
 /// runs on its own thread, the pipeline (decode, flows, dissection) and `on_status` on the
 /// calling thread, and `consumer` there too or, with `config.hand_off`, on a third
 /// ([`crate::handoff`]), flushed every [`BATCH_MAX_AGE`].
-pub fn run(
+pub fn run<C: FlowConsumer + Send>(
     source: Box<dyn CaptureSource>,
     config: &LiveConfig,
     stop: Arc<AtomicBool>,
-    consumer: &mut (dyn FlowConsumer + Send),
+    consumer: &mut C,
     recorder: Option<Recorder>,
     on_status: &mut dyn FnMut(&LiveStats),
 ) -> Outcome {
