@@ -37,6 +37,7 @@ pub type Key = (u8, SocketAddr, SocketAddr);
 #[derive(Clone, Debug, Default)]
 pub struct Mappings {
     by_key: HashMap<Key, Vec<Began>>,
+    /// Mappings kept over all keys, for the bound.
     len: usize,
 }
 
@@ -79,8 +80,11 @@ impl Mappings {
             .iter()
             .flat_map(|(&(p, inside, remote), v)| {
                 v.iter().map(move |b| {
-                    let to = inside;
-                    ((p, b.to, remote), Began { after: b.after, to })
+                    let began = Began {
+                        after: b.after,
+                        to: inside,
+                    };
+                    ((p, b.to, remote), began)
                 })
             })
             .collect();
@@ -89,15 +93,6 @@ impl Mappings {
             rev.observe(k, b.to, b.after);
         }
         rev
-    }
-
-    /// Mappings kept, over all keys.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -224,7 +219,7 @@ mod tests {
         m.observe(k, a("100.64.0.1:1024"), Ts(5));
         m.observe(k, a("100.64.0.1:2048"), Ts(40));
         m.observe(k, a("100.64.0.1:2048"), Ts(41));
-        assert_eq!(m.len(), 2, "a mapping seen again is kept once");
+        assert_eq!(m.len, 2, "a mapping seen again is kept once");
         assert_eq!(m.at(&k, Ts(0)), Some(a("100.64.0.1:1024")));
         assert_eq!(m.at(&k, Ts(40)), Some(a("100.64.0.1:1024")));
         assert_eq!(m.at(&k, Ts(41)), Some(a("100.64.0.1:2048")));
@@ -235,7 +230,7 @@ mod tests {
         let r = m.reversed();
         assert_eq!(r.at(&(17, a("100.64.0.1:1024"), k.2), Ts(0)), Some(k.1));
         assert_eq!(r.at(&(17, a("100.64.0.1:2048"), k.2), Ts(50)), Some(k.1));
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len, 2);
     }
 
     #[test]
@@ -247,6 +242,6 @@ mod tests {
             let public = SocketAddr::new(a("100.64.0.1:1").ip(), (i / 60000) as u16 + 1);
             m.observe((17, inside, remote), public, Ts(i as i64));
         }
-        assert_eq!(m.len(), MAX_MAPPINGS);
+        assert_eq!(m.len, MAX_MAPPINGS);
     }
 }
