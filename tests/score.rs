@@ -91,24 +91,30 @@ fn every_label_of_every_scenario_is_matched_and_classified_right() {
     }
 }
 
-#[test]
-fn flipped_classes_lower_recall_and_are_listed() {
-    let dir = sim_dir("no-nat");
+/// `scenario`'s labels with every line passed through `edit`, in a temporary file.
+fn edited_labels(scenario: &str, edit: impl Fn(&str) -> String) -> (tempfile::TempDir, PathBuf) {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(dir.join("labels.csv.gz")).unwrap())
+    let file = std::fs::File::open(sim_dir(scenario).join("labels.csv.gz")).unwrap();
+    flate2::read::GzDecoder::new(file)
         .read_to_string(&mut text)
         .unwrap();
-    let flipped: String = text
-        .lines()
-        .map(|l| l.replace(",nat-ping,keepalive,", ",nat-ping,lookup,") + "\n")
-        .collect();
-    assert!(flipped != text);
+    let edited: String = text.lines().map(|l| edit(l) + "\n").collect();
+    assert!(edited != text, "the edit changed nothing");
     let tmp = tempfile::tempdir().unwrap();
     let labels = tmp.path().join("labels.csv");
     std::fs::File::create(&labels)
         .unwrap()
-        .write_all(flipped.as_bytes())
+        .write_all(edited.as_bytes())
         .unwrap();
+    (tmp, labels)
+}
+
+#[test]
+fn flipped_classes_lower_recall_and_are_listed() {
+    let dir = sim_dir("no-nat");
+    let (_tmp, labels) = edited_labels("no-nat", |l| {
+        l.replace(",nat-ping,keepalive,", ",nat-ping,lookup,")
+    });
     let capture = dir.join("capture.pcapng.gz");
     let o = score(&capture, &labels, &["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -131,6 +137,34 @@ fn flipped_classes_lower_recall_and_are_listed() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains("lookup") && row.contains("keepalive"), "{row}");
     assert!(out.contains("confusion"), "{out}");
+}
+
+#[test]
+fn media_frames_pair_by_sequence_number() {
+    // txn_id (column 10) of a voice label is the frame's sequence number: made wrong, the
+    // frames no longer pair, however close in time.
+    let (_tmp, labels) = edited_labels("no-nat", |l| {
+        let mut cols: Vec<String> = l.split(',').map(str::to_string).collect();
+        if cols.get(6).is_some_and(|t| t == "voice") {
+            cols[9] = format!("{}", cols[9].parse::<u64>().expect("a voice seq") + 70_000);
+        }
+        cols.join(",")
+    });
+    let voice = std::fs::read_to_string(&labels)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",voice,"))
+        .count() as f64;
+    assert!(voice > 1000.0);
+    let o = score(
+        &sim_dir("no-nat").join("capture.pcapng.gz"),
+        &labels,
+        &["--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json = String::from_utf8(o.stdout).unwrap();
+    let missed = num_after(&json, 0, "labels") - num_after(&json, 0, "matched");
+    assert_eq!(missed, voice, "{json}");
 }
 
 #[test]

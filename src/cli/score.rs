@@ -85,7 +85,7 @@ impl FlowConsumer for ScoreConsumer {
             proto: ctx.proto,
             src: ctx.src,
             dst: ctx.dst,
-            txn_id: msg.txn_id,
+            txn_id: Observed::txn_id_of(msg),
             call_id: msg.call_id,
             verdict,
         });

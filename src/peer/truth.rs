@@ -57,11 +57,19 @@ pub struct Label {
     pub class: TrafficClass,
     /// The destination is the login server or the home server.
     pub home: bool,
+    /// The id score joins on besides the call id: see [`skylark_txn_id`].
     pub txn_id: Option<u64>,
     pub call_id: Option<u64>,
     /// The sending node's name.
     pub node: std::sync::Arc<str>,
     pub role: Role,
+}
+
+/// A Skylark label's `txn_id`: the header's transaction id, or for a media frame (whose
+/// header field holds the call id, PROTOCOL.md §7.1) its sequence number — so score pairs
+/// every frame with its own label however late it was captured (docs/score.md).
+pub fn skylark_txn_id(header_id: u32, media_seq: Option<u16>) -> u64 {
+    media_seq.map_or(u64::from(header_id), u64::from)
 }
 
 /// How a call's media travels (PROTOCOL.md §7.3).

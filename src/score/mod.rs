@@ -5,7 +5,7 @@
 //! enough ahead of the newest message (its time plus the tolerance); each side waits in a
 //! pending table keyed by (transport, sender, receiver, kind) until a partner on the other
 //! side arrives with equal transaction/call ids (where both have one) and a timestamp within
-//! the tolerance — the nearest wins, the earliest among equals. An entry older than
+//! the tolerance — the earliest candidate wins (pairs in sending order). An entry older than
 //! [`HORIZON_NS`] behind both sides' newest time, or beyond [`MAX_PENDING`] per side, leaves
 //! unmatched. So memory is bounded by the traffic of one horizon (capped), never by the
 //! capture or label file's length.
@@ -16,7 +16,7 @@
 
 use crate::classify::Classified;
 use crate::time::Ts;
-use dissectors::registry::TrafficClass;
+use dissectors::registry::{CallInfo, Message, TrafficClass};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -62,9 +62,22 @@ pub struct Observed {
     pub proto: u8,
     pub src: SocketAddr,
     pub dst: SocketAddr,
+    /// See [`Observed::txn_id_of`].
     pub txn_id: Option<u64>,
     pub call_id: Option<u64>,
     pub verdict: Classified,
+}
+
+impl Observed {
+    /// The `txn_id` a message joins on, as its label has it
+    /// ([`crate::peer::truth::skylark_txn_id`]): the transaction id, or a media frame's
+    /// sequence number.
+    pub fn txn_id_of(msg: &Message) -> Option<u64> {
+        match msg.call {
+            Some(CallInfo::Media { seq, .. }) => Some(u64::from(seq)),
+            _ => msg.txn_id,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -108,36 +121,28 @@ impl<T> Pending<T> {
         self.order.push_back((ts, key, self.seq));
     }
 
-    /// Removes and returns the entry under `key` that pairs with time `ts`: among those that
-    /// `fits` with a time in `[ts - before, ts + after]`, the nearest when one is within
-    /// `tol`, else the earliest.
+    /// Removes and returns the entry under `key` that pairs with time `ts`: the earliest of
+    /// those that `fits` with a time in `[ts - before, ts + after]`. Earliest, not nearest:
+    /// both sides of a key are one sender's messages in sending order, so pairing in order
+    /// survives a delay longer than their spacing, where nearest-wins would take a later
+    /// partner and leave two entries unmatched.
     fn take(
         &mut self,
         key: &Key,
         ts: Ts,
-        (before, after, tol): (i64, i64, i64),
+        (before, after): (i64, i64),
         fits: impl Fn(&T) -> bool,
     ) -> Option<T> {
         let bucket = self.by_key.get_mut(key)?;
         let t = ts.as_nanos();
         let lo = bucket.partition_point(|e| e.1.as_nanos() < t.saturating_sub(before));
-        let mut near: Option<(usize, i64)> = None;
-        let mut earliest: Option<usize> = None;
-        for (i, e) in bucket.iter().enumerate().skip(lo) {
-            let d = e.1.as_nanos().saturating_sub(t);
-            if d > after {
-                break;
-            }
-            if !fits(&e.2) {
-                continue;
-            }
-            earliest.get_or_insert(i);
-            let d = d.saturating_abs();
-            if d <= tol && near.is_none_or(|(_, bd)| d < bd) {
-                near = Some((i, d));
-            }
-        }
-        let i = near.map(|(i, _)| i).or(earliest)?;
+        let hi = t.saturating_add(after);
+        let i = lo
+            + bucket
+                .iter()
+                .skip(lo)
+                .take_while(|e| e.1.as_nanos() <= hi)
+                .position(|e| fits(&e.2))?;
         let item = bucket.remove(i).map(|e| e.2);
         if bucket.is_empty() {
             self.by_key.remove(key);
@@ -419,7 +424,7 @@ impl Join {
             kind: l.kind.clone(),
         };
         let late = if l.proto == 6 { TCP_LATE_NS } else { 0 };
-        let window = (self.tol, self.tol.saturating_add(late), self.tol);
+        let window = (self.tol, self.tol.saturating_add(late));
         let found = self.msgs.take(&key, l.ts, window, |m| {
             ids_agree(l.txn_id, m.txn_id) && ids_agree(l.call_id, m.call_id)
         });
@@ -439,7 +444,7 @@ impl Join {
             kind: m.verdict.kind.to_string(),
         };
         let late = if m.proto == 6 { TCP_LATE_NS } else { 0 };
-        let window = (self.tol.saturating_add(late), self.tol, self.tol);
+        let window = (self.tol.saturating_add(late), self.tol);
         let found = self.labels.take(&key, m.ts, window, |l| {
             ids_agree(l.txn_id, m.txn_id) && ids_agree(l.call_id, m.call_id)
         });

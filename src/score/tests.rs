@@ -87,14 +87,57 @@ fn ids_kind_endpoints_and_tolerance_must_agree() {
 }
 
 #[test]
-fn nearest_in_time_wins() {
+fn pairs_follow_sending_order_within_the_window() {
+    // Captured out of order: still both paired.
     let mut j = Join::new(2 * MS);
     j.label(label(10 * MS, "voice", Media, None));
     j.label(label(11 * MS, "voice", Media, None));
     j.message(obs(11 * MS, "voice", Some(Media), None));
     j.message(obs(10 * MS, "voice", Some(Media), None));
+    assert_eq!(j.finish().matched, 2);
+    // Each frame captured 1.5 ms after its label, the labels 1 ms apart: the first frame is
+    // nearer the second label, but pairs with its own, so the second frame still finds one.
+    let mut j = Join::new(2 * MS);
+    j.label(label(0, "voice", Media, None));
+    j.label(label(MS, "voice", Media, None));
+    j.message(obs(3 * MS / 2, "voice", Some(Media), None));
+    j.label(label(2 * MS, "voice", Media, None));
+    j.message(obs(5 * MS / 2, "voice", Some(Media), None));
+    j.message(obs(7 * MS / 2, "voice", Some(Media), None));
     let t = j.finish();
-    assert_eq!(t.matched, 2);
+    assert_eq!((t.labels, t.matched, t.unlabelled), (3, 3, 0));
+}
+
+#[test]
+fn media_frames_join_on_their_sequence_number() {
+    let frame = |seq| Message {
+        protocol: "skylark",
+        msg_type: Cow::Borrowed("voice"),
+        txn_id: None,
+        call_id: Some(9),
+        len: 87,
+        status: dissectors::registry::Status::Complete,
+        class: Some(Media),
+        detail: None,
+        call: Some(CallInfo::Media { seq, timestamp: 0 }),
+    };
+    assert_eq!(Observed::txn_id_of(&frame(2)), Some(2));
+    let mut search = frame(0);
+    search.call = None;
+    search.txn_id = Some(77);
+    assert_eq!(Observed::txn_id_of(&search), Some(77));
+    // Frame 1 was lost: frame 2 pairs with its own label, not the earlier one.
+    let mut j = Join::new(2 * MS);
+    j.label(label(0, "voice", Media, Some(1)));
+    j.label(label(MS, "voice", Media, Some(2)));
+    j.message(obs(MS + MS / 5, "voice", Some(Media), Some(2)));
+    let t = j.finish();
+    assert_eq!((t.labels, t.matched), (2, 1));
+    assert_eq!(
+        t.worst()[0].4,
+        Ts(0),
+        "frame 1's label is the unmatched one"
+    );
 }
 
 #[test]

@@ -372,6 +372,14 @@ impl<'a> MessageView<'a> {
         }
     }
 
+    /// The media frame (§7.1), `None` for object messages.
+    pub fn media(&self) -> Option<MediaView<'a>> {
+        match self.body {
+            BodyView::Media(m) => Some(m),
+            BodyView::Objects(_) => None,
+        }
+    }
+
     /// The call a message belongs to: the header's id for media, `call-id` otherwise.
     pub fn call_id(&self) -> Option<u32> {
         match self.body {
@@ -721,6 +729,24 @@ mod tests {
         let v = MessageView::parse(&b).unwrap();
         assert_eq!(v.msg_type(), MsgType::Unknown(0x03ff));
         assert_eq!(v.call_id(), Some(5));
+        assert!(v.media().is_none());
+    }
+
+    #[test]
+    fn a_media_view_gives_its_frame_and_call() {
+        let media = Media {
+            seq: 7,
+            timestamp: 1120,
+            codec: 1,
+            redundancy: vec![],
+            payload: vec![3; 4],
+        };
+        let b = Message::media(MsgType::Voice, 42, media.clone())
+            .to_bytes()
+            .unwrap();
+        let v = MessageView::parse(&b).unwrap();
+        assert_eq!(v.call_id(), Some(42));
+        assert_eq!(v.media().map(|m| m.to_owned_media()), Some(media));
     }
 
     #[test]

@@ -33,9 +33,9 @@ use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::login_server::{
     NO_DEADLINE, error_response, get_blob, get_list, get_str, get_u32, get_u64, secs, unix_secs,
 };
-use super::outbox::{Dest, Outbox};
+use super::outbox::{Dest, Outbox, media_seq};
 use super::stream::{FrameReader, drain_frames};
-use super::truth::{EventKind, Role, Transport};
+use super::truth::{EventKind, Role, Transport, skylark_txn_id};
 use crate::time::Ts;
 use dissectors::registry::TrafficClass;
 use dissectors::skylark::codec::{Message, MessageView};
@@ -479,7 +479,10 @@ impl SuperNode {
         let t = view.msg_type();
         if is_media(t) {
             match view.call_id() {
-                Some(call) => self.relay_frame(now, call, Leg::Udp(from), t, view.txn_id(), data),
+                Some(call) => {
+                    let id = skylark_txn_id(view.txn_id(), view.media().map(|m| m.seq));
+                    self.relay_frame(now, call, Leg::Udp(from), t, id, data);
+                }
                 None => self.stats.relay_dropped += 1,
             }
             return;
@@ -873,7 +876,10 @@ impl SuperNode {
         if is_media(t) {
             match msg.call_id() {
                 Some(call) => match msg.to_bytes() {
-                    Ok(bytes) => self.relay_frame(now, call, Leg::Tcp(conn), t, msg.txn_id, &bytes),
+                    Ok(bytes) => {
+                        let id = skylark_txn_id(msg.txn_id, media_seq(&msg));
+                        self.relay_frame(now, call, Leg::Tcp(conn), t, id, &bytes);
+                    }
                     Err(_) => self.stats.relay_dropped += 1,
                 },
                 None => self.stats.relay_dropped += 1,
@@ -1250,8 +1256,9 @@ impl SuperNode {
         self.send(now, conn, grant);
     }
 
-    /// Forwards one media-path frame (`bytes`, already validated) to the call's other leg.
-    fn relay_frame(&mut self, now: Ts, call: u32, from: Leg, t: MsgType, txn: u32, bytes: &[u8]) {
+    /// Forwards one media-path frame (`bytes`, already validated) to the call's other leg;
+    /// `id` is its label's [`skylark_txn_id`].
+    fn relay_frame(&mut self, now: Ts, call: u32, from: Leg, t: MsgType, id: u64, bytes: &[u8]) {
         let to = match self
             .relays
             .route(call, from, bytes.len(), now, self.cfg.relay_cap_bps)
@@ -1283,7 +1290,7 @@ impl SuperNode {
             },
             t.name(),
             t.class().unwrap_or(TrafficClass::Media),
-            (!t.is_media()).then_some(u64::from(txn)),
+            Some(id),
         );
         label.call_id = Some(u64::from(call));
         match to {

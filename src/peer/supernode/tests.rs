@@ -993,7 +993,8 @@ fn relay_forwards_udp_media_between_the_two_legs_only() {
     let l = &sent[1].label;
     assert_eq!(
         (l.msg_type, l.class, l.call_id, l.txn_id),
-        ("voice", TrafficClass::Media, Some(500), None)
+        ("voice", TrafficClass::Media, Some(500), Some(2)),
+        "a frame's label carries its sequence number"
     );
     check_label(l, "voice", Transport::Udp, a(BOB));
     // A third source and an unknown call are dropped.
@@ -1040,14 +1041,16 @@ fn relay_refuses_unauthenticated_peers_and_admits_tcp_legs_by_token() {
     assert_eq!(*c, bob);
     assert_eq!(m.to_bytes().unwrap(), voice(600, 1));
     check_label(l, "voice", Transport::Tcp, a(BOB));
-    send_raw(&mut sn, t(2.03), bob, &voice(600, 1));
+    assert_eq!(l.txn_id, Some(1));
+    send_raw(&mut sn, t(2.03), bob, &voice(600, 4));
     let (outs, _) = drain(&mut sn);
     let Output::Udp(d) = &outs[0] else {
         panic!("{outs:?}")
     };
     assert_eq!((d.to, d.label.transport), (a(ALICE), Transport::Udp));
+    assert_eq!(d.label.txn_id, Some(4));
     match Message::parse(&d.data).unwrap().body {
-        Body::Media(m) => assert_eq!(m.seq, 1),
+        Body::Media(m) => assert_eq!(m.seq, 4),
         Body::Objects(_) => panic!("not media"),
     }
 }
