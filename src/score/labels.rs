@@ -53,6 +53,15 @@ impl LabelReader {
             path: name.clone(),
             source,
         })?;
+        LabelReader::from_read(name, input, capture)
+    }
+
+    /// Reads labels from `input` (already decompressed), named `name` in errors.
+    pub fn from_read(
+        name: String,
+        input: Box<dyn Read + Send>,
+        capture: Option<String>,
+    ) -> Result<LabelReader, LabelError> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -144,7 +153,7 @@ impl LabelReader {
             let proto = match field(1)? {
                 "udp" => 17,
                 "tcp" => 6,
-                t => return Err(self.row_error(line, format!("unknown transport '{t}'"))),
+                t => return Err(self.row_error(line, format!("unknown transport {}", quoted(t)))),
             };
             let addr = |a: usize, p: usize| -> Result<SocketAddr, LabelError> {
                 let ip: IpAddr = field(a)?
@@ -164,12 +173,12 @@ impl LabelReader {
                 "signalling" => TrafficClass::Signalling,
                 "keepalive" => TrafficClass::Keepalive,
                 "media" => TrafficClass::Media,
-                c => return Err(self.row_error(line, format!("unknown class '{c}'"))),
+                c => return Err(self.row_error(line, format!("unknown class {}", quoted(c)))),
             };
             let home = match field(8)? {
                 "true" => true,
                 "false" | "" => false,
-                h => return Err(self.row_error(line, format!("bad home flag '{h}'"))),
+                h => return Err(self.row_error(line, format!("bad home flag {}", quoted(h)))),
             };
             let id = |i: usize| -> Result<Option<u64>, LabelError> {
                 match field(i)? {
@@ -177,7 +186,7 @@ impl LabelReader {
                     v => v
                         .parse()
                         .map(Some)
-                        .map_err(|_| self.row_error(line, format!("bad id '{v}'"))),
+                        .map_err(|_| self.row_error(line, format!("bad id {}", quoted(v)))),
                 }
             };
             let txn_id = id(9)?;
@@ -195,4 +204,19 @@ impl LabelReader {
             }));
         }
     }
+}
+
+/// A field as an error quotes it: one line (control characters escaped), at most
+/// `MAX_QUOTED` characters.
+fn quoted(v: &str) -> String {
+    const MAX_QUOTED: usize = 40;
+    let mut s: String = v
+        .chars()
+        .take(MAX_QUOTED)
+        .flat_map(char::escape_debug)
+        .collect();
+    if v.chars().nth(MAX_QUOTED).is_some() {
+        s.push('…');
+    }
+    format!("'{s}'")
 }

@@ -278,12 +278,26 @@ fn label_reader_errors_are_one_line() {
         "1,udp,10.0.0.1,1,10.0.0.2,2,a,login,maybe,,,n,r,c\n",
         "1,udp,10.0.0.1,1,10.0.0.2,2,a,login,false,-3,,n,r,c\n",
         "1,udp,10.0.0.1,1\n",
+        // A quoted field spanning lines: escaped in the message.
+        "1,udp,10.0.0.1,1,10.0.0.2,2,a,login,false,\"3,\n4\",,n,r,c\n",
     ] {
         let f = write_labels(row, false);
         let mut r = LabelReader::open(f.path(), None).unwrap();
         let e = r.next_label().err().unwrap().to_string();
         assert!(e.contains("line 2") && !e.contains('\n'), "{e}");
     }
+    let long = format!(
+        "1,udp,10.0.0.1,1,10.0.0.2,2,a,{},false,,,n,r,c\n",
+        "x".repeat(500)
+    );
+    let f = write_labels(&long, false);
+    let e = LabelReader::open(f.path(), None)
+        .unwrap()
+        .next_label()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.len() < 150 && e.contains("unknown class 'xxx"), "{e}");
 }
 
 proptest! {
