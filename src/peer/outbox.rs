@@ -6,7 +6,7 @@ use super::truth::{Event, EventKind, Label, Role, Transport, skylark_txn_id};
 use crate::time::Ts;
 use dissectors::DissectError;
 use dissectors::registry::TrafficClass;
-use dissectors::skylark::codec::{Body, Message};
+use dissectors::skylark::codec::Message;
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -95,7 +95,7 @@ impl Outbox {
             // type is never sent by a role.
             class: t.class().unwrap_or(TrafficClass::Signalling),
             home: dst.home,
-            txn_id: Some(skylark_txn_id(msg.txn_id, media_seq(msg))),
+            txn_id: Some(skylark_txn_id(msg.txn_id, msg.frame().map(|m| m.seq))),
             call_id: msg.call_id().map(u64::from),
             node: self.node.clone(),
             role: self.role,
@@ -212,11 +212,3 @@ impl Outbox {
 /// Encoding errors are role bugs; this keeps the error type in one place for callers that
 /// want to assert on it in tests.
 pub type EncodeResult = Result<(), DissectError>;
-
-/// The sequence number of a media frame (PROTOCOL.md §7.1), `None` for other messages.
-pub fn media_seq(msg: &Message) -> Option<u16> {
-    match &msg.body {
-        Body::Media(m) => Some(m.seq),
-        Body::Objects(_) => None,
-    }
-}

@@ -373,7 +373,7 @@ impl<'a> MessageView<'a> {
     }
 
     /// The media frame (§7.1), `None` for object messages.
-    pub fn media(&self) -> Option<MediaView<'a>> {
+    pub fn frame(&self) -> Option<MediaView<'a>> {
         match self.body {
             BodyView::Media(m) => Some(m),
             BodyView::Objects(_) => None,
@@ -605,6 +605,14 @@ impl Message {
         Ok(())
     }
 
+    /// The media frame (§7.1), `None` for object messages.
+    pub fn frame(&self) -> Option<&Media> {
+        match &self.body {
+            Body::Media(m) => Some(m),
+            Body::Objects(_) => None,
+        }
+    }
+
     /// The call a message belongs to: the header's id for media, `call-id` otherwise
     /// (PROTOCOL.md §7.1), as [`MessageView::call_id`] says for the same bytes.
     pub fn call_id(&self) -> Option<u32> {
@@ -729,7 +737,7 @@ mod tests {
         let v = MessageView::parse(&b).unwrap();
         assert_eq!(v.msg_type(), MsgType::Unknown(0x03ff));
         assert_eq!(v.call_id(), Some(5));
-        assert!(v.media().is_none());
+        assert!(v.frame().is_none());
     }
 
     #[test]
@@ -741,12 +749,12 @@ mod tests {
             redundancy: vec![],
             payload: vec![3; 4],
         };
-        let b = Message::media(MsgType::Voice, 42, media.clone())
-            .to_bytes()
-            .unwrap();
+        let m = Message::media(MsgType::Voice, 42, media.clone());
+        assert_eq!(m.frame(), Some(&media));
+        let b = m.to_bytes().unwrap();
         let v = MessageView::parse(&b).unwrap();
         assert_eq!(v.call_id(), Some(42));
-        assert_eq!(v.media().map(|m| m.to_owned_media()), Some(media));
+        assert_eq!(v.frame().map(|m| m.to_owned_media()), Some(media));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::login_server::{
     NO_DEADLINE, error_response, get_blob, get_list, get_str, get_u32, get_u64, secs, unix_secs,
 };
-use super::outbox::{Dest, Outbox, media_seq};
+use super::outbox::{Dest, Outbox};
 use super::stream::{FrameReader, drain_frames};
 use super::truth::{EventKind, Role, Transport, skylark_txn_id};
 use crate::time::Ts;
@@ -480,7 +480,7 @@ impl SuperNode {
         if is_media(t) {
             match view.call_id() {
                 Some(call) => {
-                    let id = skylark_txn_id(view.txn_id(), view.media().map(|m| m.seq));
+                    let id = skylark_txn_id(view.txn_id(), view.frame().map(|m| m.seq));
                     self.relay_frame(now, call, Leg::Udp(from), t, id, data);
                 }
                 None => self.stats.relay_dropped += 1,
@@ -877,7 +877,7 @@ impl SuperNode {
             match msg.call_id() {
                 Some(call) => match msg.to_bytes() {
                     Ok(bytes) => {
-                        let id = skylark_txn_id(msg.txn_id, media_seq(&msg));
+                        let id = skylark_txn_id(msg.txn_id, msg.frame().map(|m| m.seq));
                         self.relay_frame(now, call, Leg::Tcp(conn), t, id, &bytes);
                     }
                     Err(_) => self.stats.relay_dropped += 1,
