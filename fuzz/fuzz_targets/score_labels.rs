@@ -55,6 +55,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let tally = join.finish();
     assert!(tally.matched <= tally.labels);
+    assert!(tally.offsets.message_first <= tally.matched);
+    assert_eq!(tally.offsets.max_ms().is_some(), tally.matched > 0);
     let support: u64 = tally.classes.values().map(|c| c.support).sum();
     assert_eq!(support, tally.labels);
     for c in tally.classes.values() {

@@ -235,8 +235,56 @@ pub struct Tally {
     pub classes: BTreeMap<&'static str, ClassCounts>,
     /// The `home` flag as a binary class.
     pub home: ClassCounts,
+    /// How far each matched message's time is from its label's.
+    pub offsets: Offsets,
     mismatches: BTreeMap<MismatchKey, MismatchRow>,
     mismatch_overflow: u64,
+}
+
+/// The time offsets of matched pairs (message time minus label time): the distribution of
+/// their size, to set `--tolerance-ms` by, and how many messages came before their label
+/// (a clock ahead of the labeller's).
+#[derive(Debug, Default)]
+pub struct Offsets {
+    /// Microseconds of |offset|, 3 significant digits; created at the first pair.
+    hist: Option<hdrhistogram::Histogram<u64>>,
+    /// The largest |offset| in µs, exact.
+    max_us: u64,
+    pub message_first: u64,
+}
+
+/// Largest offset recorded (1 h 1 min, in µs): the widest tolerance plus TCP lateness.
+const MAX_OFFSET_US: u64 = 3_660_000_000;
+
+impl Offsets {
+    fn record(&mut self, offset_ns: i64) {
+        if offset_ns < 0 {
+            self.message_first += 1;
+        }
+        let us = (offset_ns.unsigned_abs() / 1000).min(MAX_OFFSET_US);
+        self.max_us = self.max_us.max(us);
+        if self.hist.is_none() {
+            self.hist = hdrhistogram::Histogram::new_with_max(MAX_OFFSET_US, 3).ok();
+        }
+        if let Some(h) = &mut self.hist {
+            let _ = h.record(us);
+        }
+    }
+
+    /// |offset| at quantile `q` (0 to 1) in milliseconds (within 0.1 %); `None` before the
+    /// first pair.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
+        Some(h.lowest_equivalent(h.value_at_quantile(q)) as f64 / 1000.0)
+    }
+
+    /// The largest |offset| in milliseconds.
+    pub fn max_ms(&self) -> Option<f64> {
+        self.hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|_| self.max_us as f64 / 1000.0)
+    }
 }
 
 impl Tally {
@@ -264,6 +312,8 @@ impl Tally {
 
     fn pair(&mut self, l: &Label, m: &Observed) {
         self.matched += 1;
+        self.offsets
+            .record(m.ts.as_nanos().saturating_sub(l.ts.as_nanos()));
         let got = m.verdict.class;
         *self
             .confusion
@@ -539,6 +589,16 @@ pub fn render_text(t: &Tally, capture: &str) -> String {
         "unlabelled  {} overlay messages without a label",
         t.unlabelled
     );
+    let o = &t.offsets;
+    if let (Some(p50), Some(p99), Some(max)) = (o.quantile_ms(0.5), o.quantile_ms(0.99), o.max_ms())
+    {
+        let _ = writeln!(
+            s,
+            "offsets     |message - label| median {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms; \
+             {} messages before their label",
+            o.message_first
+        );
+    }
     let _ = writeln!(s, "\nconfusion (rows: labels, columns: analyzer)");
     let cols: Vec<&str> = CLASSES
         .iter()
@@ -628,6 +688,17 @@ fn json_str(s: &str) -> String {
     o
 }
 
+/// `{"p50": …, "p99": …, "max": …, "message_first": N}` (ms), or `null` without pairs.
+fn offsets_json(o: &Offsets) -> String {
+    match (o.quantile_ms(0.5), o.quantile_ms(0.99), o.max_ms()) {
+        (Some(p50), Some(p99), Some(max)) => format!(
+            "{{\"p50\": {p50:.3}, \"p99\": {p99:.3}, \"max\": {max:.3}, \"message_first\": {}}}",
+            o.message_first
+        ),
+        _ => "null".into(),
+    }
+}
+
 /// The report as one JSON object (docs/score.md).
 pub fn render_json(t: &Tally, capture: &str) -> String {
     let mut s = format!(
@@ -655,12 +726,13 @@ pub fn render_json(t: &Tally, capture: &str) -> String {
     let _ = write!(
         s,
         "}}, \"home\": {{\"precision\": {:.6}, \"recall\": {:.6}, \"support\": {}}}, \
-         \"unlabelled\": {}, \"capture\": {}, \"mismatches\": [",
+         \"unlabelled\": {}, \"capture\": {}, \"offsets_ms\": {}, \"mismatches\": [",
         h.precision(),
         h.recall(),
         h.support,
         t.unlabelled,
-        json_str(capture)
+        json_str(capture),
+        offsets_json(&t.offsets)
     );
     for (i, (kind, label, analyzer, n, ts, src, dst)) in t.worst().into_iter().enumerate() {
         if i > 0 {

@@ -141,6 +141,31 @@ fn media_frames_join_on_their_sequence_number() {
 }
 
 #[test]
+fn pair_offsets_are_summarised() {
+    let mut j = Join::new(5 * MS);
+    for (i, late) in [MS, 3 * MS, -MS / 2].into_iter().enumerate() {
+        let at = i as i64 * 100 * MS;
+        j.label(label(at, "hc-probe", Login, Some(i as u64)));
+        j.message(obs(at + late, "hc-probe", Some(Login), Some(i as u64)));
+    }
+    let t = j.finish();
+    let o = &t.offsets;
+    assert_eq!(o.message_first, 1);
+    assert_eq!((o.quantile_ms(0.5), o.max_ms()), (Some(1.0), Some(3.0)));
+    let text = render_text(&t, "core");
+    assert!(
+        text.contains("median 1.000 ms, p99 3.000 ms, max 3.000 ms; 1 messages before"),
+        "{text}"
+    );
+    assert!(render_json(&t, "core").contains(
+        "\"offsets_ms\": {\"p50\": 1.000, \"p99\": 3.000, \"max\": 3.000, \"message_first\": 1}"
+    ));
+    let none = Join::new(MS).finish();
+    assert!(render_json(&none, "").contains("\"offsets_ms\": null"));
+    assert!(!render_text(&none, "").contains("offsets"));
+}
+
+#[test]
 fn late_tcp_messages_pair_with_their_first_transmission() {
     let mut j = Join::new(2 * MS);
     let mut l = label(0, "voice", Media, None);
