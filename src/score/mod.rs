@@ -271,6 +271,15 @@ impl Offsets {
         }
     }
 
+    /// (median, p99, max) of |offset| in milliseconds; `None` before the first pair.
+    pub fn summary_ms(&self) -> Option<(f64, f64, f64)> {
+        Some((
+            self.quantile_ms(0.5)?,
+            self.quantile_ms(0.99)?,
+            self.max_ms()?,
+        ))
+    }
+
     /// |offset| at quantile `q` (0 to 1) in milliseconds (within 0.1 %); `None` before the
     /// first pair.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
@@ -590,8 +599,7 @@ pub fn render_text(t: &Tally, capture: &str) -> String {
         t.unlabelled
     );
     let o = &t.offsets;
-    if let (Some(p50), Some(p99), Some(max)) = (o.quantile_ms(0.5), o.quantile_ms(0.99), o.max_ms())
-    {
+    if let Some((p50, p99, max)) = o.summary_ms() {
         let _ = writeln!(
             s,
             "offsets     |message - label| median {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms; \
@@ -690,12 +698,12 @@ fn json_str(s: &str) -> String {
 
 /// `{"p50": …, "p99": …, "max": …, "message_first": N}` (ms), or `null` without pairs.
 fn offsets_json(o: &Offsets) -> String {
-    match (o.quantile_ms(0.5), o.quantile_ms(0.99), o.max_ms()) {
-        (Some(p50), Some(p99), Some(max)) => format!(
+    match o.summary_ms() {
+        Some((p50, p99, max)) => format!(
             "{{\"p50\": {p50:.3}, \"p99\": {p99:.3}, \"max\": {max:.3}, \"message_first\": {}}}",
             o.message_first
         ),
-        _ => "null".into(),
+        None => "null".into(),
     }
 }
 
