@@ -12,6 +12,38 @@ pub struct CsvRow {
     buf: Vec<u8>,
     fields: usize,
     scratch: String,
+    /// The whole seconds of the last time written, as text: consecutive rows' timestamps
+    /// mostly share them, so most times format only their nine fractional digits.
+    whole: WholeSecs,
+}
+
+/// `value` in decimal: its `len` digits at the start of `text`.
+#[derive(Clone, Copy)]
+struct WholeSecs {
+    value: u64,
+    text: [u8; 20],
+    len: usize,
+}
+
+impl Default for WholeSecs {
+    fn default() -> Self {
+        WholeSecs {
+            value: 0,
+            text: *b"00000000000000000000",
+            len: 1,
+        }
+    }
+}
+
+impl WholeSecs {
+    fn new(value: u64) -> WholeSecs {
+        let mut text = [b'0'; 20];
+        let len = decimal_digits(value);
+        if let Some(t) = text.get_mut(..len) {
+            write_digits(t, value);
+        }
+        WholeSecs { value, text, len }
+    }
 }
 
 impl CsvRow {
@@ -20,11 +52,7 @@ impl CsvRow {
         self.scratch.clear();
         let _ = write!(self.scratch, "{value}");
         self.separator();
-        if self
-            .scratch
-            .bytes()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
-        {
+        if needs_quotes(&self.scratch) {
             push_quoted(&mut self.buf, &self.scratch);
         } else {
             self.buf.extend_from_slice(self.scratch.as_bytes());
@@ -35,10 +63,7 @@ impl CsvRow {
     /// Appends a string field (quoted if needed) without going through `fmt`.
     pub fn str(&mut self, value: &str) -> &mut Self {
         self.separator();
-        if value
-            .bytes()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
-        {
+        if needs_quotes(value) {
             push_quoted(&mut self.buf, value);
         } else {
             self.buf.extend_from_slice(value.as_bytes());
@@ -49,8 +74,7 @@ impl CsvRow {
     /// Appends one field made of `parts` joined by `sep` (e.g. `a;b;c`), without building
     /// the joined string unless it needs quoting.
     pub fn joined<S: AsRef<str>>(&mut self, parts: &[S], sep: &str) -> &mut Self {
-        let special = |s: &str| s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
-        if special(sep) || parts.iter().any(|p| special(p.as_ref())) {
+        if needs_quotes(sep) || parts.iter().any(|p| needs_quotes(p.as_ref())) {
             let all: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
             return self.str(&all.join(sep));
         }
@@ -76,6 +100,7 @@ impl CsvRow {
     }
 
     /// Appends an unsigned integer field (the hot path of every report's numeric columns).
+    #[inline]
     pub fn uint(&mut self, value: u64) -> &mut Self {
         self.separator();
         push_u64(&mut self.buf, value);
@@ -94,12 +119,7 @@ impl CsvRow {
         match ip {
             std::net::IpAddr::V4(v4) => {
                 self.separator();
-                for (i, o) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(b'.');
-                    }
-                    push_u64(&mut self.buf, u64::from(o));
-                }
+                push_ipv4(&mut self.buf, v4.octets());
                 self
             }
             v6 => self.field(v6),
@@ -127,15 +147,33 @@ impl CsvRow {
         }
         self.separator();
         let n = n.unsigned_abs();
-        push_u64(&mut self.buf, n / 1_000_000_000);
-        if digits == 0 {
-            return self;
+        let whole = n / 1_000_000_000;
+        if whole != self.whole.value {
+            self.whole = WholeSecs::new(whole);
         }
-        self.buf.push(b'.');
-        // All nine fractional digits, then the first `digits` kept (truncated, not rounded;
-        // dividing by a power of ten chosen at run time would cost a hardware divide).
-        push_digits(&mut self.buf, n % 1_000_000_000, 9);
-        self.buf.truncate(self.buf.len() - usize::from(9 - digits));
+        // One fixed-size room for the whole row piece: the cached whole seconds copied in
+        // full (a fixed copy is a few moves, a variable one a `memcpy` call), then the dot
+        // and all nine fractional digits, then cut to the first `digits` (truncated, not
+        // rounded; dividing by a power of ten chosen at run time would cost a hardware
+        // divide).
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0u8; 32]);
+        let w = self.whole.len;
+        if let Some(out) = self.buf.get_mut(start..start + 32) {
+            if let Some(t) = out.get_mut(..20) {
+                t.copy_from_slice(&self.whole.text);
+            }
+            if let Some(frac) = out.get_mut(w..w + 10) {
+                frac[0] = b'.';
+                write_digits(&mut frac[1..], n % 1_000_000_000);
+            }
+        }
+        let kept = if digits == 0 {
+            0
+        } else {
+            1 + usize::from(digits)
+        };
+        self.buf.truncate(start + w + kept);
         self
     }
 
@@ -216,7 +254,21 @@ impl Encoded {
     }
 }
 
+/// Inlined for the numbers most counts in the reports are, a digit or two.
+#[inline]
 fn push_u64(buf: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        let i = v as usize * 2;
+        buf.extend_from_slice(&[DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]);
+    } else {
+        push_long(buf, v);
+    }
+}
+
+#[inline(never)]
+fn push_long(buf: &mut Vec<u8>, v: u64) {
     // Room for the longest number appended as a fixed 20-byte copy, the digits written in
     // place two at a time, then cut: a fixed-size copy is a couple of moves, a variable one
     // a `memcpy` call per field (and digits built on the stack then copied as a block stall
@@ -235,22 +287,76 @@ fn decimal_digits(v: u64) -> usize {
 }
 
 /// Appends the last `n` (at most 20) decimal digits of `v`, zero-padded.
-fn push_digits(buf: &mut Vec<u8>, mut v: u64, n: usize) {
+fn push_digits(buf: &mut Vec<u8>, v: u64, n: usize) {
     let len = buf.len();
     buf.extend_from_slice(&[0u8; 20]);
     if let Some(out) = buf.get_mut(len..len + n) {
-        let mut pairs = out.rchunks_exact_mut(2);
-        for pair in &mut pairs {
-            let i = (v % 100) as usize * 2;
-            pair.copy_from_slice(DIGIT_PAIRS.get(i..i + 2).unwrap_or(b"00"));
-            v /= 100;
-        }
-        if let [d] = pairs.into_remainder() {
-            *d = b'0' + (v % 10) as u8;
-        }
+        write_digits(out, v);
     }
     buf.truncate(len + n);
 }
+
+/// Fills `out` with the last `out.len()` decimal digits of `v`, zero-padded.
+fn write_digits(out: &mut [u8], mut v: u64) {
+    let mut pairs = out.rchunks_exact_mut(2);
+    for pair in &mut pairs {
+        let i = (v % 100) as usize * 2;
+        pair.copy_from_slice(DIGIT_PAIRS.get(i..i + 2).unwrap_or(b"00"));
+        v /= 100;
+    }
+    if let [d] = pairs.into_remainder() {
+        *d = b'0' + (v % 10) as u8;
+    }
+}
+
+/// Appends `a.b.c.d`: each octet's text (with a dot after it) copied from a table as four
+/// fixed bytes into room made once, then the last dot cut.
+fn push_ipv4(buf: &mut Vec<u8>, octets: [u8; 4]) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; 16]);
+    let mut at = start;
+    for o in octets {
+        let (text, len) = OCTETS[usize::from(o)];
+        if let Some(out) = buf.get_mut(at..at + 4) {
+            out.copy_from_slice(&text);
+        }
+        at += len;
+    }
+    buf.truncate(at - 1);
+}
+
+/// Each octet in decimal followed by a dot (`b"7.\0\0"`), and that text's length.
+const OCTETS: [([u8; 4], usize); 256] = {
+    let mut t = [([0u8; 4], 0usize); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            ([b'0' + h, b'0' + d, b'0' + u, b'.'], 4)
+        } else if i >= 10 {
+            ([b'0' + d, b'0' + u, b'.', 0], 3)
+        } else {
+            ([b'0' + u, b'.', 0, 0], 2)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Whether a field must be quoted: it holds a comma, quote, CR or LF.
+fn needs_quotes(value: &str) -> bool {
+    value.bytes().any(|b| SPECIAL[usize::from(b)])
+}
+
+/// `SPECIAL[b]`: byte `b` makes a field need quotes (one load per byte, not four compares).
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b',' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
 
 /// "00" to "99", two bytes each.
 const DIGIT_PAIRS: [u8; 200] = {
@@ -372,6 +478,36 @@ mod tests {
             let want = crate::time::SecsDisplay { nanos: n, digits: digits.min(9) }.to_string();
             proptest::prop_assert_eq!(String::from_utf8(row.buf).unwrap(), want);
         }
+
+        /// Times written one after another into one row, as each is alone: the whole
+        /// seconds cached from one never show in the next.
+        #[test]
+        fn consecutive_seconds_match_display(
+            ns in proptest::collection::vec(0i64..4_000_000_000, 1..8),
+            big in proptest::prelude::any::<i64>(),
+            digits in 0u8..10,
+        ) {
+            let mut row = CsvRow::default();
+            let mut want = Vec::new();
+            for n in ns.into_iter().chain([big, 0]) {
+                row.secs(n, digits);
+                want.push(crate::time::SecsDisplay { nanos: n, digits }.to_string());
+            }
+            proptest::prop_assert_eq!(String::from_utf8(row.buf).unwrap(), want.join(","));
+        }
+    }
+
+    #[test]
+    fn every_ipv4_octet_matches_display() {
+        use std::net::{IpAddr, Ipv4Addr};
+        let (mut a, mut b) = (CsvRow::default(), CsvRow::default());
+        for o in 0..=255u8 {
+            for ip in [Ipv4Addr::new(o, o, o, o), Ipv4Addr::new(o, 0, 255, o / 3)] {
+                a.ip(IpAddr::V4(ip));
+                b.field(ip);
+            }
+        }
+        assert_eq!(a.finish(), b.finish());
     }
 
     #[test]
