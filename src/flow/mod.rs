@@ -8,6 +8,7 @@
 mod conn_state;
 mod index;
 mod key;
+mod live_starts;
 pub mod reassembly;
 mod record;
 mod table;

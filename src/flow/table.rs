@@ -13,12 +13,12 @@ use super::Dir;
 use super::conn_state::ConnState;
 use super::index::FlowIndex;
 use super::key::{Addr, Endpoint, FlowKey};
+use super::live_starts::LiveStarts;
 use super::record::{DirStats, EndReason, FlowRecord, Uid};
 use crate::decode::tcp_flags::{ACK, SYN};
 use crate::decode::{L4, Packet};
 use crate::time::Ts;
 use rustc_hash::FxBuildHasher;
-use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
@@ -127,6 +127,8 @@ struct Slot<A> {
     /// The originator is the key's `lo` endpoint.
     orig_is_lo: bool,
     class: u8,
+    /// Its start key went to [`LiveStarts`]' late set (the capture clock went back).
+    late_start: bool,
     seq: u64,
     /// Computed once at creation: consumers ask for it on every dissected packet.
     uid: Uid,
@@ -168,7 +170,7 @@ pub struct FlowTable<A = ()> {
     free: Vec<u32>,
     lists: [List; 3],
     /// (start, seq) of every live flow: the smallest is the report watermark.
-    live_starts: BTreeSet<(i64, u64)>,
+    live_starts: LiveStarts,
     next_seq: u64,
     now: Ts,
     stats: FlowTableStats,
@@ -191,7 +193,7 @@ impl<A: Default> FlowTable<A> {
                 head: NIL,
                 tail: NIL,
             }; 3],
-            live_starts: BTreeSet::new(),
+            live_starts: LiveStarts::default(),
             next_seq: 0,
             now: Ts(i64::MIN),
             stats: FlowTableStats::default(),
@@ -217,7 +219,6 @@ impl<A: Default> FlowTable<A> {
     pub fn watermark(&self) -> (i64, u64) {
         self.live_starts
             .first()
-            .copied()
             .unwrap_or((self.now.0, self.next_seq))
     }
 
@@ -426,6 +427,7 @@ impl<A: Default> FlowTable<A> {
             key,
             orig_is_lo,
             class: class as u8,
+            late_start: false,
             seq,
             uid: Uid(uid_hash(&key, pkt.ts, seq)),
             ts_start: pkt.ts,
@@ -446,7 +448,11 @@ impl<A: Default> FlowTable<A> {
             }
         };
         self.index.insert(hash, idx);
-        self.live_starts.insert((pkt.ts.0, seq));
+        if self.live_starts.insert((pkt.ts.0, seq), idx)
+            && let Some(Some(slot)) = self.slots.get_mut(idx as usize)
+        {
+            slot.late_start = true;
+        }
         self.link_tail(idx, class);
         self.stats.peak_live = self.stats.peak_live.max(self.index.len());
         idx
@@ -475,7 +481,14 @@ impl<A: Default> FlowTable<A> {
         if end != EndReason::Eof {
             let hash = self.hasher.hash_one(slot.key);
             self.index.remove(hash, idx);
-            self.live_starts.remove(&(slot.ts_start.0, slot.seq));
+            let slots = &self.slots;
+            self.live_starts
+                .remove((slot.ts_start.0, slot.seq), slot.late_start, |i, seq| {
+                    slots
+                        .get(i as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|s| s.seq == seq)
+                });
         }
         if end == EndReason::Reused {
             self.stats.flows_reused += 1;
