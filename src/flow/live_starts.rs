@@ -5,8 +5,10 @@
 //! ends is not searched for: its entry stays until it reaches the front (dead entries there
 //! are dropped at once, so the front is always live), or until dead entries outnumber the
 //! live ones and the queue is swept (memory stays under about twice the live flows). Only a
-//! key below the queue's last (the capture clock went back) goes to an ordered set instead.
-//! A balanced tree for every key cost ~800 instructions per flow on a million-flow capture.
+//! key below the queue's last (the capture clock went back) goes to an ordered set instead;
+//! a key is in one place or the other, so an ended flow's key is looked for in that set
+//! only while it holds any. (A balanced tree for every key cost ~800 instructions per flow
+//! on a million-flow capture.)
 //!
 //! Liveness is the caller's: `is_live(slot, seq)` says whether the flow created with `seq`
 //! still holds slot `slot` (a slot is reused by later flows with other numbers).
@@ -29,22 +31,19 @@ pub struct LiveStarts {
 const SWEEP_SLACK: usize = 64;
 
 impl LiveStarts {
-    /// Adds a new live flow's key; returns whether it went to the late set (tell
-    /// [`Self::remove`] so when the flow ends).
-    pub fn insert(&mut self, key: StartKey, slot: u32) -> bool {
+    /// Adds a new live flow's key (keys are unique: the creation number is in them).
+    pub fn insert(&mut self, key: StartKey, slot: u32) {
         if self.queue.back().is_some_and(|(last, _)| key < *last) {
             self.late.insert(key);
-            return true;
+        } else {
+            self.queue.push_back((key, slot));
         }
-        self.queue.push_back((key, slot));
-        false
     }
 
     /// Forgets an ended flow's key. Call after the flow has left its slot, so that
     /// `is_live` is already false for it.
-    pub fn remove(&mut self, key: StartKey, late: bool, is_live: impl Fn(u32, u64) -> bool) {
-        if late {
-            self.late.remove(&key);
+    pub fn remove(&mut self, key: StartKey, is_live: impl Fn(u32, u64) -> bool) {
+        if !self.late.is_empty() && self.late.remove(&key) {
             return;
         }
         self.dead += 1;
@@ -95,8 +94,8 @@ mod tests {
     /// memory stays within about twice the live flows.
     fn check(ops: Vec<(bool, i64, usize)>) -> Result<(), TestCaseError> {
         let mut starts = LiveStarts::default();
-        // slot -> (seq, key, late) of the flow holding it.
-        let mut slots: Vec<Option<(u64, StartKey, bool)>> = Vec::new();
+        // slot -> (seq, key) of the flow holding it.
+        let mut slots: Vec<Option<(u64, StartKey)>> = Vec::new();
         let mut live: HashMap<u64, u32> = HashMap::new();
         let mut seq = 0u64;
         for (create, ts, pick) in ops {
@@ -109,8 +108,8 @@ mod tests {
                     }
                 };
                 let key = (ts, seq);
-                let late = starts.insert(key, slot as u32);
-                slots[slot] = Some((seq, key, late));
+                starts.insert(key, slot as u32);
+                slots[slot] = Some((seq, key));
                 live.insert(seq, slot as u32);
                 seq += 1;
             } else {
@@ -118,15 +117,15 @@ mod tests {
                 seqs.sort_unstable();
                 let ended = seqs[pick % seqs.len()];
                 let slot = live.remove(&ended).unwrap();
-                let (_, key, late) = slots[slot as usize].take().unwrap();
-                starts.remove(key, late, |s, q| {
+                let (_, key) = slots[slot as usize].take().unwrap();
+                starts.remove(key, |s, q| {
                     slots
                         .get(s as usize)
                         .and_then(|x| x.as_ref())
-                        .is_some_and(|(held, ..)| *held == q)
+                        .is_some_and(|(held, _)| *held == q)
                 });
             }
-            let want = slots.iter().flatten().map(|(_, key, _)| *key).min();
+            let want = slots.iter().flatten().map(|(_, key)| *key).min();
             prop_assert_eq!(starts.first(), want);
             prop_assert!(starts.held() <= 2 * live.len() + 2 * SWEEP_SLACK);
         }
@@ -166,7 +165,7 @@ mod tests {
     fn clear_forgets_everything() {
         let mut starts = LiveStarts::default();
         starts.insert((5, 0), 0);
-        assert!(starts.insert((3, 1), 1));
+        starts.insert((3, 1), 1);
         assert_eq!(starts.first(), Some((3, 1)));
         starts.clear();
         assert_eq!(starts.first(), None);

@@ -127,8 +127,6 @@ struct Slot<A> {
     /// The originator is the key's `lo` endpoint.
     orig_is_lo: bool,
     class: u8,
-    /// Its start key went to [`LiveStarts`]' late set (the capture clock went back).
-    late_start: bool,
     seq: u64,
     /// Computed once at creation: consumers ask for it on every dissected packet.
     uid: Uid,
@@ -427,7 +425,6 @@ impl<A: Default> FlowTable<A> {
             key,
             orig_is_lo,
             class: class as u8,
-            late_start: false,
             seq,
             uid: Uid(uid_hash(&key, pkt.ts, seq)),
             ts_start: pkt.ts,
@@ -448,11 +445,7 @@ impl<A: Default> FlowTable<A> {
             }
         };
         self.index.insert(hash, idx);
-        if self.live_starts.insert((pkt.ts.0, seq), idx)
-            && let Some(Some(slot)) = self.slots.get_mut(idx as usize)
-        {
-            slot.late_start = true;
-        }
+        self.live_starts.insert((pkt.ts.0, seq), idx);
         self.link_tail(idx, class);
         self.stats.peak_live = self.stats.peak_live.max(self.index.len());
         idx
@@ -483,7 +476,7 @@ impl<A: Default> FlowTable<A> {
             self.index.remove(hash, idx);
             let slots = &self.slots;
             self.live_starts
-                .remove((slot.ts_start.0, slot.seq), slot.late_start, |i, seq| {
+                .remove((slot.ts_start.0, slot.seq), |i, seq| {
                     slots
                         .get(i as usize)
                         .and_then(Option::as_ref)

@@ -27,11 +27,7 @@ struct WholeSecs {
 
 impl Default for WholeSecs {
     fn default() -> Self {
-        WholeSecs {
-            value: 0,
-            text: *b"00000000000000000000",
-            len: 1,
-        }
+        WholeSecs::new(0)
     }
 }
 
@@ -151,22 +147,18 @@ impl CsvRow {
         if whole != self.whole.value {
             self.whole = WholeSecs::new(whole);
         }
-        // One fixed-size room for the whole row piece: the cached whole seconds copied in
-        // full (a fixed copy is a few moves, a variable one a `memcpy` call), then the dot
-        // and all nine fractional digits, then cut to the first `digits` (truncated, not
-        // rounded; dividing by a power of ten chosen at run time would cost a hardware
-        // divide).
-        let start = self.buf.len();
+        // One fixed-size room for the field: the cached whole seconds copied in full (a
+        // fixed copy is a few moves, a variable one a `memcpy` call), then the dot and all
+        // nine fractional digits, then cut to the first `digits` (truncated, not rounded;
+        // dividing by a power of ten chosen at run time would cost a hardware divide).
+        let (start, w) = (self.buf.len(), self.whole.len);
         self.buf.extend_from_slice(&[0u8; 32]);
-        let w = self.whole.len;
-        if let Some(out) = self.buf.get_mut(start..start + 32) {
-            if let Some(t) = out.get_mut(..20) {
-                t.copy_from_slice(&self.whole.text);
-            }
-            if let Some(frac) = out.get_mut(w..w + 10) {
-                frac[0] = b'.';
-                write_digits(&mut frac[1..], n % 1_000_000_000);
-            }
+        if let Some(whole) = self.buf.get_mut(start..start + 20) {
+            whole.copy_from_slice(&self.whole.text);
+        }
+        if let Some([dot, frac @ ..]) = self.buf.get_mut(start + w..start + w + 10) {
+            *dot = b'.';
+            write_digits(frac, n % 1_000_000_000);
         }
         let kept = if digits == 0 {
             0
@@ -273,7 +265,12 @@ fn push_long(buf: &mut Vec<u8>, v: u64) {
     // place two at a time, then cut: a fixed-size copy is a couple of moves, a variable one
     // a `memcpy` call per field (and digits built on the stack then copied as a block stall
     // on store forwarding).
-    push_digits(buf, v, decimal_digits(v));
+    let (len, n) = (buf.len(), decimal_digits(v));
+    buf.extend_from_slice(&[0u8; 20]);
+    if let Some(out) = buf.get_mut(len..len + n) {
+        write_digits(out, v);
+    }
+    buf.truncate(len + n);
 }
 
 /// How many decimal digits `v` has (at least one), without a loop: the bit length times
@@ -284,16 +281,6 @@ fn decimal_digits(v: u64) -> usize {
     let guess = (bits * 1233) >> 12;
     let above = v >= POW10.get(guess).copied().unwrap_or(u64::MAX);
     (guess + usize::from(above)).max(1)
-}
-
-/// Appends the last `n` (at most 20) decimal digits of `v`, zero-padded.
-fn push_digits(buf: &mut Vec<u8>, v: u64, n: usize) {
-    let len = buf.len();
-    buf.extend_from_slice(&[0u8; 20]);
-    if let Some(out) = buf.get_mut(len..len + n) {
-        write_digits(out, v);
-    }
-    buf.truncate(len + n);
 }
 
 /// Fills `out` with the last `out.len()` decimal digits of `v`, zero-padded.
