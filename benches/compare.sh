@@ -11,6 +11,8 @@
 #                                           # counted with capinfos), e.g. `p2ptrace sim large`
 #   TOOLS="p2ptrace p2ptrace-pgo" benches/compare.sh  # also the profile-guided build
 #                                           # (scripts/build-pgo.sh makes target/pgo/p2ptrace)
+#   PIN=0 CAP=big/capture.pcapng TOOLS="p2ptrace ndpi" benches/compare.sh  # every tool on
+#                                           # CPU 0 only (taskset): one-core throughput
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
@@ -36,6 +38,12 @@ if [ ! -f "$CAP" ]; then
   python3 "$GEN" --packets "$PACKETS" --flows "$FLOWS" --seed 1 --out "$CAP" >&2
 fi
 [ -x /usr/bin/time ] || { echo "compare.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
+# PIN=CPU: each tool runs on that one CPU, all its threads taking turns.
+PINNED=()
+if [ -n "${PIN:-}" ]; then
+  taskset -c "$PIN" true || { echo "compare.sh: cannot pin to CPU $PIN" >&2; exit 1; }
+  PINNED=(taskset -c "$PIN")
+fi
 
 cargo build --release --quiet
 BIN=target/release/p2ptrace
@@ -56,7 +64,7 @@ run() {
   local name=$1; shift
   local t0 t1
   t0=$(date +%s.%N)
-  /usr/bin/time -f "%M %U %S" -o "$WORK/$name.rss" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
+  /usr/bin/time -f "%M %U %S" -o "$WORK/$name.rss" "${PINNED[@]}" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
     echo "compare.sh: $name failed, see $WORK/$name.err" >&2; return 1; }
   t1=$(date +%s.%N)
   set -- $(tail -n 1 "$WORK/$name.rss")
@@ -86,7 +94,7 @@ for tool in $TOOLS; do
 done
 
 echo
-echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))"
+echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))${PIN:+, every tool on CPU $PIN}"
 printf '%-18s %10s %14s %10s %12s %9s\n' tool seconds packets/s peak_MB "vs p2ptrace" cpu_s
 base=""
 for r in "${results[@]}"; do
