@@ -11,6 +11,8 @@
 //! home = false (it goes to a client; phone-home counts what clients send).
 //! Must not: keep request bodies, touch sockets or clocks.
 
+use super::conns::Conns;
+pub use super::conns::MAX_CONNS;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::login_server::{NO_DEADLINE, secs};
 use super::outbox::{Dest, Outbox};
@@ -19,13 +21,10 @@ use crate::time::Ts;
 use dissectors::DissectError;
 use dissectors::http::{StartLine, parse_head};
 use dissectors::registry::TrafficClass;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Largest request (head and body) buffered.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
-/// Simultaneous connections; more are closed at once.
-pub const MAX_CONNS: usize = 4096;
 /// Largest `latest_version` string served.
 pub const MAX_VERSION_LEN: usize = 64;
 
@@ -66,9 +65,9 @@ pub struct HomeStats {
     pub unexpected: u64,
 }
 
+/// A connection's request bytes not yet answered.
 struct Conn {
     buf: Vec<u8>,
-    last_activity: Ts,
 }
 
 /// What a parsed request asks for.
@@ -82,7 +81,7 @@ enum Route {
 pub struct HomeServer {
     cfg: HomeConfig,
     out: Outbox,
-    conns: HashMap<ConnId, Conn>,
+    conns: Conns<Conn>,
     stats: HomeStats,
 }
 
@@ -96,7 +95,7 @@ impl HomeServer {
         HomeServer {
             out: Outbox::new(cfg.name.clone(), Role::Home),
             cfg,
-            conns: HashMap::new(),
+            conns: Conns::default(),
             stats: HomeStats::default(),
         }
     }
@@ -107,11 +106,7 @@ impl HomeServer {
 
     fn next_deadline(&self) -> Ts {
         let idle = secs(self.cfg.idle_close_s);
-        self.conns
-            .values()
-            .map(|c| c.last_activity.add_nanos(idle))
-            .min()
-            .unwrap_or(NO_DEADLINE)
+        self.conns.next_idle(idle).unwrap_or(NO_DEADLINE)
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -122,26 +117,21 @@ impl HomeServer {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                let room = self.conns.len() < MAX_CONNS;
-                if !self.out.accept(conn, local, remote, room) {
+                let fresh = Conn { buf: Vec::new() };
+                if !self
+                    .conns
+                    .accept(&mut self.out, now, conn, (local, remote), fresh)
+                {
                     self.stats.refused_conns += 1;
                     return;
                 }
                 self.stats.accepted += 1;
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        buf: Vec::new(),
-                        last_activity: now,
-                    },
-                );
             }
             TcpEvent::Data(data) => {
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.conns.touch(&conn, now) else {
                     self.stats.unknown_conn += 1;
                     return;
                 };
-                c.last_activity = now;
                 if c.buf.len() + data.len() > MAX_REQUEST_BYTES {
                     self.stats.bad_requests += 1;
                     self.respond(now, conn, 400, "http-bad-request", "");
@@ -309,13 +299,7 @@ impl Node for HomeServer {
         match input {
             Input::Timeout(now) => {
                 let idle = secs(self.cfg.idle_close_s);
-                let expired: Vec<ConnId> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, c)| now.since(c.last_activity) >= idle)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in expired {
+                for id in self.conns.idle_at(now, idle) {
                     self.stats.idle_closed += 1;
                     self.close(id);
                 }

@@ -14,6 +14,8 @@
 
 use super::accounts::{AccountStore, valid_user};
 use super::auth::{self, Credential, HashParams, NONCE_LEN, STORED_LEN};
+use super::conns::Conns;
+pub use super::conns::MAX_CONNS;
 use super::error::PeerError;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::outbox::Outbox;
@@ -31,8 +33,6 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-/// Simultaneous client connections; more are closed at once (and counted).
-pub const MAX_CONNS: usize = 4096;
 /// Users and addresses tracked for rate limiting.
 pub const MAX_TRACKED: usize = 65_536;
 /// Bootstrap SNs sent in a credential response (PROTOCOL.md §6.1 caps sn-lists at 20).
@@ -122,7 +122,6 @@ struct Conn {
     remote: SocketAddr,
     reader: FrameReader,
     phase: Phase,
-    last_activity: Ts,
 }
 
 /// Failure counts with a lockout, per key (user name or address).
@@ -211,7 +210,7 @@ pub struct LoginServer {
     store: AccountStore,
     rng: ChaCha8Rng,
     out: Outbox,
-    conns: HashMap<ConnId, Conn>,
+    conns: Conns<Conn>,
     by_user: FailureTracker<String>,
     by_addr: FailureTracker<IpAddr>,
     stats: LsStats,
@@ -248,7 +247,7 @@ impl LoginServer {
             cfg,
             store,
             rng,
-            conns: HashMap::default(),
+            conns: Conns::default(),
             stats: LsStats::default(),
         })
     }
@@ -290,22 +289,12 @@ impl LoginServer {
 
     fn next_deadline(&self) -> Ts {
         let idle = secs(self.cfg.idle_close_s);
-        self.conns
-            .values()
-            .map(|c| c.last_activity.add_nanos(idle))
-            .min()
-            .unwrap_or(NO_DEADLINE)
+        self.conns.next_idle(idle).unwrap_or(NO_DEADLINE)
     }
 
     fn on_timeout(&mut self, now: Ts) {
         let idle = secs(self.cfg.idle_close_s);
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now.since(c.last_activity) >= idle)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
+        for id in self.conns.idle_at(now, idle) {
             self.stats.idle_closed += 1;
             self.close(id);
         }
@@ -321,28 +310,25 @@ impl LoginServer {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                let room = self.conns.len() < MAX_CONNS;
-                if !self.out.accept(conn, local, remote, room) {
+                let fresh = Conn {
+                    remote,
+                    reader: FrameReader::default(),
+                    phase: Phase::WaitHello,
+                };
+                if !self
+                    .conns
+                    .accept(&mut self.out, now, conn, (local, remote), fresh)
+                {
                     self.stats.refused_conns += 1;
                     return;
                 }
                 self.stats.accepted += 1;
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        remote,
-                        reader: FrameReader::default(),
-                        phase: Phase::WaitHello,
-                        last_activity: now,
-                    },
-                );
             }
             TcpEvent::Data(data) => {
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.conns.touch(&conn, now) else {
                     self.stats.unknown_conn += 1;
                     return;
                 };
-                c.last_activity = now;
                 c.reader.push(data);
                 if drain_frames(
                     self,

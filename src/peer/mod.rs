@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod client;
+pub mod conns;
 pub mod driver;
 pub mod error;
 pub mod home;

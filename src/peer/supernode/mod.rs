@@ -28,6 +28,8 @@ use self::lookup::{MAX_RINGS, MAX_SEARCHES, Search, referral_ring};
 use self::relay::{Drop, Leg, Relays, TOKEN_LEN};
 use super::accounts::valid_user;
 use super::auth::Credential;
+use super::conns::Conns;
+pub use super::conns::MAX_CONNS;
 use super::error::PeerError;
 use super::io::{ConnId, Input, Listen, Node, Output, TcpEvent};
 use super::login_server::{
@@ -48,8 +50,6 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-/// TCP connections (clients, relay legs, SN links) at once; more are closed on accept.
-pub const MAX_CONNS: usize = 4096;
 /// PROTOCOL.md §8.4: other SNs a node keeps.
 pub const MAX_HOST_CACHE: usize = 200;
 /// PROTOCOL.md §6.1: sn-list in probe answers and registration acks.
@@ -172,7 +172,6 @@ struct Conn {
     kind: Kind,
     remote: Option<SocketAddr>,
     reader: FrameReader,
-    last_activity: Ts,
 }
 
 struct RateWindow {
@@ -194,7 +193,7 @@ pub struct SuperNode {
     node_id: u64,
     rng: ChaCha8Rng,
     out: Outbox,
-    conns: HashMap<ConnId, Conn>,
+    conns: Conns<Conn>,
     host_cache: Vec<SocketAddr>,
     peer_ips: HashSet<IpAddr>,
     directory: Table,
@@ -242,7 +241,7 @@ impl SuperNode {
             host_cache,
             cfg,
             rng,
-            conns: HashMap::default(),
+            conns: Conns::default(),
             directory: Table::new(directory::MAX_DIRECTORY),
             cache: Table::new(directory::MAX_CACHE),
             searches: HashMap::default(),
@@ -334,17 +333,16 @@ impl SuperNode {
 
     fn next_deadline(&self) -> Ts {
         let idle = secs(self.cfg.idle_close_s);
-        let conns = self.conns.values().map(|c| c.last_activity.add_nanos(idle));
         let searches = self.searches.values().map(|s| s.ring_deadline);
         [
             self.directory.next_expiry(),
             self.cache.next_expiry(),
             self.calls.next_expiry(secs(self.cfg.call_linger_s)),
             self.relays.next_expiry(secs(self.cfg.relay_idle_s)),
+            self.conns.next_idle(idle),
         ]
         .into_iter()
         .flatten()
-        .chain(conns)
         .chain(searches)
         .min()
         .unwrap_or(NO_DEADLINE)
@@ -352,13 +350,7 @@ impl SuperNode {
 
     fn on_timeout(&mut self, now: Ts) {
         let idle = secs(self.cfg.idle_close_s);
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now.since(c.last_activity) >= idle)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
+        for id in self.conns.idle_at(now, idle) {
             self.stats.idle_closed += 1;
             self.close(now, id);
         }
@@ -698,25 +690,22 @@ impl SuperNode {
     fn on_tcp(&mut self, now: Ts, conn: ConnId, event: TcpEvent<'_>) {
         match event {
             TcpEvent::Accepted { local, remote } => {
-                let room = self.conns.len() < MAX_CONNS;
-                if !self.out.accept(conn, local, remote, room) {
-                    self.stats.refused_conns += 1;
-                    return;
-                }
                 let kind = if self.peer_ips.contains(&remote.ip()) {
                     Kind::PeerIn
                 } else {
                     Kind::Client(None)
                 };
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        kind,
-                        remote: Some(remote),
-                        reader: FrameReader::default(),
-                        last_activity: now,
-                    },
-                );
+                let fresh = Conn {
+                    kind,
+                    remote: Some(remote),
+                    reader: FrameReader::default(),
+                };
+                if !self
+                    .conns
+                    .accept(&mut self.out, now, conn, (local, remote), fresh)
+                {
+                    self.stats.refused_conns += 1;
+                }
             }
             TcpEvent::Connected { local } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -730,7 +719,7 @@ impl SuperNode {
                 let to = *to;
                 let pending = pending.take().unwrap_or_default();
                 c.remote = Some(to);
-                c.last_activity = now;
+                self.conns.touch(&conn, now);
                 self.out.conn_up(conn, local, to);
                 for m in pending {
                     self.out.tcp(now, conn, false, &m);
@@ -762,11 +751,10 @@ impl SuperNode {
                 self.cleanup(now, conn);
             }
             TcpEvent::Data(data) => {
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.conns.touch(&conn, now) else {
                     self.stats.unknown_conn += 1;
                     return;
                 };
-                c.last_activity = now;
                 c.reader.push(data);
                 if drain_frames(
                     self,
@@ -838,23 +826,20 @@ impl SuperNode {
         if let Some(c) = self.links.get(&to) {
             return Some(*c);
         }
-        if self.conns.len() >= MAX_CONNS {
+        if !self.conns.has_room() {
             return None;
         }
         let conn = ConnId(self.next_conn & !ConnId::ACCEPTED_BIT);
         self.next_conn = self.next_conn.wrapping_add(1);
-        self.conns.insert(
-            conn,
-            Conn {
-                kind: Kind::PeerOut {
-                    to,
-                    pending: Some(Vec::new()),
-                },
-                remote: None,
-                reader: FrameReader::default(),
-                last_activity: now,
+        let link = Conn {
+            kind: Kind::PeerOut {
+                to,
+                pending: Some(Vec::new()),
             },
-        );
+            remote: None,
+            reader: FrameReader::default(),
+        };
+        self.conns.insert(now, conn, link);
         self.links.insert(to, conn);
         // From the node's own IP so the other SN recognises an SN link (§8.7).
         self.out
