@@ -3,7 +3,8 @@
 # ndpiReader and tcpdump (benches/compare.sh), libpcap-dev (the `--features libpcap` build),
 # iproute2 and nftables (the real-network lab: namespaces, veths, NAT, firewalls), tcpreplay
 # (the live-capture benchmark), valgrind (benches/instructions.sh) and tmux (the TUI's
-# end-to-end test). The default build needs none of them. Needs root (or sudo) and Debian/Ubuntu; installs only what is missing.
+# end-to-end test). The default build needs none of them. Needs root (or sudo) and
+# Debian/Ubuntu; installs only what is missing.
 set -euo pipefail
 need=()
 command -v tshark >/dev/null || need+=(tshark)

@@ -40,7 +40,7 @@ pub struct Scratch {
 pub struct Dist<'a>(Option<Form<'a>>);
 
 enum Form<'a> {
-    /// The pair's own histogram.
+    /// The pair's own histogram (not empty).
     Hist(&'a Histogram<u32>),
     /// The pair's plain values (at least one), sorted, read at `shape`'s resolution.
     Sorted {
@@ -94,7 +94,7 @@ impl Intervals {
     /// The distribution: the pair's own histogram, or its values sorted into `scratch`.
     pub fn dist<'a>(&'a self, scratch: &'a mut Scratch) -> Dist<'a> {
         if let Some(h) = &self.hist {
-            return Dist(Some(Form::Hist(h)));
+            return Dist((!h.is_empty()).then_some(Form::Hist(h)));
         }
         if self.exact.is_empty() {
             return Dist(None);
@@ -117,14 +117,14 @@ impl Intervals {
 impl Form<'_> {
     fn min(&self) -> Option<u64> {
         match self {
-            Form::Hist(h) => (!h.is_empty()).then(|| h.min()),
+            Form::Hist(h) => Some(h.min()),
             Form::Sorted { ms, shape } => ms.first().map(|&v| shape.lowest_equivalent(v.into())),
         }
     }
 
     fn max(&self) -> Option<u64> {
         match self {
-            Form::Hist(h) => (!h.is_empty()).then(|| h.max()),
+            Form::Hist(h) => Some(h.max()),
             Form::Sorted { ms, shape } => ms.last().map(|&v| shape.highest_equivalent(v.into())),
         }
     }
@@ -133,12 +133,12 @@ impl Form<'_> {
     /// highest equivalent to it (the lowest for q = 0).
     fn quantile(&self, q: f64) -> Option<u64> {
         let (ms, shape) = match self {
-            Form::Hist(h) => return (!h.is_empty()).then(|| h.value_at_quantile(q)),
+            Form::Hist(h) => return Some(h.value_at_quantile(q)),
             Form::Sorted { ms, shape } => (ms, shape),
         };
         let q = if q > 1.0 { 1.0 } else { q };
-        let rank = ((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
-        let v = u64::from(*ms.get(rank - 1)?);
+        let rank = ((q * ms.len() as f64).ceil() as usize).max(1).min(ms.len());
+        let v = u64::from(*ms.get(rank.checked_sub(1)?)?);
         Some(if q == 0.0 {
             shape.lowest_equivalent(v)
         } else {
