@@ -13,6 +13,8 @@
 #                                           # (scripts/build-pgo.sh makes target/pgo/p2ptrace)
 #   PIN=0 CAP=big/capture.pcapng TOOLS="p2ptrace ndpi" benches/compare.sh  # every tool on
 #                                           # CPU 0 only (taskset): one-core throughput
+#   TOOLS="p2ptrace p2ptrace-msgs" benches/compare.sh  # also with messages.csv listing only
+#                                           # some classes (MESSAGES=-keepalive by default)
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
@@ -84,6 +86,8 @@ for tool in $TOOLS; do
     p2ptrace-flows) results+=("$(analyze "$tool" "$BIN" --no-dissect)") ;;
     # The default job: flows, dissection, classification and every report.
     p2ptrace) results+=("$(analyze "$tool" "$BIN")") ;;
+    # Every report, messages.csv listing only the classes --messages selects.
+    p2ptrace-msgs) results+=("$(analyze "$tool" "$BIN" --messages "${MESSAGES:--keepalive}")") ;;
     # The same two jobs with the profile-guided build.
     p2ptrace-pgo) results+=("$(analyze "$tool" "$PGO_BIN")") ;;
     p2ptrace-pgo-flows) results+=("$(analyze "$tool" "$PGO_BIN" --no-dissect)") ;;

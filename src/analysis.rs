@@ -12,7 +12,7 @@ use crate::measure::{Measurements, Seen};
 use crate::pipeline::{FlowConsumer, MsgCtx, RunStats};
 use crate::report::calls_csv::CallsReport;
 use crate::report::flows_csv::{ClassCounts, EvidenceKinds, FlowsCsv};
-use crate::report::messages_csv::MessagesCsv;
+use crate::report::messages_csv::{MessageSelection, MessagesCsv};
 use crate::report::sessions::{self, CallDigest};
 use crate::report::summary::{self, FlowTotals};
 use dissectors::registry::Message;
@@ -108,6 +108,14 @@ impl Analysis {
         Ok(a)
     }
 
+    /// Lists only the messages `selection` names in messages.csv (`--messages`); the other
+    /// reports and the summary still count every message.
+    pub fn select_messages(&mut self, selection: MessageSelection) {
+        if let Some(m) = &mut self.messages {
+            m.select(selection);
+        }
+    }
+
     /// Totals of the flows ended so far (a live run's running summary).
     pub fn totals(&self) -> &FlowTotals {
         &self.totals
@@ -124,7 +132,12 @@ impl Analysis {
             }
         }
         if let Some(m) = self.messages.take() {
-            written.push((m.rows(), "messages", "messages.csv"));
+            let what = if m.is_selective() {
+                "selected messages"
+            } else {
+                "messages"
+            };
+            written.push((m.rows(), what, "messages.csv"));
             if let Err(e) = m.finish() {
                 failed.get_or_insert(e);
             }
@@ -242,7 +255,7 @@ impl FlowConsumer for Analysis {
         let from_home = self.classifier.homes(ctx, homes).0;
         self.measure
             .observe(&Seen::new(ctx, msg, &c, from_home), hosts);
-        if let Some(w) = &mut self.messages {
+        if let Some(w) = self.messages.as_mut().filter(|w| w.lists(msg, &c)) {
             if let Err(e) = w.write(uid.text(ctx.uid), ctx.dir, ctx.ts, msg, &c, ctx.digits) {
                 self.csv_error.get_or_insert(e);
             }

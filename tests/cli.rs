@@ -376,3 +376,103 @@ fn absurd_record_length_and_bad_pcapng_block_exit_3_with_the_offset() {
     let o = run(&["analyze", bad.to_str().unwrap()]);
     assert_clean_error(&o, 3, "damaged at byte offset 28");
 }
+
+/// The records of a CSV file (header included), parsed.
+fn records(path: &Path) -> Vec<csv::StringRecord> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn messages_option_lists_the_selected_classes_and_leaves_every_other_report_alone() {
+    let (full, summary) = common::analyze_sim("one-nat");
+    let all = records(&full.path().join("messages.csv"));
+    let class_col = all[0].iter().position(|c| c == "class").unwrap();
+    let classes = |rows: &[csv::StringRecord]| {
+        let mut seen: Vec<String> = rows[1..].iter().map(|r| r[class_col].to_string()).collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(
+        classes(&all),
+        ["keepalive", "login", "lookup", "media", "signalling"],
+        "the scenario has every class"
+    );
+    for (spec, kept) in [
+        ("-keepalive,-media", &["login", "lookup", "signalling"][..]),
+        ("media", &["media"][..]),
+        ("none", &[][..]),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let o = run(&[
+            "analyze",
+            common::sim_capture("one-nat").to_str().unwrap(),
+            "--csv",
+            out.path().to_str().unwrap(),
+            "--messages",
+            spec,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{spec}: {}", stderr(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            summary,
+            "{spec}: summary"
+        );
+        assert!(
+            stderr(&o).contains(" selected messages to "),
+            "{}",
+            stderr(&o)
+        );
+        let got = records(&out.path().join("messages.csv"));
+        let want: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i == 0 || kept.contains(&&r[class_col]))
+            .map(|(_, r)| r.clone())
+            .collect();
+        assert!(want.len() > 1 || kept.is_empty(), "{spec}");
+        assert_eq!(
+            got, want,
+            "{spec}: the full run's rows of those classes, in order"
+        );
+        for report in [
+            "flows.csv",
+            "calls.csv",
+            "logins.csv",
+            "lookups.csv",
+            "keepalives.csv",
+            "phonehome.csv",
+            "hosts.csv",
+        ] {
+            let read = |d: &Path| std::fs::read(d.join(report)).unwrap();
+            assert!(read(out.path()) == read(full.path()), "{spec}: {report}");
+        }
+    }
+    let cap = common::sim_capture("one-nat");
+    let cap = cap.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x");
+    let x = x.to_str().unwrap();
+    let o = run(&["analyze", cap, "--csv", x, "--messages", "login,-media"]);
+    assert_clean_error(&o, 2, "not both");
+    let o = run(&["analyze", cap, "--csv", x, "--messages=keepalives"]);
+    assert_clean_error(&o, 2, "unknown class 'keepalives'");
+    assert_clean_error(&run(&["analyze", cap, "--messages", "login"]), 2, "--csv");
+    let o = run(&[
+        "analyze",
+        cap,
+        "--csv",
+        x,
+        "--no-dissect",
+        "--messages",
+        "login",
+    ]);
+    assert_clean_error(&o, 2, "--no-dissect");
+    assert!(!Path::new(x).exists(), "usage errors write nothing");
+}

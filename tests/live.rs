@@ -285,9 +285,14 @@ fn count_stops_after_exactly_n_frames() {
     if skip_unless_root("count_stops_after_exactly_n_frames") {
         return;
     }
+    // `--messages none` too: live applies it like analyze (messages.csv keeps its header,
+    // flows.csv still counts the messages).
     let LiveLo {
-        _dir, pcap, run, ..
-    } = live_lo(&["--count", "25"], &[]);
+        _dir,
+        pcap,
+        csv,
+        run,
+    } = live_lo(&["--count", "25", "--messages", "none"], &[]);
     send_skylark(3);
     let out = run.wait(Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -297,6 +302,19 @@ fn count_stops_after_exactly_n_frames() {
         "{summary}"
     );
     assert_eq!(frames_in(&[pcap]), 25);
+    let messages = std::fs::read_to_string(csv.join("messages.csv")).unwrap();
+    assert_eq!(messages.lines().count(), 1, "{messages}");
+    let counted: u64 = common::csv_rows(&csv.join("flows.csv"))
+        .iter()
+        .flat_map(|r| {
+            ["login", "lookup", "signalling", "keepalive", "media"]
+                .map(|c| r[&format!("msgs_{c}")].parse::<u64>().unwrap())
+        })
+        .sum();
+    assert!(
+        counted > 0,
+        "flows.csv counts the messages messages.csv leaves out"
+    );
 }
 
 #[test]

@@ -70,6 +70,11 @@ impl TrafficClass {
         }
     }
 
+    /// The class named `name` (as [`Self::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<TrafficClass> {
+        TrafficClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TrafficClass::Login => "login",
@@ -235,6 +240,16 @@ mod tests {
         }
         for (i, s) in Status::ALL.into_iter().enumerate() {
             assert_eq!(s.index(), i, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn every_class_is_found_by_its_name_and_nothing_else_is() {
+        for c in TrafficClass::ALL {
+            assert_eq!(TrafficClass::from_name(c.as_str()), Some(c));
+        }
+        for name in ["", "Login", "other", "keepalives"] {
+            assert_eq!(TrafficClass::from_name(name), None, "{name}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> u8 {
             return 1;
         }
     };
+    args.messages.apply(&mut analysis);
     let mut config = args.flow.pipeline_config();
     if dissect {
         config.dissect = Some(DissectConfig::default());

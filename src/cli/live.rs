@@ -93,6 +93,8 @@ pub struct LiveArgs {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
+    pub messages: MessagesOption,
+    #[command(flatten)]
     pub flow: FlowOptions,
 }
 
@@ -267,6 +269,7 @@ pub(super) fn live(args: &LiveArgs) -> u8 {
             return 1;
         }
     };
+    args.messages.apply(&mut analysis);
     let recorder = match &args.write {
         Some(path) => {
             let config = RecordConfig {

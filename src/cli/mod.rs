@@ -5,6 +5,7 @@
 use crate::dissect::DissectConfig;
 use crate::flow::{FlowConfig, FlowRecord, IdleTimeouts};
 use crate::pipeline::{self, FlowConsumer, MsgCtx, PipelineConfig, RunStats};
+use crate::report::messages_csv::MessageSelection;
 use crate::report::summary::thousands;
 use crate::report::top::{SortBy, TopFlows};
 use crate::time::{SecsDisplay, Ts};
@@ -295,7 +296,7 @@ pub struct AnalyzeArgs {
     pub csv: Option<PathBuf>,
     /// Flow statistics only: no application-layer dissection (no messages.csv, no service
     /// column), for speed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "messages")]
     pub no_dissect: bool,
     /// No progress bar.
     #[arg(long, short)]
@@ -305,7 +306,30 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "ADDR|CIDR|NAME", value_parser = crate::classify::HomeSpec::parse)]
     pub home: Vec<crate::classify::HomeSpec>,
     #[command(flatten)]
+    pub messages: MessagesOption,
+    #[command(flatten)]
     pub flow: FlowOptions,
+}
+
+/// `--messages` (`analyze`, `live`): which messages messages.csv lists.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MessagesOption {
+    /// Which messages messages.csv lists, by class: `all` (default), `none`, the classes to
+    /// list (`login,lookup,signalling`) or, each with `-`, those to leave out
+    /// (`-keepalive,-media`); `unclassified` names messages without a class. The summary and
+    /// the other reports count every message either way.
+    #[arg(id = "messages", long = "messages", value_name = "CLASSES", allow_hyphen_values = true,
+          requires = "csv", value_parser = MessageSelection::parse)]
+    pub selection: Option<MessageSelection>,
+}
+
+impl MessagesOption {
+    /// Applies the option to `analysis`'s messages.csv.
+    pub fn apply(&self, analysis: &mut crate::analysis::Analysis) {
+        if let Some(s) = self.selection {
+            analysis.select_messages(s);
+        }
+    }
 }
 
 #[derive(Args, Debug)]

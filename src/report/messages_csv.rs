@@ -20,8 +20,85 @@ pub const MESSAGES_COLUMNS: &[&str] = &[
 /// when it holds this much: one row per message, so they are not copied a second time.
 const WRITE_AT: usize = CHUNK;
 
+/// Which messages `messages.csv` lists, by class (`--messages`); every one by default. The
+/// other reports and the summary count every message either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageSelection {
+    /// Bit [`TrafficClass::index`] of each class listed, bit [`UNCLASSIFIED`] for messages
+    /// without a class.
+    bits: u8,
+}
+
+/// The selection bit of messages without a class.
+const UNCLASSIFIED: usize = TrafficClass::ALL.len();
+const EVERY: u8 = (1 << (UNCLASSIFIED + 1)) - 1;
+
+fn class_bit(class: Option<TrafficClass>) -> u8 {
+    1 << class.map_or(UNCLASSIFIED, TrafficClass::index)
+}
+
+impl Default for MessageSelection {
+    fn default() -> Self {
+        MessageSelection::ALL
+    }
+}
+
+impl MessageSelection {
+    pub const ALL: MessageSelection = MessageSelection { bits: EVERY };
+
+    /// Parses `all`, `none`, the classes to list (`login,lookup`) or, each with `-`, those
+    /// to leave out (`-keepalive,-media`); classes named as in the `class` column,
+    /// `unclassified` for messages without one.
+    pub fn parse(spec: &str) -> Result<MessageSelection, String> {
+        match spec {
+            "all" => return Ok(MessageSelection::ALL),
+            "none" => return Ok(MessageSelection { bits: 0 }),
+            _ => {}
+        }
+        let (mut keep, mut leave) = (0u8, 0u8);
+        for item in spec.split(',') {
+            let (name, set) = match item.strip_prefix('-') {
+                Some(name) => (name, &mut leave),
+                None => (item, &mut keep),
+            };
+            *set |= match name {
+                "unclassified" => class_bit(None),
+                _ => class_bit(Some(TrafficClass::from_name(name).ok_or_else(|| {
+                    format!(
+                        "unknown class '{name}': expected all, none, or classes among login, \
+                         lookup, signalling, keepalive, media and unclassified"
+                    )
+                })?)),
+            };
+        }
+        match (keep, leave) {
+            (keep, 0) => Ok(MessageSelection { bits: keep }),
+            (0, leave) => Ok(MessageSelection {
+                bits: EVERY & !leave,
+            }),
+            _ => Err(
+                "name either the classes to list or, each with '-', those to leave out, \
+                      not both"
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// Whether messages of `class` are listed.
+    pub fn lists(self, class: Option<TrafficClass>) -> bool {
+        self.bits & class_bit(class) != 0
+    }
+}
+
+/// The class a row shows: the classifier's, falling back to the dissector's.
+fn row_class(msg: &Message, c: &Classified) -> Option<TrafficClass> {
+    c.class.or(msg.class)
+}
+
 pub struct MessagesCsv {
     out: FileSink,
+    /// The messages listed.
+    selection: MessageSelection,
     /// Finished rows not written yet.
     row: CsvRow,
     rows: u64,
@@ -56,18 +133,34 @@ impl MessagesCsv {
         out.write_all(&CsvRow::header(MESSAGES_COLUMNS))?;
         Ok(MessagesCsv {
             out,
+            selection: MessageSelection::ALL,
             row: CsvRow::default(),
             rows: 0,
             tails: tails(),
         })
     }
 
+    /// Lists only the messages `selection` names from now on.
+    pub fn select(&mut self, selection: MessageSelection) {
+        self.selection = selection;
+    }
+
+    /// Whether the file lists only some messages.
+    pub fn is_selective(&self) -> bool {
+        self.selection != MessageSelection::ALL
+    }
+
+    /// Whether `msg`, classified `c`, gets a row (checked before its row is assembled).
+    pub fn lists(&self, msg: &Message, c: &Classified) -> bool {
+        self.selection.lists(row_class(msg, c))
+    }
+
     fn write_rows(&mut self) -> io::Result<()> {
         self.out.hand_over(self.row.rows_buf())
     }
 
-    /// Writes one row; `c` is the classifier's verdict (its class fills `class`, falling back
-    /// to the dissector's).
+    /// Writes one row, whether or not [`Self::lists`] it; `c` is the classifier's verdict
+    /// (its class fills `class`, falling back to the dissector's).
     pub fn write(
         &mut self,
         uid: &UidText,
@@ -78,7 +171,7 @@ impl MessagesCsv {
         digits: u8,
     ) -> io::Result<()> {
         let row = &mut self.row;
-        let class = c.class.or(msg.class);
+        let class = row_class(msg, c);
         row.ts(ts, digits)
             .uid(uid)
             .str(dir.as_str())
@@ -217,6 +310,87 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let got: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(got, want);
+    }
+
+    /// The classes `spec` lists, as names (`unclassified` for none).
+    fn listed(spec: &str) -> Result<Vec<&'static str>, String> {
+        let sel = MessageSelection::parse(spec)?;
+        let all = TrafficClass::ALL.map(Some).into_iter().chain([None]);
+        Ok(all
+            .filter(|c| sel.lists(*c))
+            .map(|c| c.map_or("unclassified", TrafficClass::as_str))
+            .collect())
+    }
+
+    #[test]
+    fn selections_list_named_classes_or_all_but_the_excluded() {
+        let every = vec![
+            "login",
+            "lookup",
+            "signalling",
+            "keepalive",
+            "media",
+            "unclassified",
+        ];
+        assert_eq!(listed("all").unwrap(), every);
+        assert_eq!(MessageSelection::default(), MessageSelection::ALL);
+        assert_eq!(listed("none").unwrap(), Vec::<&str>::new());
+        assert_eq!(listed("media,login").unwrap(), ["login", "media"]);
+        assert_eq!(listed("unclassified").unwrap(), ["unclassified"]);
+        assert_eq!(
+            listed("-keepalive,-unclassified").unwrap(),
+            ["login", "lookup", "signalling", "media"]
+        );
+        assert_eq!(listed("-keepalive,-keepalive").unwrap().len(), 5);
+        for bad in [
+            "",
+            "login,",
+            "Login",
+            "-",
+            "keepalives",
+            "all,login",
+            "login,-media",
+        ] {
+            let e = MessageSelection::parse(bad).unwrap_err();
+            assert!(!e.contains('\n') && !e.is_empty(), "{bad}: {e}");
+        }
+        assert!(
+            MessageSelection::parse("login,-media")
+                .unwrap_err()
+                .contains("not both")
+        );
+    }
+
+    #[test]
+    fn a_row_is_listed_by_the_classifiers_class_or_else_the_dissectors() {
+        let mut msg = Message {
+            protocol: "dns",
+            msg_type: Cow::Borrowed("query"),
+            txn_id: None,
+            call_id: None,
+            len: 40,
+            status: Status::Complete,
+            class: Some(TrafficClass::Keepalive),
+            detail: None,
+            call: None,
+        };
+        let mut c = Classified {
+            kind: Cow::Borrowed("query"),
+            class: Some(TrafficClass::Login),
+            home: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = MessagesCsv::create(&dir.path().join("m.csv")).unwrap();
+        assert!(csv.lists(&msg, &c) && !csv.is_selective());
+        csv.select(MessageSelection::parse("-login").unwrap());
+        assert!(csv.is_selective());
+        assert!(!csv.lists(&msg, &c));
+        c.class = None;
+        assert!(csv.lists(&msg, &c), "the dissector's keepalive");
+        msg.class = None;
+        assert!(csv.lists(&msg, &c), "unclassified");
+        csv.select(MessageSelection::parse("-unclassified").unwrap());
+        assert!(!csv.lists(&msg, &c));
     }
 
     #[test]

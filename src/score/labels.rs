@@ -167,14 +167,9 @@ impl LabelReader {
             let src = addr(2, 3)?;
             let dst = addr(4, 5)?;
             let kind = field(6)?.to_string();
-            let class = match field(7)? {
-                "login" => TrafficClass::Login,
-                "lookup" => TrafficClass::Lookup,
-                "signalling" => TrafficClass::Signalling,
-                "keepalive" => TrafficClass::Keepalive,
-                "media" => TrafficClass::Media,
-                c => return Err(self.row_error(line, format!("unknown class {}", quoted(c)))),
-            };
+            let class = field(7)?;
+            let class = TrafficClass::from_name(class)
+                .ok_or_else(|| self.row_error(line, format!("unknown class {}", quoted(class))))?;
             let home = match field(8)? {
                 "true" => true,
                 "false" | "" => false,
