@@ -15,6 +15,8 @@
 #                                           # CPU 0 only (taskset): one-core throughput
 #   TOOLS="p2ptrace p2ptrace-msgs" benches/compare.sh  # also with messages.csv listing only
 #                                           # some classes (MESSAGES=-keepalive by default)
+#   WORK=/dev/shm/bench ...                 # inputs and reports on tmpfs: no disk write-back
+#                                           # between tools (docs/performance.md)
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
