@@ -17,6 +17,7 @@
 #                                           # some classes (MESSAGES=-keepalive by default)
 #   WORK=/dev/shm/bench ...                 # inputs and reports on tmpfs: no disk write-back
 #                                           # between tools (docs/performance.md)
+#   ROUNDS=3 ...                            # every tool 3 times, order rotated: medians
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
@@ -26,6 +27,15 @@ cd "$(dirname "$0")/.."
 PACKETS=${PACKETS:-1000000}
 FLOWS=${FLOWS:-20000}
 TOOLS=${TOOLS:-"p2ptrace-flows p2ptrace tshark ndpi"}
+ROUNDS=${ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive number" >&2; exit 2; }
+read -ra tools <<< "$TOOLS"
+for t in "${tools[@]}"; do
+  case $t in
+    p2ptrace | p2ptrace-flows | p2ptrace-msgs | p2ptrace-pgo | p2ptrace-pgo-flows | tshark | ndpi) ;;
+    *) echo "compare.sh: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
 WORK=${WORK:-/tmp/p2ptrace-bench}
 GEN=../shared/bench/gen_pcap.py
 mkdir -p "$WORK"
@@ -81,31 +91,57 @@ analyze() {
   run "$name" "$bin" analyze --quiet "$@" "$CAP" --csv "$WORK/out"
 }
 
-results=()
-for tool in $TOOLS; do
-  case $tool in
+# one TOOL : runs TOOL once and prints its result line (nothing when its program is missing).
+one() {
+  case $1 in
     # Flow statistics only (decode + flow table + flows.csv).
-    p2ptrace-flows) results+=("$(analyze "$tool" "$BIN" --no-dissect)") ;;
+    p2ptrace-flows) analyze "$1" "$BIN" --no-dissect ;;
     # The default job: flows, dissection, classification and every report.
-    p2ptrace) results+=("$(analyze "$tool" "$BIN")") ;;
+    p2ptrace) analyze "$1" "$BIN" ;;
     # Every report, messages.csv listing only the classes --messages selects.
-    p2ptrace-msgs) results+=("$(analyze "$tool" "$BIN" --messages "${MESSAGES:--keepalive}")") ;;
+    p2ptrace-msgs) analyze "$1" "$BIN" --messages "${MESSAGES:--keepalive}" ;;
     # The same two jobs with the profile-guided build.
-    p2ptrace-pgo) results+=("$(analyze "$tool" "$PGO_BIN")") ;;
-    p2ptrace-pgo-flows) results+=("$(analyze "$tool" "$PGO_BIN" --no-dissect)") ;;
-    tshark) command -v tshark >/dev/null && results+=("$(run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp)") ;;
-    ndpi) command -v ndpiReader >/dev/null && results+=("$(run ndpi ndpiReader -i "$CAP" -q)") ;;
-    *) echo "unknown tool $tool" >&2; exit 2 ;;
+    p2ptrace-pgo) analyze "$1" "$PGO_BIN" ;;
+    p2ptrace-pgo-flows) analyze "$1" "$PGO_BIN" --no-dissect ;;
+    tshark) if command -v tshark >/dev/null; then
+              run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp; fi ;;
+    ndpi) if command -v ndpiReader >/dev/null; then run ndpi ndpiReader -i "$CAP" -q; fi ;;
   esac
+}
+
+# ROUNDS=N runs every tool N times, the order rotated by one each round: the first tool of
+# a round pays for faulting in fresh pages (docs/performance.md). The table gives each
+# tool's median time (the lower middle one for an even N) and, with N > 1, its range.
+: > "$WORK/results"
+for ((r = 0; r < ROUNDS; r++)); do
+  for ((i = 0; i < ${#tools[@]}; i++)); do
+    one "${tools[(i + r) % ${#tools[@]}]}" >> "$WORK/results"
+  done
 done
 
+# middle : the middle line of sorted numbers on stdin (the lower one of two)
+middle() {
+  local sorted
+  sorted=$(sort -g)
+  sed -n "$((($(wc -l <<< "$sorted") + 1) / 2))p" <<< "$sorted"
+}
+
 echo
-echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))${PIN:+, every tool on CPU $PIN}"
-printf '%-18s %10s %14s %10s %12s %9s\n' tool seconds packets/s peak_MB "vs p2ptrace" cpu_s
+rounds="" range_head=""
+[ "$ROUNDS" -gt 1 ] && rounds=", median of $ROUNDS rounds" range_head="min-max s"
+echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))${PIN:+, every tool on CPU $PIN}$rounds"
+printf '%-18s %10s %14s %10s %12s %9s%s\n' tool seconds packets/s peak_MB "vs p2ptrace" cpu_s "${range_head:+ $range_head}"
 base=""
-for r in "${results[@]}"; do
-  set -- $r
-  pps=$(echo "$PACKETS / $2" | bc -l)
+for t in "${tools[@]}"; do
+  lines=$(awk -v t="$t" '$1 == t' "$WORK/results")
+  [ -n "$lines" ] || continue
+  secs=$(awk '{print $2}' <<< "$lines" | middle)
+  kb=$(awk '{print $3}' <<< "$lines" | sort -g | tail -n 1)
+  cpu=$(awk '{print $4}' <<< "$lines" | middle)
+  range=""
+  [ "$ROUNDS" -gt 1 ] &&
+    range=$(awk '{print $2}' <<< "$lines" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
+  pps=$(echo "$PACKETS / $secs" | bc -l)
   [ -z "$base" ] && base=$pps
-  printf '%-18s %10.3f %14.0f %10.1f %11.2fx %9.2f\n' "$1" "$2" "$pps" "$(echo "$3 / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)" "$4"
+  printf '%-18s %10.3f %14.0f %10.1f %11.2fx %9.2f%s\n' "$t" "$secs" "$pps" "$(echo "$kb / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)" "$cpu" "${range:+ $range}"
 done
