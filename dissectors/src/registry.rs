@@ -192,6 +192,23 @@ pub trait FlowDissector: Send {
     /// decoded messages to `out`. `ts_ns` is the capture time of the newest bytes.
     fn parse(&mut self, side: Side, ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress;
 
+    /// A datagram on a UDP flow this dissector claimed: parsed as [`Self::parse`] would if
+    /// `probe` (this dissector's) calls it [`Probe::Yes`]; otherwise left alone, `None`, so
+    /// the caller can offer it to a protocol sharing the port (PROTOCOL.md §2.4). A
+    /// dissector that can tell from one parse, keeping no state when unsure, overrides this
+    /// to look at the bytes once.
+    fn parse_datagram_if_sure(
+        &mut self,
+        probe: fn(Transport, Side, &[u8]) -> Probe,
+        side: Side,
+        ts_ns: i64,
+        data: &[u8],
+        out: &mut Vec<Message>,
+    ) -> Option<Progress> {
+        (probe(Transport::Udp, side, data) == Probe::Yes)
+            .then(|| self.parse(side, ts_ns, data, out))
+    }
+
     /// `missing` bytes of `side` were lost (TCP gap): resynchronise or give up.
     fn on_gap(&mut self, side: Side, missing: u64) {
         let _ = (side, missing);

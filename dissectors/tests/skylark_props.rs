@@ -9,6 +9,24 @@ use dissectors::skylark::{BodyView, DESCRIPTOR, Message, MessageView, parse_fram
 use proptest::prelude::*;
 use skylark_common::{arb_message_of_family, arb_strict_message};
 
+/// A claimed UDP flow's one look at a datagram (`parse_datagram_if_sure`) takes exactly the
+/// datagrams the probe is sure of, with what `parse` gives them, and nothing else.
+fn one_look_agrees_with_probe_then_parse(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let sure = (DESCRIPTOR.probe)(Transport::Udp, Side::Orig, bytes) == Probe::Yes;
+    let mut flow = (DESCRIPTOR.new_flow)(Transport::Udp);
+    let (mut once, mut twice) = (Vec::new(), Vec::new());
+    let got = flow.parse_datagram_if_sure(DESCRIPTOR.probe, Side::Orig, 0, bytes, &mut once);
+    prop_assert_eq!(got.is_some(), sure);
+    if sure {
+        let want = flow.parse(Side::Orig, 0, bytes, &mut twice);
+        prop_assert_eq!(got, Some(want));
+        prop_assert_eq!(once, twice);
+    } else {
+        prop_assert!(once.is_empty());
+    }
+    Ok(())
+}
+
 /// Structural round trip: whatever the schema says, the body comes back identical.
 fn structural_round_trip(m: &Message) -> Result<(), TestCaseError> {
     let bytes = m
@@ -119,12 +137,32 @@ proptest! {
             if let BodyView::Objects(o) = v.body { let _ = o.len(); }
         }
         let _ = parse_frame(&bytes);
+        one_look_agrees_with_probe_then_parse(&bytes)?;
         for t in [Transport::Udp, Transport::Tcp] {
             let _ = (DESCRIPTOR.probe)(t, Side::Orig, &bytes);
             let mut flow = (DESCRIPTOR.new_flow)(t);
             let mut rows = Vec::new();
             let _ = flow.parse(Side::Orig, 0, &bytes, &mut rows);
         }
+    }
+
+    #[test]
+    fn one_look_at_a_datagram_agrees_with_the_probe_and_the_parse(
+        m in (1u8..=5).prop_flat_map(arb_strict_message),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        trailing in prop::collection::vec(any::<u8>(), 0..3),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        // Valid messages, then some with flipped bytes (header or body), trailing bytes or
+        // cut short: sure and unsure datagrams both.
+        let mut bytes = m.to_bytes().unwrap();
+        for (at, x) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= x;
+        }
+        bytes.extend(trailing);
+        let keep = cut.map_or(bytes.len(), |c| c.index(bytes.len() + 1));
+        one_look_agrees_with_probe_then_parse(&bytes[..keep])?;
     }
 
     #[test]

@@ -367,10 +367,13 @@ impl Ctx {
         let Some(claim) = &mut active.claim else {
             return;
         };
-        // A datagram the claiming protocol is not sure of may be another protocol sharing
-        // the port (PROTOCOL.md §2.4: STUN and Skylark on one UDP socket); another
-        // dissector that recognises it takes it.
-        if !fresh && (claim.desc.probe)(Transport::Udp, side(dir), payload) != Probe::Yes {
+        if !fresh {
+            // A datagram the claiming protocol is not sure of may be another protocol
+            // sharing the port (PROTOCOL.md §2.4: STUN and Skylark on one UDP socket);
+            // another dissector that recognises it takes it.
+            if self.own_if_sure(claim, dir, ts, payload, sink) {
+                return;
+            }
             let own = claim.desc;
             if let Some(desc) = self
                 .probe(Transport::Udp, dir, ports, payload)
@@ -385,6 +388,27 @@ impl Ctx {
             }
         }
         self.parse(claim, dir, ts, payload, sink);
+    }
+
+    /// Whether the claiming dissector is sure `payload` is its own; if so it has parsed it,
+    /// in the same look (most dissectors: their probe, then their parse). An abandoned
+    /// claim only answers.
+    fn own_if_sure(
+        &mut self,
+        claim: &mut Claim,
+        dir: Dir,
+        ts: Ts,
+        payload: &[u8],
+        sink: &mut impl MessageSink,
+    ) -> bool {
+        let probe = claim.desc.probe;
+        if claim.abandoned {
+            return probe(Transport::Udp, side(dir), payload) == Probe::Yes;
+        }
+        self.run(claim, dir, ts, sink, |parser, out| {
+            parser.parse_datagram_if_sure(probe, side(dir), ts.0, payload, out)
+        })
+        .is_some()
     }
 
     /// `desc`'s place in the registry every claim comes from (a registry has far fewer than
@@ -467,8 +491,25 @@ impl Ctx {
         if claim.abandoned {
             return data.len();
         }
+        let parsed = self.run(claim, dir, ts, sink, |parser, out| {
+            Some(parser.parse(side(dir), ts.0, data, out))
+        });
+        parsed.unwrap_or(data.len()).min(data.len())
+    }
+
+    /// Runs `step` — the claim's dissector parsing into the message buffer — and accounts
+    /// for it: errors (too many abandon the claim), messages counted and handed to `sink`.
+    /// Returns the bytes consumed, or `None` when `step` declined (nothing happened).
+    fn run(
+        &mut self,
+        claim: &mut Claim,
+        dir: Dir,
+        ts: Ts,
+        sink: &mut impl MessageSink,
+        step: impl FnOnce(&mut dyn FlowDissector, &mut Vec<Message>) -> Option<Progress>,
+    ) -> Option<usize> {
         self.out.clear();
-        let consumed = match claim.parser.parse(side(dir), ts.0, data, &mut self.out) {
+        let consumed = match step(claim.parser.as_mut(), &mut self.out)? {
             Progress::Parsed { consumed, .. } => {
                 claim.errors = 0;
                 consumed
@@ -488,7 +529,7 @@ impl Ctx {
         for msg in &self.out {
             sink.message(dir, ts, msg);
         }
-        consumed.min(data.len())
+        Some(consumed)
     }
 
     fn abandon(&mut self, claim: &mut Claim) {

@@ -63,6 +63,7 @@ impl MessageSelection {
             };
             *set |= match name {
                 "unclassified" => class_bit(None),
+                "all" | "none" => return Err(format!("'{name}' stands alone, not in a list")),
                 _ => class_bit(Some(TrafficClass::from_name(name).ok_or_else(|| {
                     format!(
                         "unknown class '{name}': expected all, none, or classes among login, \
@@ -358,6 +359,11 @@ mod tests {
             MessageSelection::parse("login,-media")
                 .unwrap_err()
                 .contains("not both")
+        );
+        assert!(
+            MessageSelection::parse("-none")
+                .unwrap_err()
+                .contains("stands alone")
         );
     }
 

@@ -1,8 +1,9 @@
-//! Fuzz datagram parsing: strict and lax parse, rendering, the UDP flow dissector, and the
+//! Fuzz datagram parsing: strict and lax parse, rendering, the UDP flow dissector (and its
+//! one look at a claimed flow's datagram, which must agree with the probe), and the
 //! invariant that a strictly valid message re-emits to the same bytes.
 #![no_main]
 
-use dissectors::registry::{Side, Transport};
+use dissectors::registry::{Probe, Side, Transport};
 use dissectors::skylark::{DESCRIPTOR, MessageView};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +20,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut flow = (DESCRIPTOR.new_flow)(Transport::Udp);
     let mut rows = Vec::new();
-    let _ = flow.parse(Side::Orig, 0, data, &mut rows);
+    let parsed = flow.parse(Side::Orig, 0, data, &mut rows);
     assert!(rows.len() <= 1);
+    // The claimed flow's one look: exactly the datagrams the probe is sure of, parsed alike.
+    let mut once = Vec::new();
+    let sure = (DESCRIPTOR.probe)(Transport::Udp, Side::Orig, data) == Probe::Yes;
+    match flow.parse_datagram_if_sure(DESCRIPTOR.probe, Side::Orig, 0, data, &mut once) {
+        Some(p) => assert!(sure && p == parsed && once == rows),
+        None => assert!(!sure && once.is_empty()),
+    }
 });

@@ -8,14 +8,14 @@
 //! caller keeps what was not consumed) or classify beyond the spec's class of each message.
 
 use super::codec::{LaxMessage, MessageView};
-use super::framing::{MAX_RESYNC_SCAN, Resync, frame_len, plausible_prefix, resync};
+use super::framing::{MAX_RESYNC_SCAN, Resync, frame_len, known_family, plausible_prefix, resync};
 use super::header::Family;
 use super::header::HEADER_LEN;
 use super::messages::{ErrorCode, FieldId, MsgType};
 use super::object::{ObjectsView, ValueView};
 use crate::DissectError;
 use crate::registry::{
-    CallInfo, CallSignal, FlowDissector, Message, Progress, Side, Status, Transport,
+    CallInfo, CallSignal, FlowDissector, Message, Probe, Progress, Side, Status, Transport,
 };
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -49,11 +49,32 @@ impl FlowDissector for SkylarkDatagrams {
                 error,
             };
         }
-        out.push(row(&lax, data.len()));
-        Progress::Parsed {
-            consumed: data.len(),
-            needed: None,
-        }
+        datagram_row(&lax, data, out)
+    }
+
+    /// One parse instead of the probe's header check and then the parse's: the lax parse's
+    /// header is the one the probe checks (PROTOCOL.md §2.5: valid, of a known family, as
+    /// long as the datagram), and nothing is kept between datagrams.
+    fn parse_datagram_if_sure(
+        &mut self,
+        _probe: fn(Transport, Side, &[u8]) -> Probe,
+        _side: Side,
+        _ts_ns: i64,
+        data: &[u8],
+        out: &mut Vec<Message>,
+    ) -> Option<Progress> {
+        let lax = MessageView::parse_lax(data);
+        let sure = lax.header.is_some_and(|h| h.total_len() == data.len()) && known_family(data);
+        sure.then(|| datagram_row(&lax, data, out))
+    }
+}
+
+/// The row of a datagram whose header parsed.
+fn datagram_row(lax: &LaxMessage<'_>, data: &[u8], out: &mut Vec<Message>) -> Progress {
+    out.push(row(lax, data.len()));
+    Progress::Parsed {
+        consumed: data.len(),
+        needed: None,
     }
 }
 
@@ -434,5 +455,45 @@ mod tests {
             ],
         );
         assert_eq!(parse_udp(&ping).call, None);
+    }
+
+    #[test]
+    fn one_look_takes_what_the_probe_is_sure_of_and_leaves_the_rest() {
+        let ping = Wire::new(
+            MsgType::NatPing,
+            Flags::REQUEST,
+            1,
+            vec![
+                Object::u64(FieldId::NodeId, 1),
+                Object::u32(FieldId::Seq, 1),
+            ],
+        );
+        let mut valid = Vec::new();
+        ping.emit(&mut valid).unwrap();
+        // A reserved family (6) under a valid header check (PROTOCOL.md §2.5: Maybe).
+        let mut reserved = valid.clone();
+        let mut packet = crate::skylark::Packet::new_unchecked(&mut reserved[..]);
+        packet.set_msg_type(MsgType::from(0x0601));
+        packet.fill_check();
+        let cut = valid[..valid.len() - 1].to_vec();
+        let trailing = [valid.as_slice(), &[0]].concat();
+        let probe = crate::skylark::probe::probe;
+        for (bytes, sure) in [
+            (&valid, true),
+            (&reserved, false),
+            (&cut, false),
+            (&trailing, false),
+        ] {
+            assert_eq!(probe(Transport::Udp, Side::Orig, bytes) == Probe::Yes, sure);
+            let (mut once, mut parsed) = (Vec::new(), Vec::new());
+            let got =
+                SkylarkDatagrams.parse_datagram_if_sure(probe, Side::Orig, 0, bytes, &mut once);
+            let want = SkylarkDatagrams.parse(Side::Orig, 0, bytes, &mut parsed);
+            if sure {
+                assert_eq!((got, once), (Some(want), parsed));
+            } else {
+                assert_eq!((got, once.len()), (None, 0), "{bytes:02x?}");
+            }
+        }
     }
 }
