@@ -405,10 +405,18 @@ impl Ctx {
         if claim.abandoned {
             return probe(Transport::Udp, side(dir), payload) == Probe::Yes;
         }
-        self.run(claim, dir, ts, sink, |parser, out| {
-            parser.parse_datagram_if_sure(probe, side(dir), ts.0, payload, out)
-        })
-        .is_some()
+        self.out.clear();
+        let parsed =
+            claim
+                .parser
+                .parse_datagram_if_sure(probe, side(dir), ts.0, payload, &mut self.out);
+        match parsed {
+            Some(progress) => {
+                self.account(claim, dir, ts, sink, progress);
+                true
+            }
+            None => false,
+        }
     }
 
     /// `desc`'s place in the registry every claim comes from (a registry has far fewer than
@@ -491,25 +499,22 @@ impl Ctx {
         if claim.abandoned {
             return data.len();
         }
-        let parsed = self.run(claim, dir, ts, sink, |parser, out| {
-            Some(parser.parse(side(dir), ts.0, data, out))
-        });
-        parsed.unwrap_or(data.len()).min(data.len())
+        self.out.clear();
+        let progress = claim.parser.parse(side(dir), ts.0, data, &mut self.out);
+        self.account(claim, dir, ts, sink, progress).min(data.len())
     }
 
-    /// Runs `step` — the claim's dissector parsing into the message buffer — and accounts
-    /// for it: errors (too many abandon the claim), messages counted and handed to `sink`.
-    /// Returns the bytes consumed, or `None` when `step` declined (nothing happened).
-    fn run(
+    /// Accounts for a parse whose messages are in the message buffer: errors (too many
+    /// abandon the claim), messages counted and handed to `sink`. Returns the bytes consumed.
+    fn account(
         &mut self,
         claim: &mut Claim,
         dir: Dir,
         ts: Ts,
         sink: &mut impl MessageSink,
-        step: impl FnOnce(&mut dyn FlowDissector, &mut Vec<Message>) -> Option<Progress>,
-    ) -> Option<usize> {
-        self.out.clear();
-        let consumed = match step(claim.parser.as_mut(), &mut self.out)? {
+        progress: Progress,
+    ) -> usize {
+        let consumed = match progress {
             Progress::Parsed { consumed, .. } => {
                 claim.errors = 0;
                 consumed
@@ -529,7 +534,7 @@ impl Ctx {
         for msg in &self.out {
             sink.message(dir, ts, msg);
         }
-        Some(consumed)
+        consumed
     }
 
     fn abandon(&mut self, claim: &mut Claim) {

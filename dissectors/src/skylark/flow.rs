@@ -352,6 +352,18 @@ mod tests {
     use super::*;
     use crate::skylark::{Flags, Media, Message as Wire, Object};
 
+    fn nat_ping() -> Wire {
+        Wire::new(
+            MsgType::NatPing,
+            Flags::REQUEST,
+            1,
+            vec![
+                Object::u64(FieldId::NodeId, 1),
+                Object::u32(FieldId::Seq, 1),
+            ],
+        )
+    }
+
     fn parse_udp(m: &Wire) -> Message {
         let mut buf = Vec::new();
         m.emit(&mut buf).unwrap();
@@ -445,29 +457,13 @@ mod tests {
         );
 
         // Other families carry nothing typed.
-        let ping = Wire::new(
-            MsgType::NatPing,
-            Flags::REQUEST,
-            1,
-            vec![
-                Object::u64(FieldId::NodeId, 1),
-                Object::u32(FieldId::Seq, 1),
-            ],
-        );
+        let ping = nat_ping();
         assert_eq!(parse_udp(&ping).call, None);
     }
 
     #[test]
     fn one_look_takes_what_the_probe_is_sure_of_and_leaves_the_rest() {
-        let ping = Wire::new(
-            MsgType::NatPing,
-            Flags::REQUEST,
-            1,
-            vec![
-                Object::u64(FieldId::NodeId, 1),
-                Object::u32(FieldId::Seq, 1),
-            ],
-        );
+        let ping = nat_ping();
         let mut valid = Vec::new();
         ping.emit(&mut valid).unwrap();
         // A reserved family (6) under a valid header check (PROTOCOL.md §2.5: Maybe).
