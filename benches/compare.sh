@@ -70,13 +70,14 @@ case " $TOOLS " in
       echo "compare.sh: warning: $PGO_BIN is older than the sources (rerun scripts/build-pgo.sh)" >&2 ;;
 esac
 
-# Warm the page cache so every tool reads from memory.
-cat "$CAP" > /dev/null
-
 # run NAME CMD... : prints "NAME seconds peak_kB cpu_seconds" (cpu: user + system, all threads)
 run() {
   local name=$1; shift
   local t0 t1
+  # Read the capture first, untimed, before every run: pages of the page cache left idle
+  # for a while are slow to read again on these VMs (a 768 MB capture idle for an hour:
+  # 0.89 s to read, then 0.12 s), so a run after a pause would pay for it.
+  cat "$CAP" > /dev/null
   t0=$(date +%s.%N)
   /usr/bin/time -f "%M %U %S" -o "$WORK/$name.rss" "${PINNED[@]}" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
     echo "compare.sh: $name failed, see $WORK/$name.err" >&2; return 1; }
@@ -88,6 +89,8 @@ run() {
 # analyze NAME BIN [ARGS...] : `BIN analyze ARGS CAP --csv`, timed as NAME
 analyze() {
   local name=$1 bin=$2; shift 2
+  # The previous run's reports are freed here, untimed, not by this run truncating them.
+  rm -rf "$WORK/out"
   run "$name" "$bin" analyze --quiet "$@" "$CAP" --csv "$WORK/out"
 }
 

@@ -20,6 +20,10 @@ CAP=$1; shift
 [ -f "$CAP" ] || { echo "instructions.sh: $CAP not found" >&2; exit 1; }
 command -v valgrind > /dev/null ||
   { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+# The lookahead switches itself on and off by timing (src/lookahead.rs), and under valgrind
+# that timing varies from run to run: the same binary counted 2 % apart. Fixed off unless
+# set, so counts repeat (P2PTRACE_LOOKAHEAD=on counts the other configuration).
+export P2PTRACE_LOOKAHEAD=${P2PTRACE_LOOKAHEAD:-off}
 WORK=$(mktemp -d /tmp/p2ptrace-instructions.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
