@@ -8,6 +8,7 @@ use crate::classify::Classified;
 use crate::flow::{Dir, UidText};
 use crate::time::Ts;
 use dissectors::registry::{Message, Status, TrafficClass};
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -175,12 +176,17 @@ impl MessagesCsv {
         let class = row_class(msg, c);
         row.ts(ts, digits)
             .uid(uid)
-            .str(dir.as_str())
-            .str(msg.protocol)
-            .str(&msg.msg_type)
-            .opt_uint(msg.txn_id)
-            .opt_uint(msg.call_id)
-            .uint(u64::from(msg.len));
+            .name(dir.as_str())
+            .name(msg.protocol);
+        // A borrowed type is a name from the dissector's table; one built from the wire
+        // (e.g. an HTTP method) is checked.
+        match &msg.msg_type {
+            Cow::Borrowed(name) => row.name(name),
+            Cow::Owned(text) => row.str(text),
+        }
+        .opt_uint(msg.txn_id)
+        .opt_uint(msg.call_id)
+        .uint(u64::from(msg.len));
         let detail = msg.detail.as_deref().unwrap_or_default();
         match self.tails.get(tail_index(msg.status, class, c.home)) {
             Some(tail) if detail.is_empty() => row.encoded(tail),
@@ -235,7 +241,6 @@ impl Drop for MessagesCsv {
 mod tests {
     use super::*;
     use crate::flow::Uid;
-    use std::borrow::Cow;
 
     fn write_rows(path: &Path, n: u64, finish: bool) {
         let mut csv = MessagesCsv::create(path).unwrap();
@@ -262,6 +267,25 @@ mod tests {
         assert_eq!(csv.rows(), n);
         if finish {
             csv.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn names_written_without_a_quote_check_never_needed_one() {
+        let same = |name: &'static str| {
+            let (mut checked, mut plain) = (CsvRow::default(), CsvRow::default());
+            checked.str(name);
+            plain.name(name);
+            assert_eq!(checked.finish(), plain.finish(), "{name:?}");
+        };
+        for raw in 0..=u16::MAX {
+            same(dissectors::skylark::messages::MsgType::from(raw).name());
+        }
+        for dir in [Dir::Orig, Dir::Resp] {
+            same(dir.as_str());
+        }
+        for dissector in dissectors::registry::ALL {
+            same(dissector.name);
         }
     }
 

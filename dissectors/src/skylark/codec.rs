@@ -313,7 +313,7 @@ impl<'a> MessageView<'a> {
             let walked = object::walk(body_bytes, HEADER_LEN, missing);
             wrong_kind = walked.wrong_kind;
             let objects =
-                ObjectsView::from_validated(body_bytes.get(..walked.valid).unwrap_or(&[]));
+                ObjectsView::from_walked(body_bytes.get(..walked.valid).unwrap_or(&[]), walked.ids);
             let mut stop = walked.stop.map(|(offset, reason)| Stop { offset, reason });
             if stop.is_none() && missing > 0 {
                 // Cut on an object boundary: every present object is whole, the rest is not.

@@ -108,15 +108,41 @@ impl ObjectView<'_> {
 }
 
 /// A validated sequence of objects (a body or a list value). Iterating never fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Equal when their bytes are.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ObjectsView<'a> {
     bytes: &'a [u8],
+    /// Bit `id % 64` ([`id_bit`]) is set for the field id of every object at this level, and
+    /// maybe others: a clear bit tells [`Self::get`] the field is absent without walking the
+    /// objects (most lookups of a message's row are of absent fields). All set when unknown.
+    ids: u64,
+}
+
+impl PartialEq for ObjectsView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for ObjectsView<'_> {}
+
+/// The bit of raw field id `id` in [`ObjectsView`]'s filter.
+fn id_bit(id: u8) -> u64 {
+    1 << (id % 64)
 }
 
 impl<'a> ObjectsView<'a> {
     /// Wraps bytes that [`walk`] accepted. On other bytes iteration simply stops early.
     pub(crate) fn from_validated(bytes: &'a [u8]) -> ObjectsView<'a> {
-        ObjectsView { bytes }
+        ObjectsView {
+            bytes,
+            ids: u64::MAX,
+        }
+    }
+
+    /// [`Self::from_validated`] for a body whose walk noted its top-level ids ([`Walked::ids`]).
+    pub(crate) fn from_walked(bytes: &'a [u8], ids: u64) -> ObjectsView<'a> {
+        ObjectsView { bytes, ids }
     }
 
     pub fn as_bytes(&self) -> &'a [u8] {
@@ -143,6 +169,9 @@ impl<'a> ObjectsView<'a> {
 
     /// The first object with this id (only that object's value is decoded).
     pub fn get(&self, id: FieldId) -> Option<ObjectView<'a>> {
+        if self.ids & id_bit(u8::from(id)) == 0 {
+            return None;
+        }
         self.raw().find(|o| o.id == id)?.decode()
     }
 
@@ -255,6 +284,8 @@ fn split_object(i: &[u8]) -> Result<Split<'_>, DissectError> {
 /// Bounds shared by one message's walk.
 struct Walk {
     objects: usize,
+    /// [`id_bit`] of every top-level object's field id.
+    ids: u64,
     /// Message offset of the first object whose known field id has another kind.
     wrong_kind: Option<usize>,
 }
@@ -391,6 +422,9 @@ fn walk_level(
                 });
             }
         };
+        if depth == 1 {
+            walk.ids |= id_bit(id);
+        }
         let kind = Kind::from(kind);
         if walk.wrong_kind.is_none() && FieldId::from(id).kind().is_some_and(|k| k != kind) {
             walk.wrong_kind = Some(at);
@@ -415,6 +449,9 @@ pub struct Walked {
     /// Message offset of the first object in the valid prefix, at any depth, whose known
     /// field id carries another kind (PROTOCOL.md §4.4) — a schema error, not a structural one.
     pub wrong_kind: Option<usize>,
+    /// Bit `id % 64` set for the field id of every whole top-level object (and maybe of the
+    /// one the walk stopped at): the lookup filter of the body's [`ObjectsView`].
+    pub ids: u64,
 }
 
 /// Validates a whole body (top-level objects have depth 1) against every bound of
@@ -424,6 +461,7 @@ pub struct Walked {
 pub fn walk(bytes: &[u8], base: usize, missing: usize) -> Walked {
     let mut w = Walk {
         objects: 0,
+        ids: 0,
         wrong_kind: None,
     };
     let (valid, stop) = walk_level(bytes, base, 1, usize::MAX, missing, &mut w);
@@ -431,6 +469,7 @@ pub fn walk(bytes: &[u8], base: usize, missing: usize) -> Walked {
         valid,
         stop,
         wrong_kind: w.wrong_kind,
+        ids: w.ids,
     }
 }
 
@@ -617,6 +656,72 @@ pub fn check_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Objects `(kind, id, value)` on the wire, then `tail`.
+    fn tlv(objects: &[(u8, u8, Vec<u8>)], tail: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (kind, id, value) in objects {
+            b.extend([*kind, *id]);
+            b.extend(u16::try_from(value.len()).unwrap().to_be_bytes());
+            b.extend(value);
+        }
+        b.extend(tail);
+        b
+    }
+
+    #[test]
+    fn an_absent_field_is_found_absent_by_the_filter_and_a_present_one_is_found() {
+        // CallId (0x17) and raw id 0x57 share a filter bit; Seq (0x22) is alone.
+        let b = tlv(
+            &[(1, 0x57, vec![0, 0, 0, 1]), (1, 0x22, vec![0, 0, 0, 2])],
+            &[],
+        );
+        let walked = walk(&b, 12, 0);
+        assert_eq!((walked.valid, walked.stop), (b.len(), None));
+        assert_eq!(walked.ids, id_bit(0x57) | id_bit(0x22));
+        let v = ObjectsView::from_walked(&b, walked.ids);
+        assert_eq!(v.get_u32(FieldId::Seq), Some(2));
+        assert_eq!(v.get_u32(FieldId::CallId), None);
+        assert_eq!(v.get_u32(FieldId::from(0x57)), Some(1));
+        assert_eq!(v.get(FieldId::User), None);
+        assert_eq!(v, ObjectsView::from_validated(&b));
+    }
+
+    proptest! {
+        /// The filter only ever skips walks that would find nothing: every lookup through a
+        /// walked body's view equals the unfiltered lookup, for every raw id.
+        #[test]
+        fn the_id_filter_never_hides_a_field(
+            objects in proptest::collection::vec(
+                (prop::sample::select(vec![1u8, 2, 5, 0x7f]), any::<u8>(),
+                 proptest::collection::vec(any::<u8>(), 0..10)),
+                0..8),
+            tail in proptest::collection::vec(any::<u8>(), 0..6),
+        ) {
+            // Scalars of their own length, so most bodies walk past several objects.
+            let objects: Vec<_> = objects
+                .into_iter()
+                .map(|(kind, id, mut value)| {
+                    match kind {
+                        1 => value.resize(4, 0),
+                        2 => value.resize(8, 0),
+                        _ => {}
+                    }
+                    (kind, id, value)
+                })
+                .collect();
+            let b = tlv(&objects, &tail);
+            let walked = walk(&b, 12, 0);
+            let prefix = &b[..walked.valid];
+            let filtered = ObjectsView::from_walked(prefix, walked.ids);
+            let plain = ObjectsView::from_validated(prefix);
+            for raw in 0..=u8::MAX {
+                let id = FieldId::from(raw);
+                prop_assert_eq!(filtered.get(id), plain.get(id), "id {:#x}", raw);
+            }
+        }
+    }
 
     fn walk_all(b: &[u8]) -> Option<(usize, DissectError)> {
         walk(b, 0, 0).stop
