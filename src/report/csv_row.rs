@@ -57,6 +57,7 @@ impl CsvRow {
     }
 
     /// Appends a string field (quoted if needed) without going through `fmt`.
+    #[inline]
     pub fn str(&mut self, value: &str) -> &mut Self {
         self.separator();
         if needs_quotes(value) {
@@ -96,6 +97,7 @@ impl CsvRow {
     }
 
     /// Appends fields encoded once by [`Encoded::new`]: the same bytes as pushing them here.
+    #[inline]
     pub fn encoded(&mut self, fields: &Encoded) -> &mut Self {
         if fields.count == 0 {
             return self;
@@ -115,6 +117,7 @@ impl CsvRow {
     }
 
     /// Appends a flow uid (`C` and 11 base-62 digits: never needs quoting).
+    #[inline]
     pub fn uid(&mut self, uid: &crate::flow::UidText) -> &mut Self {
         self.separator();
         self.buf.extend_from_slice(uid.as_bytes());
@@ -141,12 +144,14 @@ impl CsvRow {
 
     /// Appends a timestamp with `digits` fractional digits, truncated like
     /// `Ts::display(digits)`, without `fmt` for the usual non-negative case.
+    #[inline]
     pub fn ts(&mut self, ts: crate::time::Ts, digits: u8) -> &mut Self {
         self.secs(ts.as_nanos(), digits)
     }
 
     /// Appends a duration of `nanos` as seconds with `digits` fractional digits, truncated
     /// like [`crate::time::SecsDisplay`] (the same format as timestamps).
+    #[inline]
     pub fn secs(&mut self, n: i64, digits: u8) -> &mut Self {
         let digits = digits.min(9);
         if n < 0 {
@@ -181,6 +186,7 @@ impl CsvRow {
     }
 
     /// Appends an optional unsigned integer (empty when `None`).
+    #[inline]
     pub fn opt_uint(&mut self, value: Option<u64>) -> &mut Self {
         match value {
             Some(v) => self.uint(v),
@@ -207,6 +213,7 @@ impl CsvRow {
 
     /// Finishes the row and keeps it: the next `field` starts a new row after it in the
     /// buffer, so a hot report can gather many rows and write them at once ([`Self::rows`]).
+    #[inline]
     pub fn end_row(&mut self) {
         self.buf.push(b'\n');
         self.fields = 0;
