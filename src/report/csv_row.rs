@@ -69,8 +69,9 @@ impl CsvRow {
     }
 
     /// Appends one of the program's own names — a direction, a protocol, a message type from
-    /// a dissector's table: lowercase words and dashes — without looking for characters to
-    /// quote (a load per byte, on the hottest report). Debug builds check that claim.
+    /// a dissector's table (`orig`, `skylark`, `nat-ping`, `GET`): letters, digits and
+    /// dashes — without looking for characters to quote (a load per byte, on the hottest
+    /// report). Debug builds check that claim.
     #[inline]
     pub fn name(&mut self, name: &'static str) -> &mut Self {
         debug_assert!(!needs_quotes(name), "{name:?} needs quoting");
