@@ -133,7 +133,7 @@ fn the_summary_names_each_classs_sessions() {
     let count: f64 = pairs.iter().map(|r| secs(r, "count")).sum();
     let ka = session_line(&summary, "keepalive");
     let head = format!(
-        "{} keepalives over {} client-SN pairs",
+        "{} sn-refresh keepalives over {} client-SN pairs",
         count as u64,
         pairs.len()
     );

@@ -208,7 +208,9 @@ fn keepalive_line(k: &Keepalives, scratch: &mut Scratch) -> String {
     let (pairs, count, medians) = k.digest(scratch);
     let mut line = format!(
         "{} over {}",
-        plural(count, "keepalive", "keepalives"),
+        // sn-refresh only (keepalives.csv, PROTOCOL.md §8.5): the class's other messages
+        // (nat-ping/pong re-polls, hold-keepalive) are not client-SN keepalives.
+        plural(count, "sn-refresh keepalive", "sn-refresh keepalives"),
         plural(pairs as u64, "client-SN pair", "client-SN pairs")
     );
     if let Some(m) = median(&medians, scratch) {
