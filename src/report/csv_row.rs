@@ -75,8 +75,14 @@ impl CsvRow {
     #[inline]
     pub fn name(&mut self, name: &'static str) -> &mut Self {
         debug_assert!(!needs_quotes(name), "{name:?} needs quoting");
+        self.unquoted(name.as_bytes())
+    }
+
+    /// Appends a field known to need no quoting, as it is.
+    #[inline]
+    fn unquoted(&mut self, bytes: &[u8]) -> &mut Self {
         self.separator();
-        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(bytes);
         self
     }
 
@@ -120,9 +126,7 @@ impl CsvRow {
     /// Appends a flow uid (`C` and 11 base-62 digits: never needs quoting).
     #[inline]
     pub fn uid(&mut self, uid: &crate::flow::UidText) -> &mut Self {
-        self.separator();
-        self.buf.extend_from_slice(uid.as_bytes());
-        self
+        self.unquoted(uid.as_bytes())
     }
 
     /// Appends an IP address; IPv4 without `fmt`.

@@ -123,19 +123,23 @@ impl Header {
 }
 
 /// PROTOCOL.md §3.1: the header check is the RFC 1071 ones'-complement sum of the five
-/// big-endian 16-bit words at offsets 0..10, complemented.
+/// big-endian 16-bit words at offsets 0..10, complemented. Missing bytes count as zero.
 pub fn header_check(first10: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for pair in first10.chunks(2).take(5) {
-        let hi = pair.first().copied().unwrap_or(0);
-        let lo = pair.get(1).copied().unwrap_or(0);
-        sum += u32::from(u16::from_be_bytes([hi, lo]));
+    let mut words = [0u8; 10];
+    for (w, b) in words.iter_mut().zip(first10) {
+        *w = *b;
     }
-    fold_complement(sum)
+    check_of(words)
 }
 
-/// The ones'-complement sum `sum` (of 16-bit words) folded to 16 bits, complemented.
-fn fold_complement(mut sum: u32) -> u16 {
+/// [`header_check`] of exactly ten bytes.
+fn check_of(first10: [u8; 10]) -> u16 {
+    let mut sum: u32 = 0;
+    for pair in first10.chunks_exact(2) {
+        if let &[hi, lo] = pair {
+            sum += u32::from(u16::from_be_bytes([hi, lo]));
+        }
+    }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -248,10 +252,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if !flags.is_valid_v1() {
             return Err(DissectError::Invalid { what: "flags" });
         }
-        let word = |hi: u8, lo: u8| u32::from(u16::from_be_bytes([hi, lo]));
-        let sum =
-            word(magic, ver_flags) + word(t0, t1) + word(x0, x1) + word(x2, x3) + word(l0, l1);
-        if u16::from_be_bytes([c0, c1]) != fold_complement(sum) {
+        let check = check_of([magic, ver_flags, t0, t1, x0, x1, x2, x3, l0, l1]);
+        if u16::from_be_bytes([c0, c1]) != check {
             return Err(DissectError::Invalid {
                 what: "header check",
             });
