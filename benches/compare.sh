@@ -18,6 +18,10 @@
 #   WORK=/dev/shm/bench ...                 # inputs and reports on tmpfs: no disk write-back
 #                                           # between tools (docs/performance.md)
 #   ROUNDS=3 ...                            # every tool 3 times, order rotated: medians
+#   TOOLS="p2ptrace ndpi-ref" ...           # also ndpiReader on the 10 M-packet synthetic
+#                                           # file, whose speed on the reference machine
+#                                           # ../shared/bench/README.md gives: how fast this
+#                                           # host is now, and p2ptrace's speed scaled to it
 #
 # Needs python3, GNU time (/usr/bin/time; apt-get install time), and for the
 # comparisons tshark and ndpiReader, and capinfos for CAP= (scripts/setup.sh installs them).
@@ -32,7 +36,7 @@ ROUNDS=${ROUNDS:-1}
 read -ra tools <<< "$TOOLS"
 for t in "${tools[@]}"; do
   case $t in
-    p2ptrace | p2ptrace-flows | p2ptrace-msgs | p2ptrace-pgo | p2ptrace-pgo-flows | tshark | ndpi) ;;
+    p2ptrace | p2ptrace-flows | p2ptrace-msgs | p2ptrace-pgo | p2ptrace-pgo-flows | tshark | ndpi | ndpi-ref) ;;
     *) echo "compare.sh: unknown tool $t" >&2; exit 2 ;;
   esac
 done
@@ -45,12 +49,21 @@ if [ -n "${CAP:-}" ]; then
   FLOWS="?"
 fi
 CAP=${CAP:-"$WORK/voip_${PACKETS}_${FLOWS}.pcap"}
+# The file of the reference figures in ../shared/bench/README.md, and ndpiReader's speed on
+# it there (2-core machine of this project's kind, page cache, median of 3 runs).
+REF_PACKETS=10000000
+REF=$WORK/voip_${REF_PACKETS}_200000.pcap
+REF_NDPI_PPS=660000
 
-if [ ! -f "$CAP" ]; then
+# generate FILE PACKETS FLOWS : the synthetic capture, unless FILE exists
+generate() {
+  [ -f "$1" ] && return
   [ -f "$GEN" ] || { echo "compare.sh: $GEN not found" >&2; exit 1; }
-  echo "generating $CAP ..." >&2
-  python3 "$GEN" --packets "$PACKETS" --flows "$FLOWS" --seed 1 --out "$CAP" >&2
-fi
+  echo "generating $1 ..." >&2
+  python3 "$GEN" --packets "$2" --flows "$3" --seed 1 --out "$1" >&2
+}
+generate "$CAP" "$PACKETS" "$FLOWS"
+case " $TOOLS " in *" ndpi-ref "*) generate "$REF" "$REF_PACKETS" 200000 ;; esac
 [ -x /usr/bin/time ] || { echo "compare.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
 # PIN=CPU: each tool runs on that one CPU, all its threads taking turns.
 PINNED=()
@@ -109,6 +122,9 @@ one() {
     tshark) if command -v tshark >/dev/null; then
               run tshark tshark -n -r "$CAP" -q -z conv,udp -z conv,tcp; fi ;;
     ndpi) if command -v ndpiReader >/dev/null; then run ndpi ndpiReader -i "$CAP" -q; fi ;;
+    # The yardstick: the same program on the reference file (its own capture, read first).
+    ndpi-ref) if command -v ndpiReader >/dev/null; then
+                CAP=$REF run ndpi-ref ndpiReader -i "$REF" -q; fi ;;
   esac
 }
 
@@ -134,7 +150,7 @@ rounds="" range_head=""
 [ "$ROUNDS" -gt 1 ] && rounds=", median of $ROUNDS rounds" range_head="min-max s"
 echo "capture: $CAP ($PACKETS packets, $FLOWS flows, $(du -h "$CAP" | cut -f1))${PIN:+, every tool on CPU $PIN}$rounds"
 printf '%-18s %10s %14s %10s %12s %9s%s\n' tool seconds packets/s peak_MB "vs p2ptrace" cpu_s "${range_head:+ $range_head}"
-base=""
+base="" scaled=""
 for t in "${tools[@]}"; do
   lines=$(awk -v t="$t" '$1 == t' "$WORK/results")
   [ -n "$lines" ] || continue
@@ -144,7 +160,22 @@ for t in "${tools[@]}"; do
   range=""
   [ "$ROUNDS" -gt 1 ] &&
     range=$(awk '{print $2}' <<< "$lines" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
+  if [ "$t" = ndpi-ref ]; then
+    # Another file: its own packet count, and no ratio to p2ptrace.
+    ref_pps=$(echo "$REF_PACKETS / $secs" | bc -l)
+    printf '%-18s %10.3f %14.0f %10.1f %12s %9.2f%s\n' "$t" "$secs" "$ref_pps" "$(echo "$kb / 1024" | bc -l)" "(ref. file)" "$cpu" "${range:+ $range}"
+    continue
+  fi
   pps=$(echo "$PACKETS / $secs" | bc -l)
   [ -z "$base" ] && base=$pps
   printf '%-18s %10.3f %14.0f %10.1f %11.2fx %9.2f%s\n' "$t" "$secs" "$pps" "$(echo "$kb / 1024" | bc -l)" "$(echo "$base / $pps" | bc -l)" "$cpu" "${range:+ $range}"
+  scaled+="$t $pps"$'\n'
 done
+if [ -n "${ref_pps:-}" ]; then
+  speed=$(echo "$ref_pps / $REF_NDPI_PPS" | bc -l)
+  printf '\nthis host runs ndpiReader on the reference file at %.2fx the reference machine (%.2f M against 0.66 M packets/s, ../shared/bench/README.md);\n' "$speed" "$(echo "$ref_pps / 1000000" | bc -l)"
+  echo "the same medians scaled to that machine (packets/s divided by that factor):"
+  while read -r t pps; do
+    [ -n "$t" ] && printf '  %-18s %14.0f\n' "$t" "$(echo "$pps / $speed" | bc -l)"
+  done <<< "${scaled:-}"
+fi

@@ -183,15 +183,22 @@ impl ClassCounts {
                 *b = b.saturating_add(u64::from(len));
             }
         }
-        // Names compared, not ids: looking the kind up would cost a hash per message.
         if self.evidence.len() < MAX_EVIDENCE
             && kind.len() <= MAX_EVIDENCE_KIND_LEN
-            && !self.evidence.iter().any(|&id| kinds.name(id) == kind)
+            && !self.has_evidence(kind, kinds)
         {
             if let Some(id) = kinds.id(kind) {
                 let _ = self.evidence.try_push(id); // room checked above
             }
         }
+    }
+
+    /// Whether `kind` is in the flow's evidence. Names compared, not ids: looking the kind
+    /// up would cost a hash per message. Their addresses first: a dissector's static name is
+    /// stored as that same `&'static str`, so most messages match without comparing bytes.
+    fn has_evidence(&self, kind: &str, kinds: &EvidenceKinds) -> bool {
+        let mut names = self.evidence.iter().map(|&id| kinds.name(id));
+        names.clone().any(|name| core::ptr::eq(name, kind)) || names.any(|name| name == kind)
     }
 
     /// The `evidence` column's kinds, in the order first seen.
@@ -482,6 +489,17 @@ mod tests {
         }
         assert_eq!(c.evidence(&kinds).as_slice(), ["a", "b", "c", "d"]);
         assert_eq!(c.dominant(), None);
+    }
+
+    #[test]
+    fn a_kind_is_the_same_evidence_by_address_or_by_bytes() {
+        let (mut c, mut kinds) = (ClassCounts::default(), EvidenceKinds::default());
+        let name: &'static str = "nat-ping";
+        c.add(None, &Cow::Borrowed(name), 1, &mut kinds);
+        c.add(None, &Cow::Borrowed(name), 1, &mut kinds); // the same address
+        c.add(None, &Cow::Owned(name.to_string()), 1, &mut kinds); // other bytes, equal
+        c.add(None, &"nat-pong".into(), 1, &mut kinds);
+        assert_eq!(c.evidence(&kinds).as_slice(), ["nat-ping", "nat-pong"]);
     }
 
     proptest! {
