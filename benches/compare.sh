@@ -176,6 +176,6 @@ if [ -n "${ref_pps:-}" ]; then
   printf '\nthis host runs ndpiReader on the reference file at %.2fx the reference machine (%.2f M against 0.66 M packets/s, ../shared/bench/README.md);\n' "$speed" "$(echo "$ref_pps / 1000000" | bc -l)"
   echo "the same medians scaled to that machine (packets/s divided by that factor):"
   while read -r t pps; do
-    [ -n "$t" ] && printf '  %-18s %14.0f\n' "$t" "$(echo "$pps / $speed" | bc -l)"
+    if [ -n "$t" ]; then printf '  %-18s %14.0f\n' "$t" "$(echo "$pps / $speed" | bc -l)"; fi
   done <<< "${scaled:-}"
 fi
