@@ -218,11 +218,13 @@ fn parse_media(body: &[u8], missing: usize) -> (Option<MediaView<'_>>, Option<St
 
 /// PROTOCOL.md §3.4 rule 10, §4.4 and §5.2, for known types: the flags fit the type, every
 /// known field has its one kind at every depth (`wrong_kind`, found by the walk), no field
-/// twice, every mandatory field present.
+/// twice, every mandatory field present. `exact_ids`: the top-level ids when the walk found
+/// them exact ([`object::Walked::ids_exact`]).
 fn check_schema(
     header: &Header,
     objects: ObjectsView<'_>,
     wrong_kind: Option<usize>,
+    exact_ids: Option<u64>,
 ) -> Result<(), Stop> {
     let end = header.total_len();
     let invalid = |offset, what| {
@@ -250,6 +252,18 @@ fn check_schema(
     }
     if let Some(offset) = wrong_kind {
         return invalid(offset, "field kind");
+    }
+    // The usual body (no id twice, none above 63): the walk's bits are the fields present,
+    // so no second pass over the objects to find them.
+    if let Some(ids) = exact_ids {
+        let present = |f: FieldId| ids & object::id_bit(u8::from(f)) != 0;
+        if fields
+            .iter()
+            .all(|&(f, need)| need != Need::Mandatory || present(f))
+        {
+            return Ok(());
+        }
+        return invalid(end, "missing mandatory field");
     }
     let mut seen = 0u64;
     let mut offset = HEADER_LEN;
@@ -305,13 +319,14 @@ impl<'a> MessageView<'a> {
             Some((b, _)) => (b, 0),
             None => (avail, total - bytes.len()),
         };
-        let mut wrong_kind = None;
+        let (mut wrong_kind, mut exact_ids) = (None, None);
         let (body, mut stop) = if header.msg_type.is_media() {
             let (view, stop) = parse_media(body_bytes, missing);
             (view.map(BodyView::Media), stop)
         } else {
             let walked = object::walk(body_bytes, HEADER_LEN, missing);
             wrong_kind = walked.wrong_kind;
+            exact_ids = walked.ids_exact.then_some(walked.ids);
             let objects =
                 ObjectsView::from_walked(body_bytes.get(..walked.valid).unwrap_or(&[]), walked.ids);
             let mut stop = walked.stop.map(|(offset, reason)| Stop { offset, reason });
@@ -337,7 +352,7 @@ impl<'a> MessageView<'a> {
                 Some(BodyView::Objects(o)) => o,
                 _ => ObjectsView::default(),
             };
-            stop = check_schema(&header, objects, wrong_kind).err();
+            stop = check_schema(&header, objects, wrong_kind, exact_ids).err();
         }
         LaxMessage {
             header: Some(header),
@@ -682,6 +697,41 @@ mod tests {
         let lax = MessageView::parse_lax(&b);
         assert_eq!(lax.stop.unwrap().offset, total);
         assert!(lax.header.is_some());
+    }
+
+    proptest::proptest! {
+        /// The schema check on the walk's id bits answers as the pass over the objects
+        /// does: fields twice (known or not), ids a multiple of 64 above a field's (same
+        /// bit), mandatory fields missing or present.
+        #[test]
+        fn schema_on_the_walks_bits_agrees_with_the_pass_over_objects(
+            t in proptest::sample::select(vec![
+                MsgType::Ringing, MsgType::Cancel, MsgType::HcExchangeRequest,
+                MsgType::Reject, MsgType::Bye,
+            ]),
+            ids in proptest::collection::vec(proptest::sample::select(vec![
+                0x17u8, 0x10, 0x16, 0x14, 0x0f, 0x30, 0x57, 0x50, 0x97,
+            ]), 0..6),
+        ) {
+            let flags = match t.dir() {
+                Some(Dir::Response) => Flags::RESP,
+                _ => Flags::REQUEST,
+            };
+            let objects = ids.iter().map(|&id| Object::u32(FieldId::from(id), 1)).collect();
+            let b = Message::new(t, flags, 7, objects).to_bytes().unwrap();
+            let header = Packet::new_unchecked(&b[..]).header().unwrap();
+            let body = &b[HEADER_LEN..];
+            let w = object::walk(body, HEADER_LEN, 0);
+            proptest::prop_assert!(w.stop.is_none());
+            let view = ObjectsView::from_walked(body, w.ids);
+            let distinct_low = ids.iter().all(|&id| id < 64)
+                && (1..ids.len()).all(|i| !ids[..i].contains(&ids[i]));
+            proptest::prop_assert_eq!(w.ids_exact, distinct_low);
+            proptest::prop_assert_eq!(
+                check_schema(&header, view, w.wrong_kind, w.ids_exact.then_some(w.ids)),
+                check_schema(&header, view, w.wrong_kind, None)
+            );
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl PartialEq for ObjectsView<'_> {
 impl Eq for ObjectsView<'_> {}
 
 /// The bit of raw field id `id` in [`ObjectsView`]'s filter.
-fn id_bit(id: u8) -> u64 {
+pub(super) fn id_bit(id: u8) -> u64 {
     1 << (id % 64)
 }
 
@@ -287,6 +287,8 @@ struct Walk {
     objects: usize,
     /// [`id_bit`] of every top-level object's field id.
     ids: u64,
+    /// Every id noted in `ids` is below 64 and came once (see [`Walked::ids_exact`]).
+    ids_exact: bool,
     /// Message offset of the first object whose known field id has another kind.
     wrong_kind: Option<usize>,
 }
@@ -424,6 +426,7 @@ fn walk_level(
             }
         };
         if depth == 1 {
+            walk.ids_exact &= id < 64 && walk.ids & id_bit(id) == 0;
             walk.ids |= id_bit(id);
         }
         let kind = Kind::from(kind);
@@ -453,6 +456,10 @@ pub struct Walked {
     /// Bit `id % 64` set for the field id of every whole top-level object (and maybe of the
     /// one the walk stopped at): the lookup filter of the body's [`ObjectsView`].
     pub ids: u64,
+    /// Every id noted in `ids` is below 64 (all known field ids are, PROTOCOL.md §4.4) and
+    /// none came twice: `ids` is then exactly the set of those ids, and a field is present
+    /// if and only if its bit is set.
+    pub ids_exact: bool,
 }
 
 /// Validates a whole body (top-level objects have depth 1) against every bound of
@@ -463,6 +470,7 @@ pub fn walk(bytes: &[u8], base: usize, missing: usize) -> Walked {
     let mut w = Walk {
         objects: 0,
         ids: 0,
+        ids_exact: true,
         wrong_kind: None,
     };
     let (valid, stop) = walk_level(bytes, base, 1, usize::MAX, missing, &mut w);
@@ -471,6 +479,7 @@ pub fn walk(bytes: &[u8], base: usize, missing: usize) -> Walked {
         stop,
         wrong_kind: w.wrong_kind,
         ids: w.ids,
+        ids_exact: w.ids_exact,
     }
 }
 
