@@ -51,8 +51,8 @@ fi
 CAP=${CAP:-"$WORK/voip_${PACKETS}_${FLOWS}.pcap"}
 # The file of the reference figures in ../shared/bench/README.md, and ndpiReader's speed on
 # it there (2-core machine of this project's kind, page cache, median of 3 runs).
-REF_PACKETS=10000000
-REF=$WORK/voip_${REF_PACKETS}_200000.pcap
+REF_PACKETS=10000000 REF_FLOWS=200000
+REF=$WORK/voip_${REF_PACKETS}_${REF_FLOWS}.pcap
 REF_NDPI_PPS=660000
 
 # generate FILE PACKETS FLOWS : the synthetic capture, unless FILE exists
@@ -63,7 +63,7 @@ generate() {
   python3 "$GEN" --packets "$2" --flows "$3" --seed 1 --out "$1" >&2
 }
 generate "$CAP" "$PACKETS" "$FLOWS"
-case " $TOOLS " in *" ndpi-ref "*) generate "$REF" "$REF_PACKETS" 200000 ;; esac
+case " $TOOLS " in *" ndpi-ref "*) generate "$REF" "$REF_PACKETS" "$REF_FLOWS" ;; esac
 [ -x /usr/bin/time ] || { echo "compare.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
 # PIN=CPU: each tool runs on that one CPU, all its threads taking turns.
 PINNED=()
@@ -173,7 +173,7 @@ for t in "${tools[@]}"; do
 done
 if [ -n "${ref_pps:-}" ]; then
   speed=$(echo "$ref_pps / $REF_NDPI_PPS" | bc -l)
-  printf '\nthis host runs ndpiReader on the reference file at %.2fx the reference machine (%.2f M against 0.66 M packets/s, ../shared/bench/README.md);\n' "$speed" "$(echo "$ref_pps / 1000000" | bc -l)"
+  printf '\nthis host runs ndpiReader on the reference file at %.2fx the reference machine (%.2f M against %.2f M packets/s, ../shared/bench/README.md);\n' "$speed" "$(echo "$ref_pps / 1000000" | bc -l)" "$(echo "$REF_NDPI_PPS / 1000000" | bc -l)"
   echo "the same medians scaled to that machine (packets/s divided by that factor):"
   while read -r t pps; do
     if [ -n "$t" ]; then printf '  %-18s %14.0f\n' "$t" "$(echo "$pps / $speed" | bc -l)"; fi

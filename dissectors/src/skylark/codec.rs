@@ -253,34 +253,32 @@ fn check_schema(
     if let Some(offset) = wrong_kind {
         return invalid(offset, "field kind");
     }
-    // The usual body (no id twice, none above 63): the walk's bits are the fields present,
-    // so no second pass over the objects to find them.
-    if let Some(ids) = exact_ids {
-        let present = |f: FieldId| ids & object::id_bit(u8::from(f)) != 0;
-        if fields
-            .iter()
-            .all(|&(f, need)| need != Need::Mandatory || present(f))
-        {
-            return Ok(());
-        }
-        return invalid(end, "missing mandatory field");
-    }
-    let mut seen = 0u64;
-    let mut offset = HEADER_LEN;
-    for o in objects.raw() {
-        if let Some(pos) = fields.iter().position(|(f, _)| *f == o.id) {
-            let bit = 1u64 << pos;
-            if seen & bit != 0 {
-                return invalid(offset, "duplicate field");
+    // The fields present, as id bits (every known id is below 64, §4.4). The usual body (no
+    // id twice, none above 63) has them from the walk already; any other is walked again
+    // to find a field twice, at its offset.
+    let bit = |f: FieldId| object::id_bit(u8::from(f));
+    let present = match exact_ids {
+        Some(ids) => ids,
+        None => {
+            let mut seen = 0u64;
+            let mut offset = HEADER_LEN;
+            for o in objects.raw() {
+                if fields.iter().any(|(f, _)| *f == o.id) {
+                    if seen & bit(o.id) != 0 {
+                        return invalid(offset, "duplicate field");
+                    }
+                    seen |= bit(o.id);
+                }
+                offset += o.wire_len();
             }
-            seen |= bit;
+            seen
         }
-        offset += o.wire_len();
-    }
-    for (pos, (_, need)) in fields.iter().enumerate() {
-        if *need == Need::Mandatory && seen & (1u64 << pos) == 0 {
-            return invalid(end, "missing mandatory field");
-        }
+    };
+    if fields
+        .iter()
+        .any(|&(f, need)| need == Need::Mandatory && present & bit(f) == 0)
+    {
+        return invalid(end, "missing mandatory field");
     }
     Ok(())
 }
@@ -697,6 +695,16 @@ mod tests {
         let lax = MessageView::parse_lax(&b);
         assert_eq!(lax.stop.unwrap().offset, total);
         assert!(lax.header.is_some());
+    }
+
+    #[test]
+    fn every_known_field_id_has_its_own_bit() {
+        // check_schema keeps the fields present as `id_bit`s: exact only below 64.
+        for id in 0..=u8::MAX {
+            if FieldId::from(id).kind().is_some() {
+                assert!(id < 64, "field id {id:#x} shares a bit");
+            }
+        }
     }
 
     proptest::proptest! {
