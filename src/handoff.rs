@@ -266,6 +266,7 @@ mod tests {
         Message {
             protocol: "skylark",
             msg_type: "keepalive".into(),
+            type_code: None,
             txn_id: Some(9),
             call_id: None,
             len: 20,

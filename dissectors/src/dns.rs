@@ -652,6 +652,7 @@ impl<'a> DnsView<'a> {
         Message {
             protocol: "dns",
             msg_type: Cow::Borrowed(msg_type),
+            type_code: None,
             txn_id: Some(u64::from(h.id)),
             call_id: None,
             len: u32::try_from(self.msg.len()).unwrap_or(u32::MAX),

@@ -471,6 +471,7 @@ pub fn head_message(head: &HeadView<'_>, body_len: Option<u64>, status: Status) 
     Message {
         protocol: "http",
         msg_type,
+        type_code: None,
         txn_id: None,
         call_id: None,
         len: u32::try_from(len).unwrap_or(u32::MAX),

@@ -12,6 +12,7 @@
 use crate::DissectError;
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 
 /// Transport a dissector runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,6 +127,11 @@ pub struct Message {
     pub protocol: &'static str,
     /// Message type name, e.g. `invite`, `binding-request`, `query`, `GET`, `client-hello`.
     pub msg_type: Cow<'static, str>,
+    /// The protocol's own number for `msg_type`, where it numbers its messages: the Skylark
+    /// type (PROTOCOL.md §3.3), the STUN message type (RFC 8489 §5); neither assigns 0. A
+    /// consumer switches on it rather than comparing names (millions of messages a minute).
+    /// Non-zero, so the field costs two bytes and the message stays the size it was.
+    pub type_code: Option<NonZeroU16>,
     pub txn_id: Option<u64>,
     pub call_id: Option<u64>,
     /// Bytes of the message on the wire (header included).

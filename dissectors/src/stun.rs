@@ -20,6 +20,7 @@ use nom::bytes::streaming::take;
 use nom::number::streaming::{be_u16, be_u32};
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU16;
 
 /// RFC 8489 §5: every message starts with a 20-byte header.
 pub const HEADER_LEN: usize = 20;
@@ -870,6 +871,7 @@ impl<'a> StunView<'a> {
         Message {
             protocol: "stun",
             msg_type: self.header.msg_type.name(),
+            type_code: NonZeroU16::new(self.header.msg_type.to_u16()),
             txn_id: Some(self.header.txn_id_low64()),
             call_id: None,
             len: u32::try_from(self.wire_len()).unwrap_or(u32::MAX),
@@ -920,6 +922,7 @@ impl<'a> ChannelDataView<'a> {
         Message {
             protocol: "stun",
             msg_type: Cow::Borrowed("channel-data"),
+            type_code: None,
             txn_id: None,
             call_id: None,
             len: u32::from(self.length) + CHANNEL_DATA_HEADER_LEN as u32,

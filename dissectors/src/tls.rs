@@ -471,6 +471,7 @@ pub fn hello_message(
     Some(Message {
         protocol: "tls",
         msg_type: Cow::Borrowed(name),
+        type_code: None,
         txn_id: None,
         call_id: None,
         len: u32::try_from(wire_len).unwrap_or(u32::MAX),

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2ptrace::classify::Classified;
+use p2ptrace::classify::{Classified, Known};
 use p2ptrace::score::{Join, LabelReader, Observed, render_json, render_text};
 use p2ptrace::time::Ts;
 use std::borrow::Cow;
@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
             call_id: l.call_id,
             verdict: Classified {
                 kind: Cow::Owned(l.kind.clone()),
+                known: Known::from_name(&l.kind),
                 class: (salt % 13 != 0).then_some(l.class),
                 home: l.home ^ (salt % 17 == 0),
             },

@@ -15,6 +15,10 @@
 //! request-pairing table is cleared), never panics. It must not look at raw packets or
 //! reorder anything: one message in, one verdict out.
 
+mod known;
+
+pub use known::Known;
+
 use crate::flow::Uid;
 use crate::pipeline::MsgCtx;
 use dissectors::registry::{Message, TrafficClass};
@@ -42,6 +46,8 @@ pub struct Classified {
     /// Canonical message name, as in labels.csv: Skylark names, `stun-binding-request`,
     /// `http-version-check`, `http-telemetry-response`, `dns-query`, `tls-client-hello`, …
     pub kind: Cow<'static, str>,
+    /// The kind as a value, for the measurements to switch on ([`Known`]).
+    pub known: Known,
     /// Traffic class; `None` for traffic with no role in the overlay.
     pub class: Option<TrafficClass>,
     /// The destination is a home endpoint (login or home server).
@@ -153,24 +159,15 @@ fn detail_field<'a>(detail: Option<&'a str>, key: &str) -> Option<&'a str> {
 }
 
 /// The phone-home request a path names (PROTOCOL.md §10), by its last segment.
-fn phone_home_kind(path: &str) -> Option<&'static str> {
+fn phone_home_kind(path: &str) -> Option<Known> {
     let path = path.split('?').next().unwrap_or_default();
     if !path.starts_with("/ui/") {
         return None;
     }
     match path.rsplit('/').next() {
-        Some("getlatestversion") => Some("http-version-check"),
-        Some("telemetry") => Some("http-telemetry"),
-        Some("contacts") => Some("http-contacts"),
-        _ => None,
-    }
-}
-
-fn response_kind(request: &str) -> Option<&'static str> {
-    match request {
-        "http-version-check" => Some("http-version-response"),
-        "http-telemetry" => Some("http-telemetry-response"),
-        "http-contacts" => Some("http-contacts-response"),
+        Some("getlatestversion") => Some(Known::HttpVersionCheck),
+        Some("telemetry") => Some(Known::HttpTelemetry),
+        Some("contacts") => Some(Known::HttpContacts),
         _ => None,
     }
 }
@@ -178,7 +175,7 @@ fn response_kind(request: &str) -> Option<&'static str> {
 /// A request awaiting its response on an HTTP flow.
 #[derive(Clone, Copy, Debug)]
 struct PendingRequest {
-    kind: Option<&'static str>,
+    kind: Option<Known>,
     /// The request concerned a home endpoint (its response is login traffic).
     home: bool,
 }
@@ -297,7 +294,7 @@ impl Classifier {
         endpoints_noted: bool,
         homes: &mut FlowHomes,
     ) -> Classified {
-        match msg.protocol {
+        let c = match msg.protocol {
             "skylark" => self.skylark(ctx, msg, endpoints_noted, homes),
             "stun" => self.stun(ctx, msg),
             "http" => self.http(ctx, msg),
@@ -305,10 +302,13 @@ impl Classifier {
             "tls" => self.tls(ctx, msg),
             other => Classified {
                 kind: Cow::Owned(format!("{other}-{}", msg.msg_type)),
+                known: Known::Other,
                 class: None,
                 home: self.is_home(ctx.dst),
             },
-        }
+        };
+        debug_assert_eq!(c.known, Known::from_name(&c.kind), "{}", c.kind);
+        c
     }
 
     fn skylark(
@@ -323,12 +323,14 @@ impl Classifier {
                 self.overlay.insert(a);
             }
         }
+        let known = Known::skylark(msg);
         // Only the login server is sent these (PROTOCOL.md §6).
-        if matches!(msg.msg_type.as_ref(), "auth-hello" | "auth-proof") {
+        if let Known::AuthHello | Known::AuthProof = known {
             self.learn_home(ctx.dst, None);
         }
         Classified {
             kind: msg.msg_type.clone(),
+            known,
             class: msg.class,
             home: self.homes(ctx, homes).1,
         }
@@ -342,6 +344,7 @@ impl Classifier {
             self.overlay.contains(&ctx.src) || self.overlay.contains(&ctx.dst) || skylark_sw;
         Classified {
             kind: Cow::Owned(format!("stun-{}", msg.msg_type)),
+            known: Known::stun(msg),
             class: (binding && overlay).then_some(TrafficClass::Login),
             home: self.is_home(ctx.dst),
         }
@@ -357,14 +360,19 @@ impl Classifier {
             let from_home = self.is_home(ctx.src);
             let related = from_home || pending.is_some_and(|p| p.home);
             let status = detail_field(detail, "status");
-            let kind = match (status, pending.and_then(|p| p.kind)) {
-                (Some("400"), _) if related => "http-bad-request",
-                (Some("404"), _) if related => "http-not-found",
-                (_, Some(k)) => response_kind(k).unwrap_or("http-response"),
-                _ => "http-response",
+            let known = pending
+                .and_then(|p| p.kind)
+                .and_then(Known::response)
+                .unwrap_or(Known::Other);
+            let (kind, known) = match (status, known.name()) {
+                (Some("400"), _) if related => ("http-bad-request", Known::Other),
+                (Some("404"), _) if related => ("http-not-found", Known::Other),
+                (_, Some(name)) => (name, known),
+                (_, None) => ("http-response", Known::Other),
             };
             return Classified {
                 kind: Cow::Borrowed(kind),
+                known,
                 class: related.then_some(TrafficClass::Login),
                 home: self.is_home(ctx.dst),
             };
@@ -385,12 +393,13 @@ impl Classifier {
             q.pop_front();
         }
         q.push_back(PendingRequest { kind: phone, home });
-        let kind = match phone {
-            Some(k) => Cow::Borrowed(k),
+        let kind = match phone.and_then(Known::name) {
+            Some(name) => Cow::Borrowed(name),
             None => Cow::Owned(format!("http-{}", msg.msg_type.to_ascii_lowercase())),
         };
         Classified {
             kind,
+            known: phone.unwrap_or(Known::Other),
             class: home.then_some(TrafficClass::Login),
             home,
         }
@@ -415,6 +424,7 @@ impl Classifier {
         }
         Classified {
             kind: Cow::Owned(format!("dns-{}", msg.msg_type)),
+            known: Known::Other,
             class: matches.then_some(TrafficClass::Login),
             home: self.is_home(ctx.dst),
         }
@@ -430,6 +440,7 @@ impl Classifier {
         let related = home || self.is_home(ctx.src);
         Classified {
             kind: Cow::Owned(format!("tls-{}", msg.msg_type)),
+            known: Known::Other,
             class: related.then_some(TrafficClass::Login),
             home,
         }

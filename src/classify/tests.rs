@@ -2,7 +2,9 @@ use super::*;
 use crate::flow::Dir;
 use crate::time::Ts;
 use dissectors::registry::Status;
+use dissectors::skylark::MsgType;
 use proptest::prelude::*;
+use std::num::NonZeroU16;
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -21,6 +23,17 @@ fn ctx(uid: u64, src: &str, dst: &str) -> MsgCtx {
     }
 }
 
+/// The number a dissector gives the message type named `t`.
+fn type_code(protocol: &str, t: &str) -> Option<NonZeroU16> {
+    match (protocol, t) {
+        ("skylark", _) => MsgType::from_name(t).and_then(MsgType::type_code),
+        ("stun", "binding-request") => NonZeroU16::new(0x0001),
+        ("stun", "binding-success") => NonZeroU16::new(0x0101),
+        ("stun", "binding-error") => NonZeroU16::new(0x0111),
+        _ => None,
+    }
+}
+
 fn msg(
     protocol: &'static str,
     t: &str,
@@ -30,6 +43,7 @@ fn msg(
     Message {
         protocol,
         msg_type: Cow::Owned(t.to_string()),
+        type_code: type_code(protocol, t),
         txn_id: None,
         call_id: None,
         len: 10,

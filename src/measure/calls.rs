@@ -777,6 +777,7 @@ mod tests {
         Message {
             protocol: "skylark",
             msg_type: Cow::Borrowed(t),
+            type_code: dissectors::skylark::MsgType::from_name(t).and_then(|t| t.type_code()),
             txn_id: None,
             call_id: Some(u64::from(call)),
             len: 87,

@@ -12,6 +12,7 @@
 //! Must not: keep per-message state — counters per host and a bounded set of call ids per
 //! host for the relay rule.
 
+use crate::classify::Known;
 use crate::flow::Dir;
 use crate::report::csv_row::CsvRow;
 use crate::report::summary::thousands;
@@ -135,13 +136,13 @@ pub struct FlowHosts {
 }
 
 /// One decoded message as the host table sees it.
-pub struct HostMsg<'a> {
+pub struct HostMsg {
     pub src: IpAddr,
     pub dst: IpAddr,
     /// The side of the flow that sent it (picks the [`FlowHosts`] slots).
     pub dir: Dir,
-    /// Canonical name (Skylark message name, or `http-version-response` and the like).
-    pub kind: &'a str,
+    /// The classifier's kind.
+    pub known: Known,
     /// The message's length (counted as relayed when it forwards media).
     pub bytes: u64,
     /// Call id of a media frame.
@@ -199,19 +200,19 @@ impl Hosts {
 
     /// One decoded message (evidence for roles, media for relaying); `flow` holds the slots
     /// of the message's flow.
-    pub fn observe(&mut self, m: &HostMsg<'_>, flow: &mut FlowHosts) {
-        let sender_bits = match m.kind {
-            "auth-challenge" | "credential" => ANSWERS_AUTH,
-            "http-version-response" => ANSWERS_VERSION,
-            "hc-probe-ack" | "sn-register-ack" | "search-result" => ANSWERS_SN,
-            "sn-register" => REGISTERS,
-            "hc-probe" => PROBES,
+    pub fn observe(&mut self, m: &HostMsg, flow: &mut FlowHosts) {
+        let sender_bits = match m.known {
+            Known::AuthChallenge | Known::Credential => ANSWERS_AUTH,
+            Known::HttpVersionResponse => ANSWERS_VERSION,
+            Known::HcProbeAck | Known::SnRegisterAck | Known::SearchResult => ANSWERS_SN,
+            Known::SnRegister => REGISTERS,
+            Known::HcProbe => PROBES,
             _ => 0,
         };
         // The call of a media frame, for the relay rule.
         let media_call = m
             .call_id
-            .filter(|_| matches!(m.kind, "voice" | "mix" | "hold-keepalive"));
+            .filter(|_| matches!(m.known, Known::Voice | Known::Mix | Known::HoldKeepalive));
         if sender_bits == 0 && media_call.is_none() {
             return; // nothing about roles (its packet counts the bytes)
         }
@@ -401,7 +402,7 @@ mod tests {
             src,
             dst,
             dir: Dir::Orig,
-            kind,
+            known: Known::from_name(kind),
             bytes,
             call_id,
         };
@@ -484,7 +485,7 @@ mod tests {
             src: a,
             dst: b,
             dir: Dir::Orig,
-            kind: "hc-probe",
+            known: Known::HcProbe,
             bytes: 10,
             call_id: None,
         };
@@ -597,7 +598,7 @@ mod tests {
                 src,
                 dst,
                 dir,
-                kind: "voice",
+                known: Known::Voice,
                 bytes: 10 + i as u64,
                 call_id: Some(3),
             };

@@ -10,6 +10,7 @@
 //! Must not: decide message kinds (the classifier does) or keep unbounded state: at most
 //! [`MAX_CLIENTS`] open logins and [`MAX_LOGINS`] finished rows, the rest counted in `dropped`.
 
+use crate::classify::Known;
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use rustc_hash::FxHashMap;
@@ -37,21 +38,21 @@ const STEPS: [&str; 6] = [
 
 /// The step of a login message kind, whether the client sent it, and whether it may
 /// start a login.
-fn step_of(kind: &str) -> Option<(usize, bool, bool)> {
-    Some(match kind {
-        "http-version-check" => (0, true, true),
-        "http-version-response" => (0, false, false),
-        "hc-probe" => (1, true, true),
-        "hc-probe-ack" => (1, false, false),
-        "stun-binding-request" => (2, true, false),
-        "stun-binding-success" | "stun-binding-error" => (2, false, false),
-        "auth-hello" => (3, true, true),
-        "auth-proof" => (3, true, false),
-        "auth-challenge" | "credential" | "buddy-list" => (3, false, false),
-        "sn-register" => (4, true, true), // a re-registration after losing the SN (§8.5)
-        "sn-register-ack" => (4, false, false),
-        "fallback-probe" => (5, true, false),
-        "fallback-probe-ack" => (5, false, false),
+fn step_of(known: Known) -> Option<(usize, bool, bool)> {
+    Some(match known {
+        Known::HttpVersionCheck => (0, true, true),
+        Known::HttpVersionResponse => (0, false, false),
+        Known::HcProbe => (1, true, true),
+        Known::HcProbeAck => (1, false, false),
+        Known::StunBindingRequest => (2, true, false),
+        Known::StunBindingSuccess | Known::StunBindingError => (2, false, false),
+        Known::AuthHello => (3, true, true),
+        Known::AuthProof => (3, true, false),
+        Known::AuthChallenge | Known::Credential | Known::BuddyList => (3, false, false),
+        Known::SnRegister => (4, true, true), // a re-registration after losing the SN (§8.5)
+        Known::SnRegisterAck => (4, false, false),
+        Known::FallbackProbe => (5, true, false),
+        Known::FallbackProbeAck => (5, false, false),
         _ => return None,
     })
 }
@@ -153,8 +154,8 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 impl Logins {
-    /// One message: `kind` its canonical name, `detail` the dissector's detail (an error
-    /// response's starts `error=`).
+    /// One message: `known` its kind, `detail` the dissector's detail (an error response's
+    /// starts `error=`).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
@@ -162,11 +163,11 @@ impl Logins {
         src: SocketAddr,
         dst: SocketAddr,
         proto: u8,
-        kind: &str,
+        known: Known,
         detail: &str,
         len: u32,
     ) {
-        let Some((step, from_client, starts)) = step_of(kind) else {
+        let Some((step, from_client, starts)) = step_of(known) else {
             return;
         };
         let client = if from_client { src.ip() } else { dst.ip() };
@@ -217,12 +218,16 @@ impl Logins {
         }
         l.end = ts;
         let error = detail.starts_with("error=");
-        match kind {
-            "hc-probe-ack" if !error => l.probe_ack = Some((proto, src.port())),
-            "sn-register-ack" if !error => l.outcome = Some(Outcome::Ok),
+        match known {
+            Known::HcProbeAck if !error => {
+                l.probe_ack = Some((proto, src.port()));
+            }
+            Known::SnRegisterAck if !error => l.outcome = Some(Outcome::Ok),
             // §8.1 step 6: an auth error fails the login at once; an sn-register error
             // (overloaded, expired credential) makes the client try again.
-            "auth-challenge" | "credential" if error => l.outcome = Some(Outcome::Failed),
+            Known::AuthChallenge | Known::Credential if error => {
+                l.outcome = Some(Outcome::Failed);
+            }
             _ => {}
         }
     }
@@ -284,7 +289,7 @@ mod tests {
             from.parse().unwrap(),
             to.parse().unwrap(),
             proto,
-            kind,
+            Known::from_name(kind),
             detail,
             100,
         );

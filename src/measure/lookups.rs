@@ -14,6 +14,7 @@
 //! Must not: keep unbounded state: at most [`MAX_PENDING`] open lookups and [`MAX_LOOKUPS`]
 //! rows, [`MAX_NODES`] nodes per lookup; the rest is counted in `dropped`.
 
+use crate::classify::Known;
 use crate::report::csv_row::CsvRow;
 use crate::time::Ts;
 use std::collections::BTreeMap;
@@ -135,20 +136,23 @@ impl Lookups {
         ts: Ts,
         src: SocketAddr,
         dst: SocketAddr,
-        kind: &str,
+        known: Known,
         txn: Option<u64>,
         detail: &str,
     ) {
         let Some(txn) = txn else { return };
+        let t @ (Known::Search | Known::SearchResult | Known::SearchReferral) = known else {
+            return;
+        };
         let error = detail.starts_with("error=");
-        match kind {
-            "search" if !error && src.port() == SN_PORT => {
+        match t {
+            Known::Search if !error && src.port() == SN_PORT => {
                 let by = (src.ip(), target_of(detail));
                 if let Some(l) = self.by_sn.get(&by).and_then(|k| self.pending.get_mut(k)) {
                     l.sn_searches = l.sn_searches.saturating_add(1);
                 }
             }
-            "search" if !error => {
+            Known::Search if !error => {
                 let key = (src.ip(), txn);
                 if let Some(l) = self.pending.get_mut(&key) {
                     if !l.nodes.contains(&dst.ip()) && l.nodes.len() < MAX_NODES {
@@ -176,12 +180,12 @@ impl Lookups {
                     },
                 );
             }
-            "search" | "search-result" | "search-referral" => {
+            _ => {
                 let key = (dst.ip(), txn);
                 let Some(l) = self.pending.get_mut(&key) else {
                     return;
                 };
-                if kind == "search-referral" && !error {
+                if t == Known::SearchReferral && !error {
                     l.rings = l.rings.saturating_add(1);
                     return;
                 }
@@ -189,7 +193,7 @@ impl Lookups {
                     l.target = target_of(detail);
                 }
                 l.answered = Some(ts);
-                l.outcome = Some(if error || kind == "search" {
+                l.outcome = Some(if error || t == Known::Search {
                     Outcome::NotFound
                 } else if detail.ends_with(" status=offline") {
                     Outcome::FoundOffline
@@ -210,7 +214,6 @@ impl Lookups {
                     }
                 }
             }
-            _ => {}
         }
     }
 
@@ -259,7 +262,7 @@ mod tests {
             Ts(ms * 1_000_000),
             from.parse().unwrap(),
             to.parse().unwrap(),
-            kind,
+            Known::from_name(kind),
             Some(txn),
             d,
         );

@@ -11,7 +11,7 @@ pub mod logins;
 pub mod lookups;
 pub mod phonehome;
 
-use crate::classify::{Classified, Classifier, FlowHomes};
+use crate::classify::{Classified, Classifier, FlowHomes, Known};
 use crate::pipeline::MsgCtx;
 use dissectors::registry::Message;
 use std::fs::File;
@@ -22,8 +22,8 @@ use std::path::Path;
 /// A message as the measurements need it: where it went and what the classifier made of it.
 pub struct Seen<'a> {
     pub ctx: &'a MsgCtx,
-    /// Canonical name (labels.csv's `msg_type`).
-    pub kind: &'a str,
+    /// The classifier's kind, as a value.
+    pub known: Known,
     pub len: u32,
     pub call_id: Option<u64>,
     /// The sender / the receiver is a home endpoint.
@@ -40,7 +40,7 @@ impl<'a> Seen<'a> {
     pub fn new(ctx: &'a MsgCtx, msg: &'a Message, c: &'a Classified, from_home: bool) -> Seen<'a> {
         Seen {
             ctx,
-            kind: &c.kind,
+            known: c.known,
             len: msg.len,
             call_id: msg.call_id,
             from_home,
@@ -58,15 +58,19 @@ fn client_home(ctx: &MsgCtx, to_home: bool) -> (IpAddr, IpAddr) {
 }
 
 /// The phone-home kind of a message to or from home.
-fn home_kind(kind: &str) -> phonehome::Kind {
-    if kind.starts_with("http-version") {
-        phonehome::Kind::VersionCheck
-    } else if kind.starts_with("http-telemetry") || kind.starts_with("http-contacts") {
-        phonehome::Kind::Telemetry
-    } else if kind.starts_with("auth-") || kind == "credential" || kind == "buddy-list" {
-        phonehome::Kind::Login
-    } else {
-        phonehome::Kind::Other
+fn home_kind(known: Known) -> phonehome::Kind {
+    match known {
+        Known::HttpVersionCheck | Known::HttpVersionResponse => phonehome::Kind::VersionCheck,
+        Known::HttpTelemetry
+        | Known::HttpTelemetryResponse
+        | Known::HttpContacts
+        | Known::HttpContactsResponse => phonehome::Kind::Telemetry,
+        Known::AuthHello
+        | Known::AuthChallenge
+        | Known::AuthProof
+        | Known::Credential
+        | Known::BuddyList => phonehome::Kind::Login,
+        _ => phonehome::Kind::Other,
     }
 }
 
@@ -87,26 +91,29 @@ impl Measurements {
             // Contacts and bytes come from the packets ([`Self::packet`]); a message says
             // what they carried (and, for hosts, who plays which role).
             let (client, home) = client_home(m.ctx, m.to_home);
-            let kind = home_kind(m.kind);
+            let kind = home_kind(m.known);
             self.phonehome.note_kind(client, home, kind);
         }
+        if m.known == Known::Other {
+            return; // no stage below acts on it (most messages of a busy hour)
+        }
         // §8.5: the client's periodic keepalive to its super node.
-        if m.kind == "sn-refresh" {
+        if m.known == Known::SnRefresh {
             self.keepalives.observe(m.ctx.ts, src.ip(), dst.ip());
         }
         let host_msg = hosts::HostMsg {
             src: src.ip(),
             dst: dst.ip(),
             dir: m.ctx.dir,
-            kind: m.kind,
+            known: m.known,
             bytes: u64::from(m.len),
             call_id: m.call_id,
         };
         self.hosts.observe(&host_msg, flow);
         self.logins
-            .observe(m.ctx.ts, src, dst, m.ctx.proto, m.kind, m.detail, m.len);
+            .observe(m.ctx.ts, src, dst, m.ctx.proto, m.known, m.detail, m.len);
         self.lookups
-            .observe(m.ctx.ts, src, dst, m.kind, m.txn_id, m.detail);
+            .observe(m.ctx.ts, src, dst, m.known, m.txn_id, m.detail);
     }
 
     /// Classifies `msg` and measures it, for a caller that keeps no per-flow caches (the

@@ -240,12 +240,15 @@ impl Drop for MessagesCsv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Known;
     use crate::flow::Uid;
+    use dissectors::skylark::MsgType;
 
     fn write_rows(path: &Path, n: u64, finish: bool) {
         let mut csv = MessagesCsv::create(path).unwrap();
         let c = Classified {
             kind: Cow::Borrowed("sn-refresh"),
+            known: Known::SnRefresh,
             class: None,
             home: false,
         };
@@ -253,6 +256,7 @@ mod tests {
             let msg = Message {
                 protocol: "skylark",
                 msg_type: Cow::Borrowed("sn-refresh"),
+                type_code: MsgType::SnRefresh.type_code(),
                 txn_id: Some(i),
                 call_id: None,
                 len: 40,
@@ -303,6 +307,7 @@ mod tests {
                         let msg = Message {
                             protocol: "skylark",
                             msg_type: Cow::Borrowed("nat-ping"),
+                            type_code: MsgType::NatPing.type_code(),
                             txn_id: None,
                             call_id: None,
                             len: 40,
@@ -313,6 +318,7 @@ mod tests {
                         };
                         let c = Classified {
                             kind: Cow::Borrowed("nat-ping"),
+                            known: Known::Other, // nat-ping
                             class,
                             home,
                         };
@@ -396,6 +402,7 @@ mod tests {
         let mut msg = Message {
             protocol: "dns",
             msg_type: Cow::Borrowed("query"),
+            type_code: None,
             txn_id: None,
             call_id: None,
             len: 40,
@@ -406,6 +413,7 @@ mod tests {
         };
         let mut c = Classified {
             kind: Cow::Borrowed("query"),
+            known: Known::Other,
             class: Some(TrafficClass::Login),
             home: false,
         };

@@ -1,4 +1,5 @@
 use super::*;
+use crate::classify::Known;
 use proptest::prelude::*;
 use std::borrow::Cow;
 use std::io::Write;
@@ -34,6 +35,7 @@ fn obs(ts: i64, kind: &str, class: Option<TrafficClass>, txn: Option<u64>) -> Ob
         call_id: None,
         verdict: Classified {
             kind: Cow::Owned(kind.into()),
+            known: Known::from_name(kind),
             class,
             home: false,
         },
@@ -113,6 +115,7 @@ fn media_frames_join_on_their_sequence_number() {
     let frame = |seq| Message {
         protocol: "skylark",
         msg_type: Cow::Borrowed("voice"),
+        type_code: dissectors::skylark::MsgType::Voice.type_code(),
         txn_id: None,
         call_id: Some(9),
         len: 87,

@@ -484,6 +484,7 @@ mod tests {
         Message {
             protocol: "skylark",
             msg_type: Cow::Borrowed("voice"),
+            type_code: dissectors::skylark::MsgType::Voice.type_code(),
             txn_id: None,
             call_id: Some(7),
             len: 80,

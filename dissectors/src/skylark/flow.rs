@@ -177,6 +177,7 @@ impl SkylarkStream {
         out.push(Message {
             protocol: "skylark",
             msg_type: Cow::Borrowed("resync"),
+            type_code: None,
             txn_id: None,
             call_id: None,
             len: u32::try_from(*skipped).unwrap_or(u32::MAX),
@@ -222,6 +223,7 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
         return Message {
             protocol: "skylark",
             msg_type: Cow::Borrowed("unknown"),
+            type_code: None,
             txn_id: None,
             call_id: None,
             len: u32::try_from(seen).unwrap_or(u32::MAX),
@@ -301,6 +303,7 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
     Message {
         protocol: "skylark",
         msg_type: Cow::Borrowed(name),
+        type_code: header.msg_type.type_code(),
         txn_id: (!media).then_some(u64::from(header.txn_id)),
         call_id,
         len: u32::try_from(header.total_len()).unwrap_or(u32::MAX),

@@ -178,6 +178,11 @@ impl MsgType {
         }
     }
 
+    /// The number a decoded message carries for this type (`registry::Message::type_code`).
+    pub fn type_code(self) -> Option<std::num::NonZeroU16> {
+        std::num::NonZeroU16::new(u16::from(self))
+    }
+
     /// Looks a type up by its catalogue name.
     pub fn from_name(name: &str) -> Option<MsgType> {
         MsgType::ALL.iter().copied().find(|t| t.name() == name)

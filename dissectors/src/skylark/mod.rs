@@ -38,6 +38,16 @@ macro_rules! enum_with_unknown {
             }
         }
 
+        impl $name {
+            /// The wire value (as `From`, but usable in constants).
+            pub const fn raw(self) -> $ty {
+                match self {
+                    $( $name::$variant => $value, )+
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+
         impl ::core::convert::From<$name> for $ty {
             fn from(value: $name) -> Self {
                 match value {
