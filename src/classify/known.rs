@@ -1,9 +1,10 @@
 //! The message kinds the measurements act on, as one-byte values: the classifier names a
 //! message's kind once ([`super::Classified::known`]) and every stage after it (phone-home
 //! contacts, keepalives, host roles, logins, lookups) switches on that value instead of
-//! comparing the kind's name, and a kind none of them acts on ([`Known::Other`]: the
-//! keepalives and most media of a busy hour) skips them all. A Skylark message's kind comes
-//! from the type number its dissector read (PROTOCOL.md §3.3), not from its name.
+//! comparing the kind's name, and a kind none of them singles out ([`Known::Other`]: the NAT
+//! keepalives that make most of a busy hour) skips every stage but the phone-home count
+//! (which counts all traffic to or from home). A Skylark message's kind comes from the type
+//! number its dissector read (PROTOCOL.md §3.3), not from its name.
 //!
 //! Guarantees: [`Known::name`] is the canonical name the classifier gives the same message
 //! (debug builds check every verdict), and [`Known::from_name`] inverts it.
@@ -47,9 +48,9 @@ pub enum Known {
     HttpTelemetryResponse,
     HttpContacts,
     HttpContactsResponse,
-    /// A kind no measurement acts on by itself (its name is still in `Classified::kind`):
-    /// [`crate::measure::Measurements::observe`] skips its stages for it, so a kind a stage
-    /// acts on must have a variant above.
+    /// A kind no measurement singles out (its name is still in `Classified::kind`):
+    /// [`crate::measure::Measurements::observe`] skips every stage after phone-home for it,
+    /// so a kind a stage acts on must have a variant above.
     Other,
 }
 
