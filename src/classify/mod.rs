@@ -318,9 +318,11 @@ impl Classifier {
         endpoints_noted: bool,
         homes: &mut FlowHomes,
     ) -> Classified {
-        for a in [ctx.src, ctx.dst] {
-            if !endpoints_noted && self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
-                self.overlay.insert(a);
+        if !endpoints_noted {
+            for a in [ctx.src, ctx.dst] {
+                if self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
+                    self.overlay.insert(a);
+                }
             }
         }
         let known = Known::skylark(msg);
