@@ -164,7 +164,11 @@ impl FlowConsumer for Handoff {
     }
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
-            if last == ctx {
+            // The packet that completed the message: same flow, direction and time. The rest
+            // of the context follows from those (a flow's ends in one direction are fixed);
+            // comparing only them spares two socket-address comparisons a packet.
+            if (last.uid, last.dir, last.ts) == (ctx.uid, ctx.dir, ctx.ts) {
+                debug_assert_eq!(last, ctx, "one flow, direction and time, two contexts");
                 *packet = Some(payload);
                 return;
             }

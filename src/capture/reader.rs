@@ -37,6 +37,8 @@ const PCAP_HEADER_LEN: usize = 24;
 const PCAP_RECORD_LEN: usize = 16;
 const NG_BLOCK_HEADER_LEN: usize = 8;
 const NG_MIN_BLOCK_LEN: u32 = 12;
+/// An Enhanced Packet Block up to its frame: block header and fixed fields.
+const EPB_HEAD_LEN: usize = NG_BLOCK_HEADER_LEN + epb::DATA;
 /// Bytes shown in a `NotACapture` error.
 const MAGIC_SHOWN: usize = 8;
 
@@ -280,29 +282,85 @@ impl CaptureReader {
                 linktype,
                 caplen_limit,
             } => self.next_pcap(big_endian, frac_mul, linktype, caplen_limit),
-            State::PcapNg { .. } => loop {
-                match self.next_block()? {
-                    Step::Frame(m) => {
-                        self.stats.frames += 1;
-                        let data = self
-                            .src
-                            .bytes()
-                            .get(m.start..m.start + m.len)
-                            .unwrap_or_default();
-                        return Ok(Some(Frame {
-                            ts: m.ts,
-                            linktype: m.linktype,
-                            orig_len: m.orig_len,
-                            interface: m.interface,
-                            data,
-                        }));
-                    }
-                    Step::Skipped => {}
-                    Step::End => return Ok(None),
-                }
-            },
+            State::PcapNg { .. } => {
+                let meta = match self.next_epb_le() {
+                    Some(m) => m,
+                    None => loop {
+                        match self.next_block()? {
+                            Step::Frame(m) => break m,
+                            Step::Skipped => {}
+                            Step::End => return Ok(None),
+                        }
+                    },
+                };
+                self.stats.frames += 1;
+                let data = self
+                    .src
+                    .bytes()
+                    .get(meta.start..meta.start + meta.len)
+                    .unwrap_or_default();
+                Ok(Some(Frame {
+                    ts: meta.ts,
+                    linktype: meta.linktype,
+                    orig_len: meta.orig_len,
+                    interface: meta.interface,
+                    data,
+                }))
+            }
             State::Done => Ok(None),
         }
+    }
+
+    /// The block nearly every frame comes in, read in one go: an Enhanced Packet Block of a
+    /// little-endian section, whole in the buffer, with a known interface and a captured
+    /// length that fits. Anything else, `None`: [`Self::next_block`] then reads the block,
+    /// or names its damage, as always. For these blocks both reach the same frame; this
+    /// only spares the general path's byte-order test and bounds check per field (a fifth
+    /// of the reader's instructions a frame).
+    #[inline(always)]
+    fn next_epb_le(&mut self) -> Option<FrameMeta> {
+        let State::PcapNg {
+            big_endian: false,
+            interfaces,
+        } = &self.state
+        else {
+            return None;
+        };
+        let (p, avail) = (self.src.pos, self.src.avail());
+        let block = self.src.bytes().get(p..p + avail)?;
+        let head: &[u8; EPB_HEAD_LEN] = block.first_chunk()?;
+        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let len = word(4) as usize;
+        if word(0) != pcapng::BT_EPB
+            || len % 4 != 0
+            || len < EPB_HEAD_LEN + 4
+            || len > MAX_BLOCK_LEN as usize
+        {
+            return None;
+        }
+        let trailer = block.get(len - 4..len)?;
+        if trailer != word(4).to_le_bytes() {
+            return None;
+        }
+        let interface = word(NG_BLOCK_HEADER_LEN + epb::INTERFACE);
+        let iface = interfaces.get(interface as usize)?;
+        let caplen = word(NG_BLOCK_HEADER_LEN + epb::CAPLEN) as usize;
+        if caplen > len - EPB_HEAD_LEN - 4 {
+            return None;
+        }
+        let meta = FrameMeta {
+            ts: iface.ts(
+                word(NG_BLOCK_HEADER_LEN + epb::TS_HIGH),
+                word(NG_BLOCK_HEADER_LEN + epb::TS_LOW),
+            ),
+            linktype: iface.linktype,
+            orig_len: word(NG_BLOCK_HEADER_LEN + epb::ORIG_LEN),
+            interface,
+            start: p + EPB_HEAD_LEN,
+            len: caplen,
+        };
+        self.src.pos += len;
+        Some(meta)
     }
 
     /// Classic pcap: a 16-byte record header, then `caplen` bytes.

@@ -186,8 +186,10 @@ impl OrderedSpool {
 
     fn sort_entries(&mut self) {
         if !self.sorted {
-            // Stable, and cheap on the usual shape (a sorted prefix plus a short tail).
-            self.entries.sort_by_key(|e| e.key);
+            // Stable in effect: rows of equal keys sit in `data` in push order (pushes
+            // append, and `compact` keeps the sorted order), so their offsets break the tie.
+            // The unstable sort moves entries in place instead of through a buffer.
+            self.entries.sort_unstable_by_key(|e| (e.key, e.off));
             self.sorted = true;
         }
     }
@@ -593,6 +595,24 @@ mod tests {
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut spool = OrderedSpool::new(cap, Some(dir.path().to_path_buf()));
+            let rows: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, row(*k, i))).collect();
+            let mut out = Vec::new();
+            for (i, (k, r)) in rows.iter().enumerate() {
+                spool.push(*k, r).unwrap();
+                let watermark = rows[i + 1..].iter().map(|(k, _)| *k).min();
+                spool.release_below(watermark.unwrap_or((i64::MAX, u64::MAX)), &mut out).unwrap();
+            }
+            spool.finish(&mut out).unwrap();
+            prop_assert_eq!(out, stably_sorted(&rows));
+        }
+
+        /// Many equal keys, released as they stream and compacted in memory (no spill):
+        /// rows of one key still come out in push order.
+        #[test]
+        fn equal_keys_keep_push_order_across_releases_and_compaction(
+            keys in prop::collection::vec((-3i64..3, 0u64..2), 0..300),
+        ) {
+            let mut spool = OrderedSpool::new(usize::MAX, None);
             let rows: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, row(*k, i))).collect();
             let mut out = Vec::new();
             for (i, (k, r)) in rows.iter().enumerate() {
