@@ -24,6 +24,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -270,12 +271,17 @@ fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Spill record: start i64 LE, seq u64 LE, row length u32 LE, row bytes.
+/// A spill record's head: start i64 LE, seq u64 LE, row length u32 LE (the row bytes follow).
+const RECORD_HEAD_LEN: usize = 20;
+
+/// Spill record: the head, then the row bytes.
 fn write_record(w: &mut impl Write, key: SpoolKey, row: &[u8]) -> io::Result<()> {
     let len = u32::try_from(row.len()).map_err(|_| invalid_input("spool row too long".into()))?;
-    w.write_all(&key.0.to_le_bytes())?;
-    w.write_all(&key.1.to_le_bytes())?;
-    w.write_all(&len.to_le_bytes())?;
+    let mut head = [0u8; RECORD_HEAD_LEN];
+    head[..8].copy_from_slice(&key.0.to_le_bytes());
+    head[8..16].copy_from_slice(&key.1.to_le_bytes());
+    head[16..].copy_from_slice(&len.to_le_bytes());
+    w.write_all(&head)?;
     w.write_all(row)
 }
 
@@ -295,12 +301,11 @@ impl<R: BufRead> RunReader<R> {
         if self.r.fill_buf()?.is_empty() {
             return Ok(None);
         }
-        let mut start = [0u8; 8];
-        let mut seq = [0u8; 8];
-        let mut len = [0u8; 4];
-        self.r.read_exact(&mut start)?;
-        self.r.read_exact(&mut seq)?;
-        self.r.read_exact(&mut len)?;
+        let mut head = [0u8; RECORD_HEAD_LEN];
+        self.r.read_exact(&mut head)?;
+        let (start, rest) = head.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (seq, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let len = rest.first_chunk::<4>().copied().unwrap_or_default();
         let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
         if len > MAX_ROW_LEN {
             return Err(io::Error::new(
@@ -310,7 +315,7 @@ impl<R: BufRead> RunReader<R> {
         }
         self.row.resize(len, 0);
         self.r.read_exact(&mut self.row)?;
-        Ok(Some((i64::from_le_bytes(start), u64::from_le_bytes(seq))))
+        Ok(Some((i64::from_le_bytes(*start), u64::from_le_bytes(*seq))))
     }
 }
 
@@ -334,17 +339,22 @@ fn merge<R: BufRead>(
     if let Some(e) = mem_iter.peek() {
         heap.push(Reverse((e.key, mem_src)));
     }
-    while let Some(Reverse((key, src))) = heap.pop() {
-        if let Some(run) = runs.get_mut(src) {
+    // The source's next key replaces its head in place: one sift per row, not a pop and a
+    // push.
+    while let Some(mut head) = heap.peek_mut() {
+        let Reverse((key, src)) = *head;
+        let next = if let Some(run) = runs.get_mut(src) {
             sink(key, &run.row)?;
-            if let Some(next) = run.advance()? {
-                heap.push(Reverse((next, src)));
-            }
+            run.advance()?
         } else if let Some(e) = mem_iter.next() {
             sink(e.key, row_of(data, e))?;
-            if let Some(next) = mem_iter.peek() {
-                heap.push(Reverse((next.key, mem_src)));
-            }
+            mem_iter.peek().map(|next| next.key)
+        } else {
+            None
+        };
+        match next {
+            Some(next) => *head = Reverse((next, src)),
+            None => drop(PeekMut::pop(head)),
         }
     }
     Ok(())
