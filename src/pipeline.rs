@@ -274,16 +274,23 @@ impl<'c> Engine<'c> {
                 SocketAddr::new(pkt.dst, dp),
                 at.dir,
             );
-            // Where and when, for the packet's messages and the packet itself.
-            let ctx = |dir, ts| MsgCtx::new(uid, at.slot, dir, ts, ends, proto, digits);
+            // Where and when, for the packet itself and the messages it completes: built once
+            // and shared with the usual message (same direction and time); a message of any
+            // other direction or time gets its own.
+            let here = MsgCtx::new(uid, at.slot, at.dir, pkt.ts, ends, proto, digits);
             if let Some(app) = wanted {
                 d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
-                    consumer.message(&ctx(dir, ts), msg)
+                    if (dir, ts) == (here.dir, here.ts) {
+                        consumer.message(&here, msg)
+                    } else {
+                        let ctx = MsgCtx::new(uid, at.slot, dir, ts, ends, proto, digits);
+                        consumer.message(&ctx, msg)
+                    }
                 });
             }
             let payload = pkt.payload_len();
             if payload > 0 {
-                consumer.packet(&ctx(at.dir, pkt.ts), payload);
+                consumer.packet(&here, payload);
             }
         }
         if sink.ended {
