@@ -574,6 +574,21 @@ mod tests {
         assert_eq!(r.advance().unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
+    /// Pushes `rows` in order as the flow table does, releasing after each push below the
+    /// smallest key still to come, then finishes: everything the spool wrote.
+    fn streamed(mut spool: OrderedSpool, rows: &[(SpoolKey, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (k, r)) in rows.iter().enumerate() {
+            spool.push(*k, r).unwrap();
+            let watermark = rows[i + 1..].iter().map(|(k, _)| *k).min();
+            spool
+                .release_below(watermark.unwrap_or((i64::MAX, u64::MAX)), &mut out)
+                .unwrap();
+        }
+        spool.finish(&mut out).unwrap();
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -604,16 +619,9 @@ mod tests {
             cap in prop_oneof![0usize..512, Just(usize::MAX)],
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let mut spool = OrderedSpool::new(cap, Some(dir.path().to_path_buf()));
+            let spool = OrderedSpool::new(cap, Some(dir.path().to_path_buf()));
             let rows: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, row(*k, i))).collect();
-            let mut out = Vec::new();
-            for (i, (k, r)) in rows.iter().enumerate() {
-                spool.push(*k, r).unwrap();
-                let watermark = rows[i + 1..].iter().map(|(k, _)| *k).min();
-                spool.release_below(watermark.unwrap_or((i64::MAX, u64::MAX)), &mut out).unwrap();
-            }
-            spool.finish(&mut out).unwrap();
-            prop_assert_eq!(out, stably_sorted(&rows));
+            prop_assert_eq!(streamed(spool, &rows), stably_sorted(&rows));
         }
 
         /// Many equal keys, released as they stream and compacted in memory (no spill):
@@ -622,16 +630,9 @@ mod tests {
         fn equal_keys_keep_push_order_across_releases_and_compaction(
             keys in prop::collection::vec((-3i64..3, 0u64..2), 0..300),
         ) {
-            let mut spool = OrderedSpool::new(usize::MAX, None);
+            let spool = OrderedSpool::new(usize::MAX, None);
             let rows: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, row(*k, i))).collect();
-            let mut out = Vec::new();
-            for (i, (k, r)) in rows.iter().enumerate() {
-                spool.push(*k, r).unwrap();
-                let watermark = rows[i + 1..].iter().map(|(k, _)| *k).min();
-                spool.release_below(watermark.unwrap_or((i64::MAX, u64::MAX)), &mut out).unwrap();
-            }
-            spool.finish(&mut out).unwrap();
-            prop_assert_eq!(out, stably_sorted(&rows));
+            prop_assert_eq!(streamed(spool, &rows), stably_sorted(&rows));
         }
     }
 }
