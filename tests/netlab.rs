@@ -256,10 +256,12 @@ fn symmetric_nat_is_discovered_as_symmetric() {
         assert_nat_type(&out, "symmetric");
         // The NAT forgets an idle UDP mapping after 5 s, so alice's 20 s re-polls of sn2 from
         // one socket leave from new public ports: setup()'s perfect score shows each label
-        // was translated with the mapping of its own time.
+        // was translated with the mapping of its own time. Two ports at least (a change):
+        // on the loaded 2-core CI machine only two re-polls once fell inside the 55 s run
+        // (["42944", "2953"]); the simulator's test, free of wall time, asks for three.
         let labels = csv_rows(&out.join("labels.csv"));
         let ports = common::udp_source_ports(&labels, "alice", "203.0.113.2");
-        assert!(ports.len() >= 3, "{ports:?}");
+        assert!(ports.len() >= 2, "{ports:?}");
     }
 }
 
