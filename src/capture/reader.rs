@@ -329,6 +329,8 @@ impl CaptureReader {
         let (p, avail) = (self.src.pos, self.src.avail());
         let block = self.src.bytes().get(p..p + avail)?;
         let head: &[u8; EPB_HEAD_LEN] = block.first_chunk()?;
+        // Not `rd32`: its checked slicing is not folded away here (+0.9 % instructions on
+        // the hour's slice); the indexes below are constants inside the 28-byte array.
         let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         let len = word(4) as usize;
         if word(0) != pcapng::BT_EPB
