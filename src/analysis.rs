@@ -274,12 +274,20 @@ impl FlowConsumer for Analysis {
 
 /// The state of the flow at `live_index`, grown on demand (bounded by the flow table's cap,
 /// which bounds live indexes).
+#[inline]
 fn per_flow(v: &mut Vec<PerFlow>, live_index: u32) -> &mut PerFlow {
     let i = live_index as usize;
     if i >= v.len() {
-        crate::prefetch::grow_huge_with(v, i + 1, PerFlow::default);
+        grow_per_flow(v, i + 1);
     }
     &mut v[i]
+}
+
+/// Rare (a new highest live index), so kept out of the per-message path.
+#[cold]
+#[inline(never)]
+fn grow_per_flow(v: &mut Vec<PerFlow>, len: usize) {
+    crate::prefetch::grow_huge_with(v, len, PerFlow::default);
 }
 
 #[cfg(test)]

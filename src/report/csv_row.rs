@@ -185,8 +185,10 @@ impl CsvRow {
         self
     }
 
-    /// Appends an optional unsigned integer (empty when `None`).
-    #[inline]
+    /// Appends an optional unsigned integer (empty when `None`). Always inlined: a
+    /// messages.csv row has two, and with fat LTO the compiler kept it a call (-0.13 %
+    /// instructions inlined).
+    #[inline(always)]
     pub fn opt_uint(&mut self, value: Option<u64>) -> &mut Self {
         match value {
             Some(v) => self.uint(v),
