@@ -18,6 +18,8 @@
 #   WORK=/dev/shm/bench ...                 # inputs and reports on tmpfs: no disk write-back
 #                                           # between tools (docs/performance.md)
 #   ROUNDS=3 ...                            # every tool 3 times, order rotated: medians
+#   BIN=old/p2ptrace PGO_BIN=new/p2ptrace TOOLS="p2ptrace p2ptrace-pgo" ...  # two builds
+#                                           # side by side (rows keep the tool names)
 #   TOOLS="p2ptrace ndpi-ref" ...           # also ndpiReader on the 10 M-packet synthetic
 #                                           # file, whose speed on the reference machine
 #                                           # ../shared/bench/README.md gives: how fast this
@@ -72,9 +74,14 @@ if [ -n "${PIN:-}" ]; then
   PINNED=(taskset -c "$PIN")
 fi
 
-cargo build --release --quiet
-BIN=target/release/p2ptrace
-PGO_BIN=target/pgo/p2ptrace
+# BIN= and PGO_BIN= name other binaries for `p2ptrace` and `p2ptrace-pgo` (e.g. an older
+# build against this one in the same run, where the host's speed is the same for both).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=target/release/p2ptrace
+fi
+[ -x "$BIN" ] || { echo "compare.sh: $BIN is not an executable" >&2; exit 1; }
+PGO_BIN=${PGO_BIN:-target/pgo/p2ptrace}
 case " $TOOLS " in
   *" p2ptrace-pgo"*)
     [ -x "$PGO_BIN" ] ||
