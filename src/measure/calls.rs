@@ -630,15 +630,21 @@ impl CallTracker {
     }
 
     /// Feeds one decoded message; calls that ended, idled or were evicted go to `out`.
+    // Inlined up to the call id: most messages (keepalives, logins, lookups) have none.
+    #[inline]
     pub fn message(&mut self, ctx: &MsgCtx, msg: &Message, out: &mut dyn FnMut(CallRecord)) {
         self.now = self.now.max(ctx.ts);
         if self.next_sweep.is_none_or(|t| self.now >= t) {
             self.next_sweep = Some(self.now.add_nanos(SWEEP_NS));
             self.sweep(out);
         }
-        if msg.protocol != "skylark" {
-            return;
+        if msg.call_id.is_some() && msg.protocol == "skylark" {
+            self.call_message(ctx, msg, out);
         }
+    }
+
+    /// [`Self::message`] for a Skylark message with a call id.
+    fn call_message(&mut self, ctx: &MsgCtx, msg: &Message, out: &mut dyn FnMut(CallRecord)) {
         let Some(id) = msg.call_id.and_then(|c| u32::try_from(c).ok()) else {
             return;
         };

@@ -171,6 +171,8 @@ pub const COLUMNS: &[&str] = &[
 
 impl Hosts {
     /// The host in `slot`, looking it up (and adding it while there is room) on first use.
+    // Inlined: two per packet, and after a flow's first packet the slot is resolved.
+    #[inline]
     fn host(&mut self, a: IpAddr, slot: &mut u32) -> Option<&mut Host> {
         if *slot == UNRESOLVED {
             *slot = self.resolve(a);
@@ -185,6 +187,8 @@ impl Hosts {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn resolve(&mut self, a: IpAddr) -> u32 {
         if let Some(&i) = self.index.get(&a) {
             return i + 1;

@@ -146,8 +146,9 @@ impl CsvRow {
     }
 
     /// Appends a duration of `nanos` as seconds with `digits` fractional digits, truncated
-    /// like [`crate::time::SecsDisplay`] (the same format as timestamps).
-    #[inline]
+    /// like [`crate::time::SecsDisplay`] (the same format as timestamps). Always inlined:
+    /// every messages.csv row starts with one (-0.22 % instructions against a call).
+    #[inline(always)]
     pub fn secs(&mut self, n: i64, digits: u8) -> &mut Self {
         let digits = digits.min(9);
         if n < 0 {
