@@ -247,15 +247,23 @@ impl Classifier {
     /// [`Classifier::is_home`] of the message's sender and receiver, through its flow's
     /// cache: a flow's endpoints never change and the home set rarely does, so most
     /// messages skip the lookups.
+    #[inline]
     pub fn homes(&self, ctx: &MsgCtx, flow: &mut FlowHomes) -> (bool, bool) {
         let (sender, receiver) = (ctx.dir.index(), ctx.dir.flip().index());
-        let version = self.homes_version + 1;
-        if flow.version != version {
-            flow.version = version;
-            flow.home[sender] = self.is_home(ctx.src);
-            flow.home[receiver] = self.is_home(ctx.dst);
+        if flow.version != self.homes_version + 1 {
+            self.refresh_homes(ctx, flow);
         }
         (flow.home[sender], flow.home[receiver])
+    }
+
+    /// [`Self::homes`] for a flow whose cache is older than the home set.
+    #[cold]
+    #[inline(never)]
+    fn refresh_homes(&self, ctx: &MsgCtx, flow: &mut FlowHomes) {
+        let (sender, receiver) = (ctx.dir.index(), ctx.dir.flip().index());
+        flow.version = self.homes_version + 1;
+        flow.home[sender] = self.is_home(ctx.src);
+        flow.home[receiver] = self.is_home(ctx.dst);
     }
 
     /// The host name through which `ip` became a home endpoint, if a name did it.
@@ -287,6 +295,7 @@ impl Classifier {
     /// endpoints (a flow's endpoints never change, and the set lookup per message is
     /// measurable with millions of messages); `homes` is the flow's [`Classifier::homes`]
     /// cache.
+    #[inline]
     pub fn classify_in_flow(
         &mut self,
         ctx: &MsgCtx,
@@ -296,6 +305,16 @@ impl Classifier {
     ) -> Classified {
         let c = match msg.protocol {
             "skylark" => self.skylark(ctx, msg, endpoints_noted, homes),
+            _ => self.not_skylark(ctx, msg),
+        };
+        debug_assert_eq!(c.known, Known::from_name(&c.kind), "{}", c.kind);
+        c
+    }
+
+    /// [`Self::classify_in_flow`] of the other protocols' messages (a few in a busy hour).
+    #[inline(never)]
+    fn not_skylark(&mut self, ctx: &MsgCtx, msg: &Message) -> Classified {
+        match msg.protocol {
             "stun" => self.stun(ctx, msg),
             "http" => self.http(ctx, msg),
             "dns" => self.dns(ctx, msg),
@@ -306,11 +325,10 @@ impl Classifier {
                 class: None,
                 home: self.is_home(ctx.dst),
             },
-        };
-        debug_assert_eq!(c.known, Known::from_name(&c.kind), "{}", c.kind);
-        c
+        }
     }
 
+    #[inline]
     fn skylark(
         &mut self,
         ctx: &MsgCtx,
@@ -319,11 +337,7 @@ impl Classifier {
         homes: &mut FlowHomes,
     ) -> Classified {
         if !endpoints_noted {
-            for a in [ctx.src, ctx.dst] {
-                if self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
-                    self.overlay.insert(a);
-                }
-            }
+            self.note_overlay(ctx);
         }
         let known = Known::skylark(msg);
         // Only the login server is sent these (PROTOCOL.md §6).
@@ -335,6 +349,16 @@ impl Classifier {
             known,
             class: msg.class,
             home: self.homes(ctx, homes).1,
+        }
+    }
+
+    /// Notes a Skylark flow's endpoints as overlay members (once per flow).
+    #[cold]
+    fn note_overlay(&mut self, ctx: &MsgCtx) {
+        for a in [ctx.src, ctx.dst] {
+            if self.overlay.len() < MAX_OVERLAY_ENDPOINTS {
+                self.overlay.insert(a);
+            }
         }
     }
 

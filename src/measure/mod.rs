@@ -85,8 +85,9 @@ pub struct Measurements {
 
 impl Measurements {
     /// One message; `flow` caches its flow's host-table slots (a fresh one looks them up).
+    // Inlined up to the message kind: most messages of a busy hour stop there.
+    #[inline]
     pub fn observe(&mut self, m: &Seen<'_>, flow: &mut hosts::FlowHosts) {
-        let (src, dst) = (m.ctx.src, m.ctx.dst);
         if m.to_home || m.from_home {
             // Contacts and bytes come from the packets ([`Self::packet`]); a message says
             // what they carried (and, for hosts, who plays which role).
@@ -94,9 +95,14 @@ impl Measurements {
             let kind = home_kind(m.known);
             self.phonehome.note_kind(client, home, kind);
         }
-        if m.known == Known::Other {
-            return; // no stage below acts on it (most messages of a busy hour)
+        if m.known != Known::Other {
+            self.observe_known(m, flow); // no stage below acts on `Other`
         }
+    }
+
+    /// [`Self::observe`] for a message of a known kind.
+    fn observe_known(&mut self, m: &Seen<'_>, flow: &mut hosts::FlowHosts) {
+        let (src, dst) = (m.ctx.src, m.ctx.dst);
         // §8.5: the client's periodic keepalive to its super node.
         if m.known == Known::SnRefresh {
             self.keepalives.observe(m.ctx.ts, src.ip(), dst.ip());
@@ -150,6 +156,8 @@ impl Measurements {
     /// the phone-home contacts. `flow` holds the caches of the packet's flow
     /// ([`Classifier::homes`], host-table slots). Returns `(client, home)` when the packet
     /// starts a new contact.
+    // Inlined: once per packet, and most packets are neither to nor from home.
+    #[inline]
     pub fn packet(
         &mut self,
         classifier: &Classifier,
@@ -168,6 +176,16 @@ impl Measurements {
         if !(from_home || to_home) {
             return None;
         }
+        self.home_packet(ctx, payload, to_home)
+    }
+
+    /// [`Self::packet`] between a client and a home endpoint: the phone-home contacts.
+    fn home_packet(
+        &mut self,
+        ctx: &MsgCtx,
+        payload: u32,
+        to_home: bool,
+    ) -> Option<(IpAddr, IpAddr)> {
         let (client, home) = client_home(ctx, to_home);
         let o = phonehome::Observation {
             ts: ctx.ts,
