@@ -388,7 +388,7 @@ impl FieldId {
     ];
 
     /// The one kind this id carries; `None` for unknown ids (any kind accepted).
-    pub fn kind(self) -> Option<Kind> {
+    pub const fn kind(self) -> Option<Kind> {
         use FieldId::*;
         Some(match self {
             User | Software | Reason | Target | Caller | Callee | Mixer => Kind::Str,

@@ -282,6 +282,27 @@ fn split_object(i: &[u8]) -> Result<Split<'_>, DissectError> {
     }
 }
 
+/// `KIND_OF_ID[id]`: the kind byte field `id` carries ([`FieldId::kind`]), or
+/// [`KIND_ANY`] for an id of no known field. A table, not `FieldId::from(id).kind()`:
+/// the walk asks for every object, and the conversion compiled to a chain of compares.
+// Indexing in a constant cannot panic at run time: out of bounds fails the build.
+#[allow(clippy::indexing_slicing)]
+const KIND_OF_ID: [u8; 256] = {
+    let mut t = [KIND_ANY; 256];
+    let mut i = 0;
+    while i < FieldId::ALL.len() {
+        let id = FieldId::ALL[i];
+        if let Some(kind) = id.kind() {
+            t[id.raw() as usize] = kind.raw();
+        }
+        i += 1;
+    }
+    t
+};
+
+/// In [`KIND_OF_ID`], an id whose objects may be of any kind.
+const KIND_ANY: u8 = 0;
+
 /// Bounds shared by one message's walk.
 struct Walk {
     objects: usize,
@@ -429,10 +450,11 @@ fn walk_level(
             walk.ids_exact &= id < 64 && walk.ids & id_bit(id) == 0;
             walk.ids |= id_bit(id);
         }
-        let kind = Kind::from(kind);
-        if walk.wrong_kind.is_none() && FieldId::from(id).kind().is_some_and(|k| k != kind) {
+        let want = KIND_OF_ID.get(usize::from(id)).copied().unwrap_or(KIND_ANY);
+        if walk.wrong_kind.is_none() && want != KIND_ANY && want != kind {
             walk.wrong_kind = Some(at);
         }
+        let kind = Kind::from(kind);
         let value_at = at + OBJECT_HEADER_LEN;
         if let Err((inner, e)) = check_value(kind, value, walk, depth, value_at) {
             // Scalar errors point at the object; nested ones at the inner object.
@@ -667,6 +689,18 @@ pub fn check_objects(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn kind_table_agrees_with_field_ids_for_every_byte() {
+        for id in 0..=u8::MAX {
+            let want = FieldId::from(id).kind().map_or(KIND_ANY, Kind::raw);
+            assert_eq!(
+                KIND_OF_ID.get(usize::from(id)),
+                Some(&want),
+                "field id {id:#04x}"
+            );
+        }
+    }
 
     /// Objects `(kind, id, value)` on the wire, then `tail`.
     fn tlv(objects: &[(u8, u8, Vec<u8>)], tail: &[u8]) -> Vec<u8> {
