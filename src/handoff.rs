@@ -160,7 +160,10 @@ impl FlowConsumer for Handoff {
         self.push(Event::Watermark(watermark));
     }
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
-        self.push(Event::Message(*ctx, msg.clone(), None));
+        self.message_owned(ctx, msg.clone());
+    }
+    fn message_owned(&mut self, ctx: &MsgCtx, msg: Message) {
+        self.push(Event::Message(*ctx, msg, None));
     }
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
@@ -255,6 +258,22 @@ mod tests {
         }
         assert_eq!(inline.0.len(), handed.0.len());
         assert!(inline.0 == handed.0, "the calls differ");
+    }
+
+    /// The pipeline gives messages away (`message_owned`); a tee must still show each to
+    /// both of its consumers, as a consumer alone would see them.
+    #[test]
+    fn both_consumers_of_a_tee_get_the_calls_one_would_get_alone() {
+        let mut alone = Recorder::default();
+        run(&mut alone);
+        let (mut first, mut second) = (Recorder::default(), Recorder::default());
+        run(&mut pipeline::Tee(&mut first, &mut second));
+        assert!(
+            alone.0.iter().any(|c| c.starts_with("message")),
+            "no message"
+        );
+        assert!(first.0 == alone.0, "the first consumer's calls differ");
+        assert!(second.0 == alone.0, "the second consumer's calls differ");
     }
 
     fn ctx(ts: i64) -> MsgCtx {

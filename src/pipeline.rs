@@ -36,6 +36,13 @@ pub trait FlowConsumer {
     fn watermark(&mut self, _watermark: (i64, u64)) {}
     /// A message decoded in a flow (see [`MsgCtx`] for where and when).
     fn message(&mut self, _ctx: &MsgCtx, _msg: &Message) {}
+    /// [`Self::message`] with the message given away: what the pipeline calls. A consumer
+    /// that keeps messages (the hand-off to another thread) overrides it to take one
+    /// without a copy.
+    #[inline]
+    fn message_owned(&mut self, ctx: &MsgCtx, msg: Message) {
+        self.message(ctx, &msg);
+    }
     /// A packet carrying `payload` bytes (> 0; after the TCP or UDP header, the IP payload
     /// for other protocols), after the messages it completed: for measuring traffic no
     /// dissector decodes (phone-home contacts to a home endpoint). `ctx` is the packet's,
@@ -176,10 +183,10 @@ impl FlowSink<FlowApp> for Adapter<'_> {
                 &mut app,
                 record.ts_end,
                 how,
-                &mut |dir, ts, msg: &Message| {
+                &mut |dir, ts, msg: Message| {
                     let ends = (orig, resp, Dir::Orig);
                     let ctx = MsgCtx::new(uid, live_index, dir, ts, ends, proto, digits);
-                    consumer.message(&ctx, msg)
+                    consumer.message_owned(&ctx, msg)
                 },
             );
         }
@@ -279,12 +286,12 @@ impl<'c> Engine<'c> {
             // other direction or time gets its own.
             let here = MsgCtx::new(uid, at.slot, at.dir, pkt.ts, ends, proto, digits);
             if let Some(app) = wanted {
-                d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: &Message| {
+                d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: Message| {
                     if (dir, ts) == (here.dir, here.ts) {
-                        consumer.message(&here, msg)
+                        consumer.message_owned(&here, msg)
                     } else {
                         let ctx = MsgCtx::new(uid, at.slot, dir, ts, ends, proto, digits);
-                        consumer.message(&ctx, msg)
+                        consumer.message_owned(&ctx, msg)
                     }
                 });
             }
@@ -464,6 +471,10 @@ impl FlowConsumer for Tee<'_> {
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         self.0.message(ctx, msg);
         self.1.message(ctx, msg);
+    }
+    fn message_owned(&mut self, ctx: &MsgCtx, msg: Message) {
+        self.0.message(ctx, &msg);
+        self.1.message_owned(ctx, msg);
     }
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         self.0.packet(ctx, payload);

@@ -43,8 +43,8 @@ impl FlowSink<FlowApp> for Sink {
             &mut app,
             record.ts_end,
             how,
-            &mut |_dir: Dir, _ts: Ts, msg: &Message| {
-                check(msg);
+            &mut |_dir: Dir, _ts: Ts, msg: Message| {
+                check(&msg);
                 *messages += 1;
             },
         );
@@ -84,8 +84,8 @@ fuzz_target!(|data: &[u8]| {
                     app,
                     &pkt,
                     at.dir,
-                    &mut |_dir: Dir, _ts: Ts, msg: &Message| {
-                        check(msg);
+                    &mut |_dir: Dir, _ts: Ts, msg: Message| {
+                        check(&msg);
                         *messages += 1;
                     },
                 );

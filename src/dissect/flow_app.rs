@@ -146,12 +146,14 @@ impl StreamConsumer for Discard {
 }
 
 /// Receives each decoded message with its direction and the capture time of its bytes.
+/// By value: the dissector's buffer is drained into the sink, so a consumer that keeps the
+/// message (the hand-off to the analysis thread) takes it without a copy.
 pub trait MessageSink {
-    fn message(&mut self, dir: Dir, ts: Ts, msg: &Message);
+    fn message(&mut self, dir: Dir, ts: Ts, msg: Message);
 }
 
-impl<F: FnMut(Dir, Ts, &Message)> MessageSink for F {
-    fn message(&mut self, dir: Dir, ts: Ts, msg: &Message) {
+impl<F: FnMut(Dir, Ts, Message)> MessageSink for F {
+    fn message(&mut self, dir: Dir, ts: Ts, msg: Message) {
         self(dir, ts, msg)
     }
 }
@@ -531,7 +533,7 @@ impl Ctx {
         if let Some(n) = self.messages.get_mut(usize::from(claim.service)) {
             *n += self.out.len() as u64;
         }
-        for msg in &self.out {
+        for msg in self.out.drain(..) {
             sink.message(dir, ts, msg);
         }
         consumed
