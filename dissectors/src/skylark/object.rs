@@ -282,9 +282,10 @@ fn split_object(i: &[u8]) -> Result<Split<'_>, DissectError> {
     }
 }
 
-/// `KIND_OF_ID[id]`: the kind byte field `id` carries ([`FieldId::kind`]), or
-/// [`KIND_ANY`] for an id of no known field. A table, not `FieldId::from(id).kind()`:
-/// the walk asks for every object, and the conversion compiled to a chain of compares.
+/// `KIND_OF_ID[id]`: the kind byte field `id` carries ([`FieldId::kind`], PROTOCOL.md
+/// §4.4), or [`KIND_ANY`] for an id of no known field. A table, not
+/// `FieldId::from(id).kind()`: the walk asks for every object, and the conversion compiled
+/// to a chain of compares.
 // Indexing in a constant cannot panic at run time: out of bounds fails the build.
 #[allow(clippy::indexing_slicing)]
 const KIND_OF_ID: [u8; 256] = {
@@ -293,6 +294,10 @@ const KIND_OF_ID: [u8; 256] = {
     while i < FieldId::ALL.len() {
         let id = FieldId::ALL[i];
         if let Some(kind) = id.kind() {
+            assert!(
+                kind.raw() != KIND_ANY,
+                "a field's kind byte is the table's `any`"
+            );
             t[id.raw() as usize] = kind.raw();
         }
         i += 1;
@@ -300,7 +305,8 @@ const KIND_OF_ID: [u8; 256] = {
     t
 };
 
-/// In [`KIND_OF_ID`], an id whose objects may be of any kind.
+/// In [`KIND_OF_ID`], an id whose objects may be of any kind: 0x00 is no kind
+/// (PROTOCOL.md §4.2), so no field carries it (checked as the table is built).
 const KIND_ANY: u8 = 0;
 
 /// Bounds shared by one message's walk.
