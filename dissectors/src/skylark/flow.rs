@@ -9,10 +9,10 @@
 
 use super::codec::{LaxMessage, MessageView};
 use super::framing::{MAX_RESYNC_SCAN, Resync, frame_len, known_family, plausible_prefix, resync};
-use super::header::Family;
-use super::header::HEADER_LEN;
+use super::header::{Family, HEADER_LEN, Header};
 use super::messages::{ErrorCode, FieldId, MsgType};
 use super::object::{ObjectsView, ValueView};
+use super::repeat;
 use crate::DissectError;
 use crate::registry::{
     CallInfo, CallSignal, FlowDissector, Message, Probe, Progress, Side, Status, Transport,
@@ -33,12 +33,17 @@ pub fn new_flow(transport: Transport) -> Box<dyn FlowDissector> {
     }
 }
 
-/// Skylark over UDP (PROTOCOL.md §2.1): one message per datagram, nothing kept between them.
+/// Skylark over UDP (PROTOCOL.md §2.1): one message per datagram, nothing kept between them
+/// (a datagram shaped like a recent one takes its row: `repeat.rs`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SkylarkDatagrams;
 
 impl FlowDissector for SkylarkDatagrams {
     fn parse(&mut self, _side: Side, _ts_ns: i64, data: &[u8], out: &mut Vec<Message>) -> Progress {
+        if let Some(row) = repeat::row(data) {
+            out.push(row);
+            return parsed(data);
+        }
         let lax = MessageView::parse_lax(data);
         if lax.header.is_none() {
             let error = lax
@@ -54,7 +59,9 @@ impl FlowDissector for SkylarkDatagrams {
 
     /// One parse instead of the probe's header check and then the parse's: the lax parse's
     /// header is the one the probe checks (PROTOCOL.md §2.5: valid, of a known family, as
-    /// long as the datagram), and nothing is kept between datagrams.
+    /// long as the datagram), and nothing is kept between datagrams. A datagram shaped like
+    /// a remembered one is sure: only sure ones are remembered, and the shape covers the
+    /// family and length.
     fn parse_datagram_if_sure(
         &mut self,
         _probe: fn(Transport, Side, &[u8]) -> Probe,
@@ -63,15 +70,29 @@ impl FlowDissector for SkylarkDatagrams {
         data: &[u8],
         out: &mut Vec<Message>,
     ) -> Option<Progress> {
+        if let Some(row) = repeat::row(data) {
+            out.push(row);
+            return Some(parsed(data));
+        }
         let lax = MessageView::parse_lax(data);
         let sure = lax.header.is_some_and(|h| h.total_len() == data.len()) && known_family(data);
         sure.then(|| datagram_row(&lax, data, out))
     }
 }
 
-/// The row of a datagram whose header parsed.
+/// The row of a datagram whose header parsed, its shape remembered if it is one
+/// [`SkylarkDatagrams::parse_datagram_if_sure`] is sure of (of a known family).
 fn datagram_row(lax: &LaxMessage<'_>, data: &[u8], out: &mut Vec<Message>) -> Progress {
-    out.push(row(lax, data.len()));
+    let msg = row(lax, data.len());
+    if lax.header.is_some_and(|h| h.total_len() == data.len()) && known_family(data) {
+        repeat::note(data, &msg);
+    }
+    out.push(msg);
+    parsed(data)
+}
+
+/// A whole datagram taken.
+fn parsed(data: &[u8]) -> Progress {
     Progress::Parsed {
         consumed: data.len(),
         needed: None,
@@ -296,6 +317,27 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
             &format!("stop@{}: {}", stop.offset, stop.reason),
         );
     }
+    let call = match (frame, objects) {
+        (Some(m), _) => Some(CallInfo::Media {
+            seq: m.seq,
+            timestamp: m.timestamp,
+        }),
+        (None, Some(o)) if header.msg_type.family() == Family::Signalling => {
+            Some(CallInfo::Signal(Box::new(signal(o))))
+        }
+        _ => None,
+    };
+    Message {
+        status,
+        detail: (!detail.is_empty()).then_some(detail),
+        call,
+        ..plain_row(&header, call_id)
+    }
+}
+
+/// The row of a whole message without detail or call fields: what [`row`] gives for one
+/// whose header is `header` and whose body names `call_id`.
+pub(super) fn plain_row(header: &Header, call_id: Option<u64>) -> Message {
     let name = match header.msg_type {
         MsgType::Unknown(_) => "unknown",
         t => t.name(),
@@ -304,22 +346,13 @@ fn row(lax: &LaxMessage<'_>, seen: usize) -> Message {
         protocol: "skylark",
         msg_type: Cow::Borrowed(name),
         type_code: header.msg_type.type_code(),
-        txn_id: (!media).then_some(u64::from(header.txn_id)),
+        txn_id: (!header.msg_type.is_media()).then_some(u64::from(header.txn_id)),
         call_id,
         len: u32::try_from(header.total_len()).unwrap_or(u32::MAX),
-        status,
+        status: Status::Complete,
         class: header.msg_type.class(),
-        detail: (!detail.is_empty()).then_some(detail),
-        call: match (frame, objects) {
-            (Some(m), _) => Some(CallInfo::Media {
-                seq: m.seq,
-                timestamp: m.timestamp,
-            }),
-            (None, Some(o)) if header.msg_type.family() == Family::Signalling => {
-                Some(CallInfo::Signal(Box::new(signal(o))))
-            }
-            _ => None,
-        },
+        detail: None,
+        call: None,
     }
 }
 
@@ -365,6 +398,93 @@ mod tests {
                 Object::u32(FieldId::Seq, 1),
             ],
         )
+    }
+
+    /// A message of type `t` with its mandatory fields and the optional ones `optional`
+    /// picks; the values of `u32`, `u64` and `addr` fields from `v`, but `call-id` and
+    /// `error-code` (which rows read) from `read`; other values fixed.
+    fn shaped(
+        t: MsgType,
+        flags: Flags,
+        txn: u32,
+        (v, read): (u64, u32),
+        optional: u16,
+    ) -> Option<Vec<u8>> {
+        use crate::skylark::messages::Need;
+        use crate::skylark::object::Kind;
+        let objects = t
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|&(i, &(_, need))| need == Need::Mandatory || optional >> (i % 16) & 1 == 1)
+            .map(|(_, &(f, _))| match (f, f.kind()) {
+                (FieldId::CallId | FieldId::ErrorCode, _) => Object::u32(f, read),
+                (_, Some(Kind::U32)) => Object::u32(f, v as u32),
+                (_, Some(Kind::U64)) => Object::u64(f, v),
+                (_, Some(Kind::Addr)) => Object::addr(
+                    f,
+                    std::net::SocketAddr::from(([10, 0, (v >> 8) as u8, v as u8], v as u16)),
+                ),
+                (_, Some(Kind::Str)) => Object::str(f, "a"),
+                (_, Some(Kind::Blob)) => Object::blob(f, &[1]),
+                _ => Object::list(f, vec![]),
+            })
+            .collect();
+        Wire::new(t, flags, txn, objects).to_bytes().ok()
+    }
+
+    /// The row of a full parse, whatever is remembered.
+    fn parsed_row(d: &[u8]) -> Message {
+        row(&MessageView::parse_lax(d), d.len())
+    }
+
+    proptest::proptest! {
+        /// A datagram with the shape of a remembered one (every type, both directions, an
+        /// error flag, optional fields) gets the row a parse gives: when only varying values
+        /// differ, and whatever bytes are changed beyond them (then it is parsed).
+        #[test]
+        fn a_datagram_shaped_like_a_remembered_one_gets_the_row_a_parse_gives(
+            t in proptest::sample::select(MsgType::ALL.to_vec()),
+            flags in proptest::sample::select(vec![
+                Flags::REQUEST, Flags::RESP, Flags::from_bits(Flags::RESPONSE | Flags::ERROR),
+            ]),
+            optional in proptest::prelude::any::<u16>(),
+            (txn1, txn2, v1, v2) in proptest::prelude::any::<(u32, u32, u64, u64)>(),
+            (read1, read2) in (0..3u32, 0..3u32),
+            flips in proptest::collection::vec((0..48usize, 1..=255u8), 0..3),
+            fix_check in proptest::prelude::any::<bool>(),
+        ) {
+            let (Some(a), Some(mut b)) =
+                (shaped(t, flags, txn1, (v1, read1), optional), shaped(t, flags, txn2, (v2, read2), optional))
+            else {
+                return Ok(());
+            };
+            let mut out = Vec::new();
+            datagram_row(&MessageView::parse_lax(&a), &a, &mut out);
+            let first = parsed_row(&a);
+            let remembered = first.status == Status::Complete
+                && first.detail.is_none()
+                && first.call.is_none()
+                && a.len() <= 48
+                && known_family(&a);
+            if flips.is_empty() {
+                let got = repeat::row(&b);
+                let same_reads = first.call_id == parsed_row(&b).call_id;
+                proptest::prop_assert_eq!(got.is_some(), remembered && same_reads);
+                proptest::prop_assert_eq!(got.unwrap_or_else(|| parsed_row(&b)), parsed_row(&b));
+            }
+            for (at, x) in flips {
+                if let Some(byte) = b.get_mut(at) {
+                    *byte ^= x;
+                }
+            }
+            if fix_check {
+                crate::skylark::header::Packet::new_unchecked(&mut b[..]).fill_check();
+            }
+            if let Some(got) = repeat::row(&b) {
+                proptest::prop_assert_eq!(got, parsed_row(&b));
+            }
+        }
     }
 
     fn parse_udp(m: &Wire) -> Message {

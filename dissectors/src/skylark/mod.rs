@@ -6,7 +6,8 @@
 //! each message's family, traffic class and fields ([`messages`]), zero-copy views and owned
 //! messages with strict and lax parsers and emitters ([`codec`]), TCP framing and
 //! resynchronisation ([`framing`]), the allocation-free content probe ([`probe`](mod@probe)) and the
-//! registry glue ([`flow`], [`DESCRIPTOR`]).
+//! registry glue ([`flow`], [`DESCRIPTOR`]), which gives a datagram shaped like a recent one
+//! that one's row without parsing its body again (`repeat`).
 //!
 //! Guarantees: no panic on any input; every length, count and nesting depth bounded by the
 //! `MAX_*` constants below; views borrow the input, never allocate. Must not: do I/O, read
@@ -89,6 +90,7 @@ pub mod header;
 pub mod messages;
 pub mod object;
 pub mod probe;
+mod repeat;
 
 pub use codec::{
     Body, BodyView, LaxMessage, Media, MediaView, Message, MessageView, RedundancyIter, Stop,
