@@ -84,8 +84,10 @@ impl FlowDissector for SkylarkDatagrams {
 /// [`SkylarkDatagrams::parse_datagram_if_sure`] is sure of (of a known family).
 fn datagram_row(lax: &LaxMessage<'_>, data: &[u8], out: &mut Vec<Message>) -> Progress {
     let msg = row(lax, data.len());
-    if lax.header.is_some_and(|h| h.total_len() == data.len()) && known_family(data) {
-        repeat::note(data, &msg);
+    if let Some(h) = lax.header.filter(|h| h.total_len() == data.len()) {
+        if known_family(data) {
+            repeat::note(data, &h, &msg);
+        }
     }
     out.push(msg);
     parsed(data)

@@ -12,13 +12,15 @@
 //! such value but `call-id` (a call's messages) and `error-code` (error responses).
 //!
 //! Guarantees: the row is the one the full parse gives (a test compares them on mutated
-//! messages of every type). The header is still validated (§3.4; the check covers the new
-//! transaction id), and only rows of plain messages are remembered: whole (`complete`),
-//! without a detail or call fields. The memory is a few shapes per analysing thread, not
-//! per flow: the shapes do not depend on the flow, and a flow-sized table of them cost more
-//! in cache misses than the parsing it saved (2026-12-04).
+//! messages of every type). The header check is still verified (§3.1: it covers the new
+//! transaction id); the header's other bytes are the remembered one's, which passed every
+//! rule of §3.4. Only datagrams of 16 to 48 bytes are looked at, and only rows of plain
+//! messages remembered: whole (`complete`), without a detail or call fields. The memory is
+//! a few shapes per analysing thread, not per flow: the shapes do not depend on the flow,
+//! and a flow-sized table of them cost more in cache misses than the parsing it saved
+//! (2026-12-04).
 
-use super::header::{HEADER_LEN, Packet};
+use super::header::{HEADER_LEN, Header, header_check};
 use super::messages::FieldId;
 use super::object::{Kind, OBJECT_HEADER_LEN};
 use crate::registry::{Message, Status};
@@ -35,21 +37,30 @@ const SLOTS: usize = 8;
 /// Bit `i` set: byte `i` may vary. The transaction id and the header check (§3.1).
 const HEADER_VARYING: u64 = 0b1100_1111_0000;
 
-/// A remembered datagram: its bytes with the varying ones zeroed, which those are, and what
-/// its row took from the body. `len` 0: none.
+/// A remembered datagram: its bytes with the varying ones zeroed, the masks keeping the
+/// others, and what its row took. `len` 0: none.
 #[derive(Clone, Copy, Debug)]
 struct Shape {
     words: [u64; WORDS],
-    varying: u64,
+    keep: [u64; WORDS],
     len: u8,
+    /// The header, transaction id aside (its bytes but the varying ones are `words`').
+    header: Header,
     call_id: Option<u32>,
 }
 
 impl Shape {
     const NONE: Shape = Shape {
         words: [0; WORDS],
-        varying: 0,
+        keep: [0; WORDS],
         len: 0,
+        header: Header {
+            version: 0,
+            flags: super::header::Flags::REQUEST,
+            msg_type: super::messages::MsgType::Unknown(0),
+            txn_id: 0,
+            body_len: 0,
+        },
         call_id: None,
     };
 }
@@ -58,39 +69,60 @@ thread_local! {
     static SHAPES: RefCell<[Shape; SLOTS]> = const { RefCell::new([Shape::NONE; SLOTS]) };
 }
 
-/// The row of `data` if it has the shape of a remembered plain message.
+/// The row of `data` if it has the shape of a remembered plain message: equal to it in
+/// every byte that does not vary. Such a datagram has the remembered one's objects (their
+/// headers are among those bytes), so its varying bytes are the same ones.
 #[inline]
 pub(super) fn row(data: &[u8]) -> Option<Message> {
-    let (words, varying) = masked(data)?;
+    let words = words(data)?;
     let slot = slot(data)?;
-    let remembered = SHAPES.with_borrow(|shapes| {
+    let (header, call_id) = SHAPES.with_borrow(|shapes| {
         let s = shapes.get(slot)?;
-        let same = usize::from(s.len) == data.len() && s.varying == varying && s.words == words;
-        same.then_some(s.call_id)
-    });
-    let call_id = remembered?;
-    let header = Packet::new_unchecked(data).header().ok()?;
+        let same = usize::from(s.len) == data.len()
+            && words
+                .iter()
+                .zip(&s.keep)
+                .zip(&s.words)
+                .all(|((w, keep), want)| w & keep == *want);
+        same.then_some((s.header, s.call_id))
+    })?;
+    // The header's other bytes are the remembered one's, which passed every rule of §3.4:
+    // only the check, over the new transaction id, is left to verify.
+    let (&[_, _, _, _, x0, x1, x2, x3, _, _, c0, c1], _) = data.split_first_chunk()?;
+    if header_check(data) != u16::from_be_bytes([c0, c1]) {
+        return None;
+    }
+    let header = Header {
+        txn_id: u32::from_be_bytes([x0, x1, x2, x3]),
+        ..header
+    };
     Some(super::flow::plain_row(&header, call_id.map(u64::from)))
 }
 
-/// Remembers the shape of `data`, whose row is `msg`, if it is a plain message.
-pub(super) fn note(data: &[u8], msg: &Message) {
+/// Remembers the shape of `data`, whose header is `header` and row `msg`, if it is a plain
+/// message.
+pub(super) fn note(data: &[u8], header: &Header, msg: &Message) {
     let plain = msg.status == Status::Complete && msg.detail.is_none() && msg.call.is_none();
     let call_id = msg.call_id.map(u32::try_from);
     if !plain || matches!(call_id, Some(Err(_))) {
         return;
     }
-    let (Some((words, varying)), Some(slot), Ok(len)) =
-        (masked(data), slot(data), u8::try_from(data.len()))
+    let (Some(words), Some(slot), Ok(len)) = (words(data), slot(data), u8::try_from(data.len()))
     else {
         return;
     };
+    let keep = keep(data);
     SHAPES.with_borrow_mut(|shapes| {
         if let Some(s) = shapes.get_mut(slot) {
+            let mut masked = words;
+            for (w, k) in masked.iter_mut().zip(&keep) {
+                *w &= k;
+            }
             *s = Shape {
-                words,
-                varying,
+                words: masked,
+                keep,
                 len,
+                header: *header,
                 call_id: call_id.and_then(Result::ok),
             };
         }
@@ -103,39 +135,63 @@ fn slot(data: &[u8]) -> Option<usize> {
     Some((usize::from(family) * 3 + usize::from(number) + data.len()) % SLOTS)
 }
 
-/// `data` (a header and at most [`MAX_LEN`] bytes in all) as words, zero-padded, with its
-/// varying bytes zeroed, and the bit set of those bytes.
+/// `data` (16 to [`MAX_LEN`] bytes) as little-endian words, zero-padded.
 #[inline]
-fn masked(data: &[u8]) -> Option<([u64; WORDS], u64)> {
-    if !(HEADER_LEN..=MAX_LEN).contains(&data.len()) {
-        return None;
+fn words(data: &[u8]) -> Option<[u64; WORDS]> {
+    let buf = padded(data)?;
+    let mut words = [0u64; WORDS];
+    for (w, chunk) in words.iter_mut().zip(buf.chunks_exact(8)) {
+        *w = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
     }
-    let mut buf = [0u8; MAX_LEN];
-    buf.get_mut(..data.len())?.copy_from_slice(data);
+    Some(words)
+}
+
+/// Masks over [`words`] keeping the bytes of `data` that do not vary.
+fn keep(data: &[u8]) -> [u64; WORDS] {
     let mut varying = HEADER_VARYING;
     let mut at = HEADER_LEN;
     while let Some(&[kind, id, l0, l1]) = data.get(at..).and_then(|r| r.first_chunk()) {
         let len = usize::from(u16::from_be_bytes([l0, l1]));
         let value = at + OBJECT_HEADER_LEN;
         // `value + len` within the datagram (at most 48 bytes) keeps the shifts below 64.
-        if value + len <= data.len() && varies(kind, id) {
+        if value + len <= data.len().min(MAX_LEN) && varies(kind, id) {
             varying |= ((1u64 << len) - 1) << value;
         }
         at = value + len;
     }
-    let mut words = [0u64; WORDS];
-    for (i, (w, chunk)) in words.iter_mut().zip(buf.chunks_exact(8)).enumerate() {
-        let bytes = <[u8; 8]>::try_from(chunk).ok()?;
+    let mut keep = [0u64; WORDS];
+    for (i, k) in keep.iter_mut().enumerate() {
         let byte_bits = (varying >> (8 * i)) & 0xff;
-        *w = u64::from_le_bytes(bytes) & !BYTE_MASKS.get(byte_bits as usize).copied()?;
+        *k = !BYTE_MASKS.get(byte_bits as usize).copied().unwrap_or(0);
     }
-    Some((words, varying))
+    keep
+}
+
+/// `data` (16 to [`MAX_LEN`] bytes) zero-padded, copied as two overlapping fixed-size
+/// halves (a copy of variable length is a `memcpy` call).
+#[inline]
+fn padded(data: &[u8]) -> Option<[u8; MAX_LEN]> {
+    let n = data.len();
+    if !(16..=MAX_LEN).contains(&n) {
+        return None;
+    }
+    let mut buf = [0u8; MAX_LEN];
+    if n >= 32 {
+        *buf.first_chunk_mut::<32>()? = *data.first_chunk::<32>()?;
+        *buf.get_mut(n - 16..)?.first_chunk_mut::<16>()? = *data.last_chunk::<16>()?;
+    } else {
+        *buf.first_chunk_mut::<16>()? = *data.first_chunk::<16>()?;
+        *buf.get_mut(n - 16..)?.first_chunk_mut::<16>()? = *data.last_chunk::<16>()?;
+    }
+    Some(buf)
 }
 
 /// Whether an object's value may vary between messages of one shape (see the module docs).
+/// On the raw bytes: converting to the wire enums is a match each.
 fn varies(kind: u8, id: u8) -> bool {
-    matches!(Kind::from(kind), Kind::U32 | Kind::U64 | Kind::Addr)
-        && !matches!(FieldId::from(id), FieldId::CallId | FieldId::ErrorCode)
+    (Kind::U32.raw()..=Kind::Addr.raw()).contains(&kind)
+        && id != FieldId::CallId.raw()
+        && id != FieldId::ErrorCode.raw()
 }
 
 /// For each set of eight bits, the little-endian word with 0xff in the bytes they name.
