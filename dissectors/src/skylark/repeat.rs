@@ -6,10 +6,10 @@
 //! its body being walked and checked again.
 //!
 //! What may differ (the *varying* bytes): the transaction id and the header check (§3.1),
-//! and the value of every top-level object of kind `u32`, `u64` or `addr` (§4.2) except
-//! `call-id` and `error-code`. §4.3 and §4.4 constrain those values by their length only
-//! (which is in the object's header, compared like every other byte), and a row reads no
-//! such value but `call-id` (a call's messages) and `error-code` (error responses).
+//! and the value of every top-level object of kind `u32`, `u64` or `addr` except `call-id`
+//! and `error-code`. §4 constrains those values by their length only (§4.2; the length is
+//! in the object's header, compared like every other byte), and a row reads no such value
+//! but `call-id` (a call's messages) and `error-code` (error responses).
 //!
 //! Guarantees: the row is the one the full parse gives (a test compares them on mutated
 //! messages of every type). The header check is still verified (§3.1: it covers the new
@@ -76,7 +76,9 @@ thread_local! {
 pub(super) fn row(data: &[u8]) -> Option<Message> {
     let words = words(data)?;
     let slot = slot(data)?;
-    let (header, call_id) = SHAPES.with_borrow(|shapes| {
+    // `try_`: a parser never panics, not even when called as the thread ends.
+    let remembered = SHAPES.try_with(|shapes| {
+        let shapes = shapes.try_borrow().ok()?;
         let s = shapes.get(slot)?;
         let same = usize::from(s.len) == data.len()
             && words
@@ -85,7 +87,8 @@ pub(super) fn row(data: &[u8]) -> Option<Message> {
                 .zip(&s.words)
                 .all(|((w, keep), want)| w & keep == *want);
         same.then_some((s.header, s.call_id))
-    })?;
+    });
+    let (header, call_id) = remembered.ok().flatten()?;
     // The header's other bytes are the remembered one's, which passed every rule of §3.4:
     // only the check, over the new transaction id, is left to verify.
     let (&[_, _, _, _, x0, x1, x2, x3, _, _, c0, c1], _) = data.split_first_chunk()?;
@@ -112,8 +115,13 @@ pub(super) fn note(data: &[u8], header: &Header, msg: &Message) {
         return;
     };
     let keep = keep(data);
-    SHAPES.with_borrow_mut(|shapes| {
-        if let Some(s) = shapes.get_mut(slot) {
+    let _ = SHAPES.try_with(|shapes| {
+        if let Some(s) = shapes
+            .try_borrow_mut()
+            .ok()
+            .as_deref_mut()
+            .and_then(|s| s.get_mut(slot))
+        {
             let mut masked = words;
             for (w, k) in masked.iter_mut().zip(&keep) {
                 *w &= k;
@@ -178,11 +186,10 @@ fn padded(data: &[u8]) -> Option<[u8; MAX_LEN]> {
     let mut buf = [0u8; MAX_LEN];
     if n >= 32 {
         *buf.first_chunk_mut::<32>()? = *data.first_chunk::<32>()?;
-        *buf.get_mut(n - 16..)?.first_chunk_mut::<16>()? = *data.last_chunk::<16>()?;
     } else {
         *buf.first_chunk_mut::<16>()? = *data.first_chunk::<16>()?;
-        *buf.get_mut(n - 16..)?.first_chunk_mut::<16>()? = *data.last_chunk::<16>()?;
     }
+    *buf.get_mut(n - 16..)?.first_chunk_mut::<16>()? = *data.last_chunk::<16>()?;
     Some(buf)
 }
 
