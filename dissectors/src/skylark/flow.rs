@@ -84,9 +84,9 @@ impl FlowDissector for SkylarkDatagrams {
 /// [`SkylarkDatagrams::parse_datagram_if_sure`] is sure of (of a known family).
 fn datagram_row(lax: &LaxMessage<'_>, data: &[u8], out: &mut Vec<Message>) -> Progress {
     let msg = row(lax, data.len());
-    if let Some(h) = lax.header.filter(|h| h.total_len() == data.len()) {
-        if known_family(data) {
-            repeat::note(data, &h, &msg);
+    if let (Some(h), Some(super::codec::BodyView::Objects(o))) = (lax.header, lax.body) {
+        if h.total_len() == data.len() && known_family(data) {
+            repeat::note(data, &h, o, &msg);
         }
     }
     out.push(msg);
