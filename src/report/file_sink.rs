@@ -2,10 +2,10 @@
 //! (`flows.csv`, `messages.csv`: hundreds of MB on a large trace).
 //!
 //! The analysis fills a buffer and hands it over whole; the writer thread makes the `write`
-//! calls and sends the emptied buffer back to be filled again. The kernel's copy of the rows
-//! into the page cache (about a sixth of a full `analyze --csv` run when made inline) then runs
-//! beside the analysis instead of inside it, and the same few buffers are reused, so no fresh
-//! memory is touched per write.
+//! calls and sends the emptied buffer back to be filled again. The writes then run beside the
+//! analysis instead of inside it, and the same few buffers are reused, so no fresh memory is
+//! touched per write. The file is a [`DirectFile`]: written past the page cache where the
+//! system allows, which spares the kernel's copy of every byte into fresh pages.
 //!
 //! Bounded: at most `IN_FLIGHT` (4) full buffers wait for the writer; a producer faster
 //! than the disk blocks on the next hand-over. Errors: the writer stops at its first failed
@@ -13,7 +13,7 @@
 //! over before it are on disk, as with a `BufWriter`. Dropping a sink without `finish` still
 //! writes everything handed over or buffered (errors then have no one to go to).
 
-use std::fs::File;
+use super::direct_file::DirectFile;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -43,13 +43,16 @@ struct Writer {
 impl FileSink {
     /// Creates (truncates) `path` and starts its writer thread.
     pub fn create(path: &Path) -> io::Result<FileSink> {
-        let mut file = File::create(path)?;
+        let mut file = DirectFile::create(path)?;
         let (full, queued) = mpsc::sync_channel(IN_FLIGHT);
         let (emptied, empty) = mpsc::channel();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let thread = std::thread::Builder::new()
             .name(format!("write {name}"))
-            .spawn(move || crate::recycle::serve(queued, emptied, |buf| file.write_all(buf)))?;
+            .spawn(move || {
+                crate::recycle::serve(queued, emptied, |buf| file.write_all(buf))?;
+                file.finish()
+            })?;
         Ok(FileSink {
             buf: Vec::with_capacity(CHUNK),
             writer: Some(Writer { full, thread }),

@@ -5,6 +5,7 @@
 
 pub mod calls_csv;
 pub mod csv_row;
+pub mod direct_file;
 pub mod file_sink;
 pub mod flows_csv;
 pub mod messages_csv;

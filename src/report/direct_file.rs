@@ -1,0 +1,309 @@
+//! A report file written past the page cache (`O_DIRECT`) where the system allows it: what
+//! [`super::file_sink::FileSink`]'s writer thread writes `flows.csv` and `messages.csv` with.
+//!
+//! Why: a buffered `write` copies every byte into page-cache pages the kernel allocates for
+//! it. Where memory is cheap that is a fast copy, but on a VM whose host takes freed memory
+//! back (virtio-balloon free page reporting), each fresh page is also a fault in the host:
+//! the 3.3 GB of reports of the `large` capture's hour cost 2–10 s of system time written
+//! through the page cache, beside ~10 s of analysis. Written directly, the device reads the
+//! bytes from the same few buffers every time, and the reports do not push other files out
+//! of the cache either.
+//!
+//! Direct writes go from aligned memory to aligned file offsets in whole blocks, so bytes
+//! are gathered in an aligned staging buffer and written [`STAGE`] at a time; the last,
+//! partial block is written padded with zeros and the file then cut to its length.
+//!
+//! Falls back to ordinary writes, with the same bytes in the file, wherever direct I/O is
+//! refused: at the open (not Linux, a filesystem or device without it) or at a write
+//! (`EINVAL`: the device wants a larger alignment than [`ALIGN`]). `P2PTRACE_DIRECT_IO=off`
+//! turns it off (e.g. to read the reports straight back from the page cache).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Alignment of direct writes' memory, offsets and lengths: the largest logical block size
+/// of common devices.
+pub const ALIGN: usize = 4096;
+
+/// Bytes gathered before a direct write: large for the device, small enough for the copy
+/// in and the device's read out to stay in the core's cache (4 MiB staged took more user
+/// time on the hour than 1 MiB, within noise).
+pub const STAGE: usize = 1 << 20;
+
+/// A file being written, directly when it can be (see the module docs).
+pub struct DirectFile {
+    file: File,
+    /// `Some` while writes go directly: the staging buffer (bytes gathered, not written yet).
+    stage: Option<Stage>,
+    /// Bytes given to [`Write::write`] so far: the file's length once finished.
+    len: u64,
+}
+
+/// An aligned staging buffer: `STAGE` bytes at `start` of `mem`, filled up to `fill`.
+struct Stage {
+    mem: Vec<u8>,
+    start: usize,
+    fill: usize,
+}
+
+impl Stage {
+    /// A stage whose bytes start at an [`ALIGN`]ed address (`None` if none can).
+    fn new() -> Option<Stage> {
+        let mem = vec![0u8; STAGE + ALIGN];
+        let start = mem.as_ptr().align_offset(ALIGN);
+        (start < ALIGN).then_some(Stage {
+            mem,
+            start,
+            fill: 0,
+        })
+    }
+}
+
+impl DirectFile {
+    /// Creates (truncates) `path`, opened for direct writes if the system allows and
+    /// `P2PTRACE_DIRECT_IO` does not say `off`.
+    pub fn create(path: &Path) -> io::Result<DirectFile> {
+        DirectFile::create_as(path, direct_io_wanted())
+    }
+
+    /// [`DirectFile::create`], direct only if `direct`.
+    fn create_as(path: &Path, direct: bool) -> io::Result<DirectFile> {
+        let direct = direct.then(|| open_direct(path)).flatten();
+        let (file, stage) = match direct.zip(Stage::new()) {
+            Some((file, stage)) => (file, Some(stage)),
+            None => (File::create(path)?, None),
+        };
+        Ok(DirectFile {
+            file,
+            stage,
+            len: 0,
+        })
+    }
+
+    /// Whether writes still go past the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.stage.is_some()
+    }
+
+    /// Writes what is staged (padded to a whole block) and cuts the file to the bytes given.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let Some(stage) = self.stage.as_mut().filter(|s| s.fill > 0) else {
+            return Ok(());
+        };
+        let fill = stage.fill;
+        let padded = fill.next_multiple_of(ALIGN);
+        if let Some(pad) = stage.mem.get_mut(stage.start + fill..stage.start + padded) {
+            pad.fill(0);
+        }
+        stage.fill = padded;
+        self.write_stage()?;
+        if padded > fill {
+            self.file.set_len(self.len)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the staged bytes and empties the stage; on `EINVAL` switches to ordinary writes
+    /// for them and everything after.
+    fn write_stage(&mut self) -> io::Result<()> {
+        let Some(stage) = &mut self.stage else {
+            return Ok(());
+        };
+        let bytes = stage
+            .mem
+            .get(stage.start..stage.start + stage.fill)
+            .unwrap_or_default();
+        let mut done = 0;
+        let mut fell_back = false;
+        while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+            match self.file.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !fell_back => {
+                    stop_direct(&self.file)?;
+                    fell_back = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stage.fill = 0;
+        if fell_back {
+            self.stage = None;
+        }
+        Ok(())
+    }
+}
+
+impl Write for DirectFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let Some(stage) = &mut self.stage else {
+            let n = self.file.write(data)?;
+            self.len += n as u64;
+            return Ok(n);
+        };
+        let n = (STAGE - stage.fill).min(data.len());
+        let at = stage.start + stage.fill;
+        if let (Some(to), Some(from)) = (stage.mem.get_mut(at..at + n), data.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        stage.fill += n;
+        self.len += n as u64;
+        if stage.fill == STAGE {
+            self.write_stage()?;
+        }
+        Ok(n)
+    }
+
+    /// Nothing: staged bytes wait for a whole stage or [`DirectFile::finish`] (a direct write
+    /// of part of a block would have to be padded and written again).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `P2PTRACE_DIRECT_IO=off` (or `0`, `no`) writes the reports through the page cache.
+fn direct_io_wanted() -> bool {
+    !matches!(
+        std::env::var("P2PTRACE_DIRECT_IO").as_deref(),
+        Ok("off" | "0" | "no")
+    )
+}
+
+/// `path` created (truncated) for direct writes, or `None` where they are refused.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<File> {
+    None
+}
+
+/// Clears `O_DIRECT` on `file`: later writes go through the page cache.
+#[cfg(target_os = "linux")]
+fn stop_direct(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this `File` owns, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_direct(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory on the crate's own filesystem (where `target/` is: a disk in CI), not
+    /// `/tmp`, which may be a tmpfs.
+    fn disk_dir() -> tempfile::TempDir {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        tempfile::tempdir_in(target).unwrap()
+    }
+
+    /// `len` bytes of a pattern no run of zeros or block boundary can hide in.
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    /// Writes `data` through `f` in pieces of the sizes in `pieces`, in turn.
+    fn write_in_pieces(f: &mut DirectFile, data: &[u8], pieces: &[usize]) {
+        let mut rest = data;
+        for &n in pieces.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(n.min(rest.len()));
+            f.write_all(piece).unwrap();
+            rest = after;
+        }
+        f.finish().unwrap();
+    }
+
+    #[test]
+    fn the_file_holds_exactly_the_bytes_written_at_every_length() {
+        let dir = disk_dir();
+        let lens = [
+            0,
+            1,
+            ALIGN - 1,
+            ALIGN,
+            ALIGN + 1,
+            STAGE - 1,
+            STAGE,
+            STAGE + 1,
+            2 * STAGE + ALIGN + 7,
+        ];
+        for direct in [true, false] {
+            for len in lens {
+                let path = dir.path().join(format!("{direct}-{len}.csv"));
+                let want = bytes(len);
+                let mut f = DirectFile::create_as(&path, direct).unwrap();
+                write_in_pieces(&mut f, &want, &[1000, 3, STAGE + 5, 70_000]);
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    want,
+                    "direct {direct}, {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn writes_go_past_the_page_cache_where_the_filesystem_allows() {
+        let dir = disk_dir();
+        let path = dir.path().join("direct.csv");
+        if open_direct(&path).is_none() {
+            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+            return;
+        }
+        let want = bytes(3 * STAGE + 11);
+        let mut f = DirectFile::create_as(&path, true).unwrap();
+        write_in_pieces(&mut f, &want, &[STAGE / 3]);
+        assert!(f.is_direct(), "a whole stage written directly");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        let off = DirectFile::create_as(&dir.path().join("off.csv"), false).unwrap();
+        assert!(!off.is_direct());
+    }
+
+    #[test]
+    fn a_refused_direct_write_falls_back_to_the_page_cache_with_the_same_bytes() {
+        let dir = disk_dir();
+        let path = dir.path().join("refused.csv");
+        let Some(file) = open_direct(&path) else {
+            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+            return;
+        };
+        // A stage one byte off its alignment: the kernel refuses the direct write (EINVAL).
+        let mut stage = Stage::new().unwrap();
+        stage.start += 1;
+        let mut f = DirectFile {
+            file,
+            stage: Some(stage),
+            len: 0,
+        };
+        let want = bytes(2 * STAGE + 99);
+        write_in_pieces(&mut f, &want, &[4096, 1]);
+        assert!(!f.is_direct(), "fell back after the refusal");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+}
