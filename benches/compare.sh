@@ -15,8 +15,9 @@
 #                                           # CPU 0 only (taskset): one-core throughput
 #   TOOLS="p2ptrace p2ptrace-msgs" benches/compare.sh  # also with messages.csv listing only
 #                                           # some classes (MESSAGES=-keepalive by default)
-#   WORK=/dev/shm/bench ...                 # inputs and reports on tmpfs: no disk write-back
-#                                           # between tools (docs/performance.md)
+#   WORK=/var/tmp/bench ...                 # inputs and reports there: a disk, not tmpfs (the
+#                                           # big reports are written past the page cache;
+#                                           # on tmpfs they fill fresh pages; docs/performance.md)
 #   ROUNDS=3 ...                            # every tool 3 times, order rotated: medians
 #   BIN=old/p2ptrace PGO_BIN=new/p2ptrace TOOLS="p2ptrace p2ptrace-pgo" ...  # two builds
 #                                           # side by side (rows keep the tool names)
