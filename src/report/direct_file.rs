@@ -97,25 +97,34 @@ impl DirectFile {
             pad.fill(0);
         }
         stage.fill = padded;
-        self.write_stage()?;
+        self.write_stage(false)?;
         if padded > fill {
             self.file.set_len(self.len)?;
         }
         Ok(())
     }
 
-    /// Writes the staged bytes and empties the stage; on `EINVAL` switches to ordinary writes
-    /// for them and everything after.
-    fn write_stage(&mut self) -> io::Result<()> {
+    /// Writes what is staged through the page cache, and everything after: for a device
+    /// slower than the analysis, whose writes would hold it back.
+    pub fn leave_direct(&mut self) -> io::Result<()> {
+        self.write_stage(true)
+    }
+
+    /// Writes the staged bytes and empties the stage. Leaves direct I/O first if `leave`, or
+    /// on `EINVAL`; the stage then goes, and later writes use the page cache.
+    fn write_stage(&mut self, leave: bool) -> io::Result<()> {
         let Some(stage) = &mut self.stage else {
             return Ok(());
         };
+        if leave {
+            stop_direct(&self.file)?;
+        }
         let bytes = stage
             .mem
             .get(stage.start..stage.start + stage.fill)
             .unwrap_or_default();
         let mut done = 0;
-        let mut fell_back = false;
+        let mut fell_back = leave;
         while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
             match self.file.write(rest) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -151,7 +160,7 @@ impl Write for DirectFile {
         stage.fill += n;
         self.len += n as u64;
         if stage.fill == STAGE {
-            self.write_stage()?;
+            self.write_stage(false)?;
         }
         Ok(n)
     }
@@ -208,16 +217,32 @@ fn stop_direct(_file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// A directory on the crate's own filesystem (where `target/` is: a disk in CI), not `/tmp`,
+/// which may be a tmpfs; and whether files there take direct writes (tests that need them
+/// skip, saying so, where they do not).
+#[cfg(test)]
+pub(crate) fn disk_dir() -> (tempfile::TempDir, bool) {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let dir = tempfile::tempdir_in(target).unwrap();
+    let direct = open_direct(&dir.path().join("probe")).is_some();
+    if !direct {
+        eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+    }
+    (dir, direct)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A directory on the crate's own filesystem (where `target/` is: a disk in CI), not
-    /// `/tmp`, which may be a tmpfs.
-    fn disk_dir() -> tempfile::TempDir {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&target).unwrap();
-        tempfile::tempdir_in(target).unwrap()
+    /// A path named `name` in a [`disk_dir`] that takes direct writes (`None`: skipped).
+    fn direct_path(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+        let (dir, direct) = disk_dir();
+        direct.then(|| {
+            let path = dir.path().join(name);
+            (dir, path)
+        })
     }
 
     /// `len` bytes of a pattern no run of zeros or block boundary can hide in.
@@ -241,7 +266,7 @@ mod tests {
 
     #[test]
     fn the_file_holds_exactly_the_bytes_written_at_every_length() {
-        let dir = disk_dir();
+        let (dir, _) = disk_dir();
         let lens = [
             0,
             1,
@@ -270,12 +295,9 @@ mod tests {
 
     #[test]
     fn writes_go_past_the_page_cache_where_the_filesystem_allows() {
-        let dir = disk_dir();
-        let path = dir.path().join("direct.csv");
-        if open_direct(&path).is_none() {
-            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+        let Some((dir, path)) = direct_path("direct.csv") else {
             return;
-        }
+        };
         let want = bytes(3 * STAGE + 11);
         let mut f = DirectFile::create_as(&path, true).unwrap();
         write_in_pieces(&mut f, &want, &[STAGE / 3]);
@@ -287,12 +309,10 @@ mod tests {
 
     #[test]
     fn a_refused_direct_write_falls_back_to_the_page_cache_with_the_same_bytes() {
-        let dir = disk_dir();
-        let path = dir.path().join("refused.csv");
-        let Some(file) = open_direct(&path) else {
-            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+        let Some((_dir, path)) = direct_path("refused.csv") else {
             return;
         };
+        let file = open_direct(&path).unwrap();
         // A stage one byte off its alignment: the kernel refuses the direct write (EINVAL).
         let mut stage = Stage::new().unwrap();
         stage.start += 1;
@@ -304,6 +324,22 @@ mod tests {
         let want = bytes(2 * STAGE + 99);
         write_in_pieces(&mut f, &want, &[4096, 1]);
         assert!(!f.is_direct(), "fell back after the refusal");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[test]
+    fn leaving_direct_io_midway_keeps_the_bytes() {
+        let Some((_dir, path)) = direct_path("left.csv") else {
+            return;
+        };
+        let want = bytes(2 * STAGE + 12_345);
+        let mut f = DirectFile::create_as(&path, true).unwrap();
+        let (before, after) = want.split_at(STAGE + 7_001);
+        f.write_all(before).unwrap();
+        assert!(f.is_direct());
+        f.leave_direct().unwrap();
+        assert!(!f.is_direct());
+        write_in_pieces(&mut f, after, &[3_000]);
         assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 }
