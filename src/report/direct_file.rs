@@ -19,7 +19,7 @@
 //! turns it off (e.g. to read the reports straight back from the page cache).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::Path;
 
 /// Alignment of direct writes' memory, offsets and lengths: the largest logical block size
@@ -36,8 +36,6 @@ pub struct DirectFile {
     file: File,
     /// `Some` while writes go directly: the staging buffer (bytes gathered, not written yet).
     stage: Option<Stage>,
-    /// Bytes given to [`Write::write`] so far: the file's length once finished.
-    len: u64,
 }
 
 /// An aligned staging buffer: `STAGE` bytes at `start` of `mem`, filled up to `fill`.
@@ -74,11 +72,7 @@ impl DirectFile {
             Some((file, stage)) => (file, Some(stage)),
             None => (File::create(path)?, None),
         };
-        Ok(DirectFile {
-            file,
-            stage,
-            len: 0,
-        })
+        Ok(DirectFile { file, stage })
     }
 
     /// Whether writes still go past the page cache.
@@ -92,6 +86,8 @@ impl DirectFile {
             return Ok(());
         };
         let fill = stage.fill;
+        // Direct writes leave the file's offset where the staged bytes begin.
+        let len = self.file.stream_position()? + fill as u64;
         let padded = fill.next_multiple_of(ALIGN);
         if let Some(pad) = stage.mem.get_mut(stage.start + fill..stage.start + padded) {
             pad.fill(0);
@@ -99,7 +95,7 @@ impl DirectFile {
         stage.fill = padded;
         self.write_stage(false)?;
         if padded > fill {
-            self.file.set_len(self.len)?;
+            self.file.set_len(len)?;
         }
         Ok(())
     }
@@ -148,9 +144,7 @@ impl DirectFile {
 impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let Some(stage) = &mut self.stage else {
-            let n = self.file.write(data)?;
-            self.len += n as u64;
-            return Ok(n);
+            return self.file.write(data);
         };
         let n = (STAGE - stage.fill).min(data.len());
         let at = stage.start + stage.fill;
@@ -158,7 +152,6 @@ impl Write for DirectFile {
             to.copy_from_slice(from);
         }
         stage.fill += n;
-        self.len += n as u64;
         if stage.fill == STAGE {
             self.write_stage(false)?;
         }
@@ -319,7 +312,6 @@ mod tests {
         let mut f = DirectFile {
             file,
             stage: Some(stage),
-            len: 0,
         };
         let want = bytes(2 * STAGE + 99);
         write_in_pieces(&mut f, &want, &[4096, 1]);

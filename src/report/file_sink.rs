@@ -43,10 +43,9 @@ pub struct FileSink {
     writer: Option<Writer>,
     /// Emptied buffers back from the writer.
     empty: Receiver<Vec<u8>>,
-    /// Time spent waiting for the writer so far, and how much leaves direct I/O.
-    waited: Duration,
-    max_wait: Duration,
-    /// Set once `waited` passed `max_wait`: the writer leaves direct I/O.
+    /// Waiting for the writer still allowed before it leaves direct I/O.
+    wait_left: Duration,
+    /// Set once `wait_left` ran out: the writer leaves direct I/O.
     slow: Arc<AtomicBool>,
     /// Whether the file was still written directly when finished (`None` before).
     direct_at_end: Option<bool>,
@@ -89,8 +88,7 @@ impl FileSink {
             buf: Vec::with_capacity(CHUNK),
             writer: Some(Writer { full, thread }),
             empty,
-            waited: Duration::ZERO,
-            max_wait,
+            wait_left: max_wait,
             slow,
             direct_at_end: None,
         })
@@ -123,8 +121,8 @@ impl FileSink {
                     // Only a full queue is timed: the clock is read on waits, not per chunk.
                     let start = Instant::now();
                     let sent = w.full.send(filled).is_ok();
-                    self.waited += start.elapsed();
-                    if self.waited > self.max_wait {
+                    self.wait_left = self.wait_left.saturating_sub(start.elapsed());
+                    if self.wait_left.is_zero() {
                         self.slow.store(true, Ordering::Relaxed);
                     }
                     sent
