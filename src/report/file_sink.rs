@@ -164,12 +164,29 @@ impl FileSink {
     }
 }
 
+/// Its state, not its bytes (a buffer holds up to a MiB).
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("buffered", &self.buf.len())
+            .field("open", &self.writer.is_some())
+            .field("wait_left", &self.wait_left)
+            .field("direct_at_end", &self.direct_at_end)
+            .finish_non_exhaustive()
+    }
+}
+
 fn closed() -> io::Error {
     io::Error::other("the file writer thread stopped")
 }
 
 impl Write for FileSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // Handed over before it would grow: buffers stay `CHUNK` long, and none is copied
+        // into a larger one.
+        if self.buf.len() + data.len() > self.buf.capacity().max(CHUNK) {
+            self.flush()?;
+        }
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
             self.flush()?;
