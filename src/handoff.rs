@@ -66,13 +66,14 @@ impl Event {
 }
 
 /// Runs `run` with a [`FlowConsumer`] that forwards every call to `consumer` on another
-/// thread; returns once `consumer` has seen them all. Falls back to `consumer` inline if no
-/// thread can be started.
+/// thread; returns once `consumer` has seen them all. Falls back to delivering to `consumer`
+/// on this thread if none can be started.
 ///
 /// Generic over the consumer (not `dyn`): its thread's delivery loop is then compiled for the
 /// concrete type, its calls direct and inlined (through `dyn`, a one-core run on the
-/// simulator's `large` capture took 9–15 % more CPU).
-pub fn handed_off<C, R>(consumer: &mut C, run: impl FnOnce(&mut dyn FlowConsumer) -> R) -> R
+/// simulator's `large` capture took 9–15 % more CPU). `run` gets the concrete [`Handoff`]
+/// for the same reason on its side (see [`crate::pipeline::Engine`]).
+pub fn handed_off<C, R>(consumer: &mut C, run: impl FnOnce(&mut Handoff<'_, C>) -> R) -> R
 where
     C: FlowConsumer + Send,
 {
@@ -91,14 +92,14 @@ where
                 });
             });
         let Ok(worker) = started else {
-            return run(consumer);
+            return delivered_here(consumer, run);
         };
         if let Err(mpsc::SendError(consumer)) = give.send(consumer) {
-            return run(consumer);
+            return delivered_here(consumer, run);
         }
         let mut handoff = Handoff {
             batch: Vec::with_capacity(BATCH),
-            full: Some(full),
+            to: To::Thread(Some(full)),
             empty,
         };
         let out = run(&mut handoff);
@@ -111,6 +112,21 @@ where
     })
 }
 
+/// [`handed_off`] without a thread: the batches go to `consumer` on this one.
+fn delivered_here<C: FlowConsumer, R>(
+    consumer: &mut C,
+    run: impl FnOnce(&mut Handoff<'_, C>) -> R,
+) -> R {
+    let mut here = Handoff {
+        batch: Vec::with_capacity(BATCH),
+        to: To::Inline(consumer),
+        empty: mpsc::channel().1,
+    };
+    let out = run(&mut here);
+    here.send_batch();
+    out
+}
+
 /// Delivers a batch's events in order, loading the per-flow state of those a few ahead.
 fn deliver_all<C: FlowConsumer + ?Sized>(batch: &[Event], to: &mut C) {
     for (i, event) in batch.iter().enumerate() {
@@ -121,15 +137,24 @@ fn deliver_all<C: FlowConsumer + ?Sized>(batch: &[Event], to: &mut C) {
     }
 }
 
-/// The pipeline's side: gathers events into a batch and hands it over when full.
-struct Handoff {
+/// The pipeline's side of [`handed_off`]: gathers events into a batch and hands it over
+/// when full.
+pub struct Handoff<'a, C> {
     batch: Vec<Event>,
-    /// `None` once the consumer's side has gone (it panicked).
-    full: Option<SyncSender<Vec<Event>>>,
+    to: To<'a, C>,
+    /// Emptied batches back from the consumer's thread.
     empty: Receiver<Vec<Event>>,
 }
 
-impl Handoff {
+/// Where full batches go.
+enum To<'a, C> {
+    /// To the consumer's thread; `None` once it has gone (it panicked).
+    Thread(Option<SyncSender<Vec<Event>>>),
+    /// To the consumer on this thread, when no other could be started.
+    Inline(&'a mut C),
+}
+
+impl<C: FlowConsumer> Handoff<'_, C> {
     fn push(&mut self, event: Event) {
         self.batch.push(event);
         if self.batch.len() >= BATCH {
@@ -142,17 +167,23 @@ impl Handoff {
         if self.batch.is_empty() {
             return;
         }
-        let batch = crate::recycle::take_refill(&mut self.batch, &self.empty, BATCH);
-        if let Some(full) = &self.full {
-            if full.send(batch).is_err() {
-                // The consumer panicked: drop what follows; the join re-raises the panic.
-                self.full = None;
+        match &mut self.to {
+            To::Inline(consumer) => {
+                deliver_all(&self.batch, *consumer);
+                self.batch.clear();
+            }
+            To::Thread(sender) => {
+                let batch = crate::recycle::take_refill(&mut self.batch, &self.empty, BATCH);
+                if sender.as_ref().is_some_and(|s| s.send(batch).is_err()) {
+                    // The consumer panicked: drop what follows; the join re-raises the panic.
+                    *sender = None;
+                }
             }
         }
     }
 }
 
-impl FlowConsumer for Handoff {
+impl<C: FlowConsumer> FlowConsumer for Handoff<'_, C> {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
         self.push(Event::Flow(record.clone(), digits));
     }
@@ -228,7 +259,7 @@ mod tests {
         }
     }
 
-    fn run(consumer: &mut dyn FlowConsumer) {
+    fn run<C: FlowConsumer + ?Sized>(consumer: &mut C) {
         let inputs =
             [PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("captures/sim/churn/capture.pcapng.gz")];
@@ -251,13 +282,17 @@ mod tests {
         let mut inline = Recorder::default();
         run(&mut inline);
         let mut handed = Recorder::default();
-        handed_off(&mut handed, run);
+        handed_off(&mut handed, |c| run(c));
         assert!(inline.0.len() > 3 * BATCH, "{} calls", inline.0.len());
         for kind in ["flow", "watermark", "message", "packet", "capacity"] {
             assert!(inline.0.iter().any(|c| c.starts_with(kind)), "no {kind}");
         }
         assert_eq!(inline.0.len(), handed.0.len());
         assert!(inline.0 == handed.0, "the calls differ");
+        // Batched but delivered on this thread, as when no thread can be started.
+        let mut batched = Recorder::default();
+        delivered_here(&mut batched, |c| run(c));
+        assert!(inline.0 == batched.0, "the calls delivered inline differ");
     }
 
     /// The pipeline gives messages away (`message_owned`); a tee must still show each to
@@ -304,9 +339,9 @@ mod tests {
     fn a_packet_rides_with_the_message_before_it_only_in_the_same_context() {
         let (full, _queued) = mpsc::sync_channel(1);
         let (_emptied, empty) = mpsc::channel();
-        let mut h = Handoff {
+        let mut h: Handoff<'_, Recorder> = Handoff {
             batch: Vec::new(),
-            full: Some(full),
+            to: To::Thread(Some(full)),
             empty,
         };
         h.message(&ctx(1), &message());

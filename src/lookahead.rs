@@ -87,11 +87,11 @@ impl Lookahead {
     /// requests the state of the frames on their way.
     /// Returns the slot foreseen for the frame read next ([`FlowTable::ingest_hinted`]).
     #[inline]
-    pub fn advance(
+    pub fn advance<C: FlowConsumer + ?Sized>(
         &mut self,
         reader: &CaptureReader,
         table: &FlowTable<FlowApp>,
-        consumer: &dyn FlowConsumer,
+        consumer: &C,
     ) -> Option<u32> {
         self.window.0 += 1;
         if self.window.0 >= WINDOW {
@@ -128,11 +128,11 @@ impl Lookahead {
 
     /// Looks ahead; returns what is foreseen for the frame read next.
     #[inline]
-    fn look(
+    fn look<C: FlowConsumer + ?Sized>(
         &mut self,
         reader: &CaptureReader,
         table: &FlowTable<FlowApp>,
-        consumer: &dyn FlowConsumer,
+        consumer: &C,
     ) -> Hint {
         while self.len < DEPTH {
             let peeked = reader.peek(&mut self.cursor);

@@ -157,14 +157,14 @@ pub type ProgressFn<'p> = dyn FnMut(&Path, u64, Option<u64>) + 'p;
 /// How often (in frames) progress is reported and fragment buffers are expired.
 const CHECKPOINT_FRAMES: u64 = 1 << 16;
 
-struct Adapter<'c> {
-    consumer: &'c mut dyn FlowConsumer,
+struct Adapter<'c, C: ?Sized> {
+    consumer: &'c mut C,
     dissection: Option<Dissection>,
     digits: u8,
     ended: bool,
 }
 
-impl FlowSink<FlowApp> for Adapter<'_> {
+impl<C: FlowConsumer + ?Sized> FlowSink<FlowApp> for Adapter<'_, C> {
     fn flow_ended(&mut self, mut record: FlowRecord, mut app: FlowApp) {
         self.ended = true;
         if let Some(d) = &mut self.dissection {
@@ -198,18 +198,22 @@ impl FlowSink<FlowApp> for Adapter<'_> {
 /// The per-frame machinery shared by offline files and live capture: decoder, flow table,
 /// dissection, handing flows and messages to one consumer. Feed frames in capture order with
 /// [`Engine::frame`], call [`Engine::checkpoint`] now and then, and [`Engine::finish`] once.
-pub struct Engine<'c> {
+///
+/// Generic over the consumer (`dyn FlowConsumer` unless said): given the hand-off's type,
+/// its calls — a few per frame — are direct and inlined, and a message moves into the
+/// hand-off's batch without passing through a call of its own.
+pub struct Engine<'c, C: ?Sized = dyn FlowConsumer> {
     decoder: Decoder,
     table: FlowTable<FlowApp>,
-    sink: Adapter<'c>,
+    sink: Adapter<'c, C>,
     frames: u64,
     wire_bytes: u64,
     first_ts: Option<Ts>,
     last_ts: Option<Ts>,
 }
 
-impl<'c> Engine<'c> {
-    pub fn new(config: &PipelineConfig, consumer: &'c mut dyn FlowConsumer) -> Engine<'c> {
+impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
+    pub fn new(config: &PipelineConfig, consumer: &'c mut C) -> Engine<'c, C> {
         consumer.live_capacity(config.flow.max_live());
         Engine {
             decoder: Decoder::new(config.defrag.clone()),
@@ -241,7 +245,7 @@ impl<'c> Engine<'c> {
     }
 
     /// The consumer, e.g. to render a live snapshot between frames.
-    pub fn consumer(&mut self) -> &mut dyn FlowConsumer {
+    pub fn consumer(&mut self) -> &mut C {
         &mut *self.sink.consumer
     }
 
@@ -357,9 +361,9 @@ pub enum Step {
 /// `checkpoint` runs every `CHECKPOINT_FRAMES` (2^16) frames (progress). Returns the frames read
 /// and the error that ended the input early. The one read loop of files: `run`, the TUI's
 /// background analysis and its payload extraction all use it.
-pub fn read_frames(
+pub fn read_frames<C: FlowConsumer + ?Sized>(
     reader: &mut CaptureReader,
-    engine: &mut Engine<'_>,
+    engine: &mut Engine<'_, C>,
     step: &mut dyn FnMut(&Frame<'_>) -> Step,
     checkpoint: &mut dyn FnMut(&CaptureReader),
 ) -> (u64, Option<CaptureError>) {
@@ -407,10 +411,10 @@ pub fn read_frames(
 }
 
 /// Runs the pipeline over `inputs` in order, handing flows to `consumer`.
-pub fn run(
+pub fn run<C: FlowConsumer + ?Sized>(
     inputs: &[PathBuf],
     config: &PipelineConfig,
-    consumer: &mut dyn FlowConsumer,
+    consumer: &mut C,
     progress: &mut ProgressFn<'_>,
 ) -> RunStats {
     let mut engine = Engine::new(config, consumer);
