@@ -155,8 +155,23 @@ enum To<'a, C> {
 }
 
 impl<C: FlowConsumer> Handoff<'_, C> {
-    fn push(&mut self, event: Event) {
-        self.batch.push(event);
+    /// Appends the event `make` builds, written straight into the batch. Built first and
+    /// then pushed, an event went through the stack: its fields written there one by one
+    /// and then copied out whole, and a wide read of narrow writes cannot be served before
+    /// they reach the cache, which the stores of the frame's flow state (a cache miss, often)
+    /// hold up. That copy, a `memmove` a message, cost ~9 % of the user time of a steady
+    /// slice of the simulator's hour.
+    #[inline(always)]
+    fn push_with(&mut self, make: impl FnOnce() -> Event) {
+        if self.batch.len() == self.batch.capacity() {
+            self.batch.reserve(BATCH);
+        }
+        let len = self.batch.len();
+        if let Some(slot) = self.batch.spare_capacity_mut().first_mut() {
+            slot.write(make());
+            // SAFETY: the element at `len`, the first past the length, was just written.
+            unsafe { self.batch.set_len(len + 1) };
+        }
         if self.batch.len() >= BATCH {
             self.send_batch();
         }
@@ -185,16 +200,16 @@ impl<C: FlowConsumer> Handoff<'_, C> {
 
 impl<C: FlowConsumer> FlowConsumer for Handoff<'_, C> {
     fn flow(&mut self, record: &FlowRecord, digits: u8) {
-        self.push(Event::Flow(record.clone(), digits));
+        self.push_with(|| Event::Flow(record.clone(), digits));
     }
     fn watermark(&mut self, watermark: (i64, u64)) {
-        self.push(Event::Watermark(watermark));
+        self.push_with(|| Event::Watermark(watermark));
     }
     fn message(&mut self, ctx: &MsgCtx, msg: &Message) {
         self.message_owned(ctx, msg.clone());
     }
     fn message_owned(&mut self, ctx: &MsgCtx, msg: Message) {
-        self.push(Event::Message(*ctx, msg, None));
+        self.push_with(|| Event::Message(*ctx, msg, None));
     }
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
@@ -207,14 +222,14 @@ impl<C: FlowConsumer> FlowConsumer for Handoff<'_, C> {
                 return;
             }
         }
-        self.push(Event::Packet(*ctx, payload));
+        self.push_with(|| Event::Packet(*ctx, payload));
     }
     fn live_capacity(&mut self, max_live: usize) {
-        self.push(Event::Capacity(max_live));
+        self.push_with(|| Event::Capacity(max_live));
     }
     /// Sends the batch now, and the consumer flushes in turn once it has it.
     fn flush(&mut self) {
-        self.push(Event::Flush);
+        self.push_with(|| Event::Flush);
         self.send_batch();
     }
 }
