@@ -12,7 +12,8 @@
 //! - Output is sorted by key; rows with equal keys keep push order (stable), also across runs.
 //! - Every pushed row is written exactly once (by `release_below` or `finish`).
 //! - Resident row memory stays within about 2 × `max_mem_bytes` + [`MAX_ROW_LEN`] (released
-//!   rows leave holes that are compacted once they outweigh live rows).
+//!   rows leave holes that are compacted once they outweigh live rows), plus the buffers
+//!   of one run's writer while it spills (a [`FileSink`]: about 8 MiB).
 //! - At most [`MAX_RUNS`] spill files exist; more are merged into one first, so a merge opens
 //!   at most `MAX_RUNS + 1` files and none are held open between calls.
 //! - Spill files are deleted when merged away, when the spool finishes, and when it is dropped
