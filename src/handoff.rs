@@ -97,11 +97,10 @@ where
         if let Err(mpsc::SendError(consumer)) = give.send(consumer) {
             return delivered_here(consumer, run);
         }
-        let mut handoff = Handoff {
-            batch: Vec::with_capacity(BATCH),
-            to: To::Thread(Some(full)),
+        let mut handoff = Handoff::new(To::Thread {
+            full: Some(full),
             empty,
-        };
+        });
         let out = run(&mut handoff);
         handoff.send_batch();
         drop(handoff);
@@ -117,11 +116,7 @@ fn delivered_here<C: FlowConsumer, R>(
     consumer: &mut C,
     run: impl FnOnce(&mut Handoff<'_, C>) -> R,
 ) -> R {
-    let mut here = Handoff {
-        batch: Vec::with_capacity(BATCH),
-        to: To::Inline(consumer),
-        empty: mpsc::channel().1,
-    };
+    let mut here = Handoff::new(To::Inline(consumer));
     let out = run(&mut here);
     here.send_batch();
     out
@@ -142,19 +137,28 @@ fn deliver_all<C: FlowConsumer + ?Sized>(batch: &[Event], to: &mut C) {
 pub struct Handoff<'a, C> {
     batch: Vec<Event>,
     to: To<'a, C>,
-    /// Emptied batches back from the consumer's thread.
-    empty: Receiver<Vec<Event>>,
 }
 
 /// Where full batches go.
 enum To<'a, C> {
-    /// To the consumer's thread; `None` once it has gone (it panicked).
-    Thread(Option<SyncSender<Vec<Event>>>),
+    /// To the consumer's thread (`full`: `None` once it has gone, i.e. panicked), which
+    /// sends them back emptied on `empty`.
+    Thread {
+        full: Option<SyncSender<Vec<Event>>>,
+        empty: Receiver<Vec<Event>>,
+    },
     /// To the consumer on this thread, when no other could be started.
     Inline(&'a mut C),
 }
 
-impl<C: FlowConsumer> Handoff<'_, C> {
+impl<'a, C: FlowConsumer> Handoff<'a, C> {
+    fn new(to: To<'a, C>) -> Self {
+        Handoff {
+            batch: Vec::with_capacity(BATCH),
+            to,
+        }
+    }
+
     /// Appends the event `make` builds, written straight into the batch. Built first and
     /// then pushed, an event went through the stack: its fields written there one by one
     /// and then copied out whole, and a wide read of narrow writes cannot be served before
@@ -187,11 +191,11 @@ impl<C: FlowConsumer> Handoff<'_, C> {
                 deliver_all(&self.batch, *consumer);
                 self.batch.clear();
             }
-            To::Thread(sender) => {
-                let batch = crate::recycle::take_refill(&mut self.batch, &self.empty, BATCH);
-                if sender.as_ref().is_some_and(|s| s.send(batch).is_err()) {
+            To::Thread { full, empty } => {
+                let batch = crate::recycle::take_refill(&mut self.batch, empty, BATCH);
+                if full.as_ref().is_some_and(|s| s.send(batch).is_err()) {
                     // The consumer panicked: drop what follows; the join re-raises the panic.
-                    *sender = None;
+                    *full = None;
                 }
             }
         }
@@ -354,11 +358,10 @@ mod tests {
     fn a_packet_rides_with_the_message_before_it_only_in_the_same_context() {
         let (full, _queued) = mpsc::sync_channel(1);
         let (_emptied, empty) = mpsc::channel();
-        let mut h: Handoff<'_, Recorder> = Handoff {
-            batch: Vec::new(),
-            to: To::Thread(Some(full)),
+        let mut h: Handoff<'_, Recorder> = Handoff::new(To::Thread {
+            full: Some(full),
             empty,
-        };
+        });
         h.message(&ctx(1), &message());
         h.packet(&ctx(1), 20);
         assert_eq!(h.batch.len(), 1);

@@ -114,22 +114,22 @@ impl FileSink {
         }
         let capacity = buf.capacity().max(CHUNK);
         let filled = crate::recycle::take_refill(buf, &self.empty, capacity);
-        let sent = match &self.writer {
-            Some(w) => match w.full.try_send(filled) {
-                Ok(()) => true,
-                Err(TrySendError::Full(filled)) => {
-                    // Only a full queue is timed: the clock is read on waits, not per chunk.
-                    let start = Instant::now();
-                    let sent = w.full.send(filled).is_ok();
-                    self.wait_left = self.wait_left.saturating_sub(start.elapsed());
-                    if self.wait_left.is_zero() {
-                        self.slow.store(true, Ordering::Relaxed);
-                    }
-                    sent
+        let Some(w) = &self.writer else {
+            return Err(closed());
+        };
+        let sent = match w.full.try_send(filled) {
+            Ok(()) => true,
+            Err(TrySendError::Full(filled)) => {
+                // Only a full queue is timed: the clock is read on waits, not per chunk.
+                let start = Instant::now();
+                let sent = w.full.send(filled).is_ok();
+                self.wait_left = self.wait_left.saturating_sub(start.elapsed());
+                if self.wait_left.is_zero() {
+                    self.slow.store(true, Ordering::Relaxed);
                 }
-                Err(TrySendError::Disconnected(_)) => false,
-            },
-            None => false,
+                sent
+            }
+            Err(TrySendError::Disconnected(_)) => false,
         };
         if sent {
             Ok(())
