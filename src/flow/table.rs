@@ -341,6 +341,17 @@ impl<A: Default> FlowTable<A> {
         Some(idx)
     }
 
+    /// Hints that the flow in slot `idx` (from [`Self::prefetch_flow`], its link loaded by
+    /// now) is about to move to its list's tail: loads its neighbours' links, which that
+    /// rewrites.
+    #[inline]
+    pub fn prefetch_neighbours(&self, idx: u32) {
+        if let Some(&Link { prev, next }) = self.links.get(idx as usize) {
+            crate::prefetch::prefetch(&self.links, prev as usize);
+            crate::prefetch::prefetch(&self.links, next as usize);
+        }
+    }
+
     /// The application state of the flow in slot `idx` (from [`Self::prefetch_flow`]; by
     /// now maybe another flow's): for prefetching what the state points to.
     #[inline]
@@ -851,6 +862,10 @@ mod tests {
             let mut sink = |r: FlowRecord, ()| ended.push(r);
             let mut got = Vec::new();
             for (p, hint) in [&a, &c, &b, &a, &c].into_iter().zip(hints) {
+                // The look-ahead's loads for the hint: never a panic, whatever it names.
+                if let Some(h) = *hint {
+                    table.prefetch_neighbours(h);
+                }
                 got.push(table.ingest_hinted(p, &mut sink, *hint));
             }
             table.finish(&mut sink);
