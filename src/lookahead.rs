@@ -192,21 +192,33 @@ impl Lookahead {
     }
 }
 
-/// Windows per cycle of a duel and the use of its winner.
+/// Windows per cycle of a duel and the use of its winner, at first and after a change of
+/// winner.
 const CYCLE: u32 = 32;
+/// Windows per cycle at most: each duel won by the same way as the last doubles the cycle
+/// up to this (16.7 M frames).
+const MAX_CYCLE: u32 = 256;
 /// Windows of the duel at the start of each cycle, alternately with and without the look.
 const DUEL: u32 = 4;
 
 /// Chooses between looking ahead and not. Each cycle starts with a duel: short windows run
 /// alternately each way, so a drift in the capture's cost per frame (the login wave ending,
 /// say) weighs on both sides alike; the faster way then runs for the rest of the cycle.
+/// The duel's losing windows cost: on the simulator's hour, duels every 32 windows ran 7 %
+/// of the frames without the look, each paying its flow's misses in full (a twentieth of
+/// the run's samples on two loads of the flow lookup). So while the same way keeps
+/// winning, duels come ever less often ([`MAX_CYCLE`]); a different winner brings them
+/// back to every [`CYCLE`] windows.
 #[derive(Debug, Default)]
 struct Trial {
     /// Where the window just ended stands in the cycle.
     window: u32,
+    /// Windows in the current cycle (0: [`CYCLE`]).
+    cycle: u32,
     /// Nanoseconds spent in the current duel, without and with the look.
     duel: [u64; 2],
-    winner: bool,
+    /// The last duel's winner (`None` before the first).
+    winner: Option<bool>,
 }
 
 impl Trial {
@@ -218,14 +230,20 @@ impl Trial {
             *side = side.saturating_add(ns);
         }
         if self.window + 1 == DUEL {
-            self.winner = self.duel[1] < self.duel[0];
+            let winner = self.duel[1] < self.duel[0];
+            self.cycle = if self.winner == Some(winner) {
+                (self.cycle.max(CYCLE) * 2).min(MAX_CYCLE)
+            } else {
+                CYCLE
+            };
+            self.winner = Some(winner);
             self.duel = [0, 0];
         }
-        self.window = (self.window + 1) % CYCLE;
+        self.window = (self.window + 1) % self.cycle.max(CYCLE);
         if self.window < DUEL {
             self.window % 2 == 0
         } else {
-            self.winner
+            self.winner.unwrap_or_default()
         }
     }
 }
@@ -304,6 +322,35 @@ mod tests {
             on = t.next(on, cost(w, on));
         }
         f64::from(windows_on) / f64::from(cycles * CYCLE)
+    }
+
+    #[test]
+    fn duels_grow_rarer_while_one_way_keeps_winning_and_follow_a_change() {
+        let mut t = Trial::default();
+        let mut on = true;
+        let mut off_since_change = Vec::new();
+        // The look is cheaper for 2,000 windows, then dearer.
+        for w in 0..4_000u32 {
+            let cheaper_on = w < 2_000;
+            let cost = if on == cheaper_on { 900_000 } else { 1_000_000 };
+            let next = t.next(on, cost);
+            if w >= 2_000 {
+                off_since_change.push(!next);
+            }
+            if w == 1_999 {
+                assert_eq!(t.cycle, MAX_CYCLE, "the longest cycle reached");
+            }
+            on = next;
+        }
+        // Within a longest cycle and a duel of the change, the look is off but in duels.
+        let settle = (MAX_CYCLE + DUEL) as usize;
+        let late = &off_since_change[settle..];
+        let on_windows = late.iter().filter(|off| !**off).count();
+        assert!(
+            on_windows * (MAX_CYCLE as usize) <= late.len() * 2,
+            "{on_windows}"
+        );
+        assert_eq!(t.winner, Some(false));
     }
 
     #[test]
