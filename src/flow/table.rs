@@ -372,6 +372,7 @@ impl<A: Default> FlowTable<A> {
                     break;
                 }
                 self.stats.flows_idle_expired += 1;
+                self.prefetch_next_in_list(head);
                 self.end_flow(head, EndReason::Idle, sink);
             }
         }
@@ -381,13 +382,25 @@ impl<A: Default> FlowTable<A> {
     pub fn finish(&mut self, sink: &mut impl FlowSink<A>) {
         for class in 0..3 {
             while self.lists[class].head != NIL {
-                self.end_flow(self.lists[class].head, EndReason::Eof, sink);
+                let head = self.lists[class].head;
+                self.prefetch_next_in_list(head);
+                self.end_flow(head, EndReason::Eof, sink);
             }
         }
         // `end_flow` leaves these to be cleared at once here (hundreds of thousands of
         // flows may still be live at the end of a capture).
         self.index.clear();
         self.live_starts.clear();
+    }
+
+    /// Starts loading the slot and link of the flow after `idx` in its activity list: flows
+    /// ended in list order (idle, or at the end of input) are long out of the cache, and
+    /// each one's misses then overlap the ending of the one before.
+    fn prefetch_next_in_list(&self, idx: u32) {
+        if let Some(&Link { next, .. }) = self.links.get(idx as usize) {
+            crate::prefetch::prefetch(&self.slots, next as usize);
+            crate::prefetch::prefetch(&self.links, next as usize);
+        }
     }
 
     fn slot(&self, idx: u32) -> Option<&Slot<A>> {
@@ -479,12 +492,15 @@ impl<A: Default> FlowTable<A> {
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
+        // At the end of input (`finish`, the only `Eof`) the index goes all at once.
+        // Otherwise the flow's index entry, out of the cache too, loads while it unlinks.
+        let hash = (end != EndReason::Eof).then(|| self.hasher.hash_one(slot.key));
+        if let Some(hash) = hash {
+            self.index.prefetch(hash);
+        }
         self.unlink(idx, usize::from(slot.class));
         self.free.push(idx);
-        // At the end of input (`finish`, the only `Eof`) the index goes all at once.
-        if end != EndReason::Eof {
-            let hash = self.hasher.hash_one(slot.key);
-            self.index.remove(hash, idx);
+        if let Some(hash) = hash {
             let slots = &self.slots;
             self.live_starts
                 .remove((slot.ts_start.0, slot.seq), |i, seq| {
@@ -493,6 +509,7 @@ impl<A: Default> FlowTable<A> {
                         .and_then(Option::as_ref)
                         .is_some_and(|s| s.seq == seq)
                 });
+            self.index.remove(hash, idx);
         }
         if end == EndReason::Reused {
             self.stats.flows_reused += 1;
