@@ -12,7 +12,7 @@
 use super::Dir;
 use super::conn_state::ConnState;
 use super::index::FlowIndex;
-use super::key::{Addr, Endpoint, FlowKey};
+use super::key::FlowKey;
 use super::live_starts::LiveStarts;
 use super::record::{DirStats, EndReason, FlowRecord, Uid};
 use crate::decode::tcp_flags::{ACK, SYN};
@@ -581,15 +581,7 @@ impl<A: Default> FlowTable<A> {
 #[inline]
 fn key_of(pkt: &Packet<'_>) -> (FlowKey, bool) {
     let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-    let src = Endpoint {
-        addr: Addr::from_ip(pkt.src),
-        port: sport,
-    };
-    let dst = Endpoint {
-        addr: Addr::from_ip(pkt.dst),
-        port: dport,
-    };
-    FlowKey::new(pkt.ip_proto, src, dst)
+    FlowKey::of(pkt.ip_proto, (pkt.src, sport), (pkt.dst, dport))
 }
 
 /// splitmix64 over the key, start time and creation order: a stable uid (no dependence on
