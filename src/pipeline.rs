@@ -266,17 +266,20 @@ impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
             self.last_ts = Some(frame.ts);
         }
         let (table, sink) = (&mut self.table, &mut self.sink);
-        let Some(pkt) = self.decoder.decode(frame) else {
+        // Borrowed where the decoder wrote it, not moved out of the `Option`: a move copies
+        // its narrow fields with wide reads, which the store buffer cannot serve.
+        let decoded = self.decoder.decode(frame);
+        let Some(pkt) = &decoded else {
             return;
         };
-        let at = table.ingest_hinted(&pkt, sink, hint);
+        let at = table.ingest_hinted(pkt, sink, hint);
         if let Some(d) = &mut sink.dissection {
             // Overlaps loading the consumer's per-flow state with the dissection's.
             sink.consumer.prefetch(at.slot);
             let uid = table.uid(at.slot);
             let wanted = table.app_mut(at.slot).filter(|a| {
                 a.prefetch();
-                a.wants(&pkt)
+                a.wants(pkt)
             });
             let (consumer, digits, proto) = (&mut *sink.consumer, sink.digits, pkt.ip_proto);
             let (sp, dp) = pkt.ports().unwrap_or((0, 0));
@@ -290,7 +293,7 @@ impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
             // other direction or time gets its own.
             let here = MsgCtx::new(uid, at.slot, at.dir, pkt.ts, ends, proto, digits);
             if let Some(app) = wanted {
-                d.on_packet(app, &pkt, at.dir, &mut |dir, ts, msg: Message| {
+                d.on_packet(app, pkt, at.dir, &mut |dir, ts, msg: Message| {
                     if (dir, ts) == (here.dir, here.ts) {
                         consumer.message_owned(&here, msg)
                     } else {
