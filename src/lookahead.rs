@@ -209,16 +209,27 @@ const DUEL: u32 = 4;
 /// the run's samples on two loads of the flow lookup). So while the same way keeps
 /// winning, duels come ever less often ([`MAX_CYCLE`]); a different winner brings them
 /// back to every [`CYCLE`] windows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Trial {
     /// Where the window just ended stands in the cycle.
     window: u32,
-    /// Windows in the current cycle (0: [`CYCLE`]).
+    /// Windows in the current cycle.
     cycle: u32,
     /// Nanoseconds spent in the current duel, without and with the look.
     duel: [u64; 2],
     /// The last duel's winner (`None` before the first).
     winner: Option<bool>,
+}
+
+impl Default for Trial {
+    fn default() -> Self {
+        Trial {
+            window: 0,
+            cycle: CYCLE,
+            duel: [0, 0],
+            winner: None,
+        }
+    }
 }
 
 impl Trial {
@@ -232,14 +243,14 @@ impl Trial {
         if self.window + 1 == DUEL {
             let winner = self.duel[1] < self.duel[0];
             self.cycle = if self.winner == Some(winner) {
-                (self.cycle.max(CYCLE) * 2).min(MAX_CYCLE)
+                (self.cycle * 2).min(MAX_CYCLE)
             } else {
                 CYCLE
             };
             self.winner = Some(winner);
             self.duel = [0, 0];
         }
-        self.window = (self.window + 1) % self.cycle.max(CYCLE);
+        self.window = (self.window + 1) % self.cycle;
         if self.window < DUEL {
             self.window % 2 == 0
         } else {

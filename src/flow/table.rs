@@ -336,8 +336,7 @@ impl<A: Default> FlowTable<A> {
     #[inline]
     pub fn prefetch_flow(&self, hash: u64) -> Option<u32> {
         let idx = self.index.likely(hash)?;
-        crate::prefetch::prefetch(&self.slots, idx as usize);
-        crate::prefetch::prefetch(&self.links, idx as usize);
+        self.prefetch_slot(idx);
         Some(idx)
     }
 
@@ -398,9 +397,15 @@ impl<A: Default> FlowTable<A> {
     /// each one's misses then overlap the ending of the one before.
     fn prefetch_next_in_list(&self, idx: u32) {
         if let Some(&Link { next, .. }) = self.links.get(idx as usize) {
-            crate::prefetch::prefetch(&self.slots, next as usize);
-            crate::prefetch::prefetch(&self.links, next as usize);
+            self.prefetch_slot(next);
         }
+    }
+
+    /// Starts loading slot `idx` and its link (nothing for an index out of range).
+    #[inline]
+    fn prefetch_slot(&self, idx: u32) {
+        crate::prefetch::prefetch(&self.slots, idx as usize);
+        crate::prefetch::prefetch(&self.links, idx as usize);
     }
 
     fn slot(&self, idx: u32) -> Option<&Slot<A>> {
