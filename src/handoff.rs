@@ -216,17 +216,16 @@ impl<C: FlowConsumer> FlowConsumer for Handoff<'_, C> {
         self.push_with(|| Event::Message(*ctx, msg, None));
     }
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
-        if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
-            // The packet that completed the message: same flow, direction and time. The rest
-            // of the context follows from those (a flow's ends in one direction are fixed);
-            // comparing only them spares two socket-address comparisons a packet.
-            if (last.uid, last.dir, last.ts) == (ctx.uid, ctx.dir, ctx.ts) {
-                debug_assert_eq!(last, ctx, "one flow, direction and time, two contexts");
-                *packet = Some(payload);
-                return;
-            }
-        }
         self.push_with(|| Event::Packet(*ctx, payload));
+    }
+    /// Rides with its message's event, unless that has been handed over already.
+    fn packet_of_message(&mut self, ctx: &MsgCtx, payload: u32) {
+        if let Some(Event::Message(last, _, packet @ None)) = self.batch.last_mut() {
+            debug_assert_eq!(last, ctx, "the packet of another message");
+            *packet = Some(payload);
+            return;
+        }
+        self.packet(ctx, payload);
     }
     fn live_capacity(&mut self, max_live: usize) {
         self.push_with(|| Event::Capacity(max_live));
@@ -355,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn a_packet_rides_with_the_message_before_it_only_in_the_same_context() {
+    fn a_packet_rides_with_the_message_it_completed() {
         let (full, _queued) = mpsc::sync_channel(1);
         let (_emptied, empty) = mpsc::channel();
         let mut h: Handoff<'_, Recorder> = Handoff::new(To::Thread {
@@ -363,13 +362,14 @@ mod tests {
             empty,
         });
         h.message(&ctx(1), &message());
-        h.packet(&ctx(1), 20);
+        h.packet_of_message(&ctx(1), 20);
         assert_eq!(h.batch.len(), 1);
-        // A second packet of the same context is a packet of its own.
+        // Any other packet is an event of its own.
         h.packet(&ctx(1), 20);
         h.message(&ctx(2), &message());
+        h.packet(&ctx(2), 20);
         h.packet(&ctx(3), 20);
-        assert_eq!(h.batch.len(), 4);
+        assert_eq!(h.batch.len(), 5);
         let mut got = Recorder::default();
         deliver_all(&h.batch, &mut got);
         let mut want = Recorder::default();
@@ -377,6 +377,7 @@ mod tests {
         want.packet(&ctx(1), 20);
         want.packet(&ctx(1), 20);
         want.message(&ctx(2), &message());
+        want.packet(&ctx(2), 20);
         want.packet(&ctx(3), 20);
         assert_eq!(got.0, want.0);
     }

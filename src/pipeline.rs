@@ -48,6 +48,13 @@ pub trait FlowConsumer {
     /// dissector decodes (phone-home contacts to a home endpoint). `ctx` is the packet's,
     /// as for a message. Only when dissection runs.
     fn packet(&mut self, _ctx: &MsgCtx, _payload: u32) {}
+    /// [`Self::packet`] for the packet that completed the message of the consumer's previous
+    /// call, given with the same `ctx`: what the pipeline calls then, so that a consumer
+    /// merging the two (the hand-off) need not compare contexts to know.
+    #[inline]
+    fn packet_of_message(&mut self, ctx: &MsgCtx, payload: u32) {
+        self.packet(ctx, payload);
+    }
     /// A packet of the flow at `live_index` (see [`MsgCtx::live_index`]) is about to be
     /// dissected: a consumer keeping per-flow state by that index may start loading it
     /// (see [`crate::prefetch`]).
@@ -74,17 +81,33 @@ impl MsgCtx {
         proto: u8,
         digits: u8,
     ) -> MsgCtx {
-        let (a, b, ends_dir) = ends;
-        let (src, dst) = if dir == ends_dir { (a, b) } else { (b, a) };
-        MsgCtx {
+        let (src, dst, ends_dir) = ends;
+        let ends = MsgCtx {
             uid,
             live_index,
-            dir,
+            dir: ends_dir,
             ts,
             src,
             dst,
             proto,
             digits,
+        };
+        ends.toward(dir, ts)
+    }
+
+    /// The context of another message of the same flow: its direction and time.
+    pub fn toward(&self, dir: Dir, ts: Ts) -> MsgCtx {
+        let (src, dst) = if dir == self.dir {
+            (self.src, self.dst)
+        } else {
+            (self.dst, self.src)
+        };
+        MsgCtx {
+            dir,
+            ts,
+            src,
+            dst,
+            ..*self
         }
     }
 }
@@ -281,30 +304,42 @@ impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
                 a.prefetch();
                 a.wants(pkt)
             });
-            let (consumer, digits, proto) = (&mut *sink.consumer, sink.digits, pkt.ip_proto);
+            let consumer = &mut *sink.consumer;
             let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-            let ends = (
-                SocketAddr::new(pkt.src, sp),
-                SocketAddr::new(pkt.dst, dp),
-                at.dir,
-            );
             // Where and when, for the packet itself and the messages it completes: built once
             // and shared with the usual message (same direction and time); a message of any
-            // other direction or time gets its own.
-            let here = MsgCtx::new(uid, at.slot, at.dir, pkt.ts, ends, proto, digits);
+            // other direction or time gets its own. Built in place: assembled elsewhere
+            // first, its copy here read back narrow stores with wide loads, which the store
+            // buffer cannot serve.
+            let here = MsgCtx {
+                uid,
+                live_index: at.slot,
+                dir: at.dir,
+                ts: pkt.ts,
+                src: SocketAddr::new(pkt.src, sp),
+                dst: SocketAddr::new(pkt.dst, dp),
+                proto: pkt.ip_proto,
+                digits: sink.digits,
+            };
+            // Whether the last message was the packet's own (same context).
+            let mut last_here = false;
             if let Some(app) = wanted {
                 d.on_packet(app, pkt, at.dir, &mut |dir, ts, msg: Message| {
-                    if (dir, ts) == (here.dir, here.ts) {
+                    last_here = (dir, ts) == (here.dir, here.ts);
+                    if last_here {
                         consumer.message_owned(&here, msg)
                     } else {
-                        let ctx = MsgCtx::new(uid, at.slot, dir, ts, ends, proto, digits);
-                        consumer.message_owned(&ctx, msg)
+                        consumer.message_owned(&here.toward(dir, ts), msg)
                     }
                 });
             }
             let payload = pkt.payload_len();
             if payload > 0 {
-                consumer.packet(&here, payload);
+                if last_here {
+                    consumer.packet_of_message(&here, payload);
+                } else {
+                    consumer.packet(&here, payload);
+                }
             }
         }
         if sink.ended {
@@ -487,6 +522,10 @@ impl FlowConsumer for Tee<'_> {
         self.0.packet(ctx, payload);
         self.1.packet(ctx, payload);
     }
+    fn packet_of_message(&mut self, ctx: &MsgCtx, payload: u32) {
+        self.0.packet_of_message(ctx, payload);
+        self.1.packet_of_message(ctx, payload);
+    }
     fn prefetch(&self, live_index: u32) {
         self.0.prefetch(live_index);
         self.1.prefetch(live_index);
@@ -586,6 +625,60 @@ mod tests {
         let mut tee = Tee(&mut a, &mut b);
         drop(Engine::new(&config, &mut tee));
         assert_eq!((a.0, b.0), (Some(12_345), Some(12_345)));
+    }
+
+    /// Every call that carries a context, in order.
+    #[derive(Default)]
+    struct Calls(Vec<(&'static str, MsgCtx)>);
+
+    impl FlowConsumer for Calls {
+        fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
+        fn message(&mut self, ctx: &MsgCtx, _msg: &Message) {
+            self.0.push(("message", *ctx));
+        }
+        fn packet(&mut self, ctx: &MsgCtx, _payload: u32) {
+            self.0.push(("packet", *ctx));
+        }
+        fn packet_of_message(&mut self, ctx: &MsgCtx, _payload: u32) {
+            self.0.push(("packet_of_message", *ctx));
+        }
+    }
+
+    #[test]
+    fn a_packet_completes_only_the_message_given_just_before_it_with_its_context() {
+        let config = PipelineConfig {
+            dissect: Some(Default::default()),
+            ..Default::default()
+        };
+        let input = [Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/voip-mix.pcap")];
+        let mut calls = Calls::default();
+        run(&input, &config, &mut calls, &mut |_, _, _| {});
+        let completing = calls.0.windows(2).filter(|w| w[1].0 == "packet_of_message");
+        for w in completing.clone() {
+            assert_eq!(w[0], ("message", w[1].1), "after {:?}", w[0]);
+        }
+        let (merged, messages) = (
+            completing.count(),
+            calls.0.iter().filter(|c| c.0 == "message").count(),
+        );
+        // Most datagrams carry one message each, completed by their own packet.
+        assert!(merged * 2 > messages, "{merged} of {messages} messages");
+    }
+
+    #[test]
+    fn a_message_of_the_other_direction_swaps_the_ends() {
+        let (a, b) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap());
+        let here = MsgCtx::new(Uid(7), 3, Dir::Orig, Ts(1), (a, b, Dir::Orig), 17, 6);
+        let back = here.toward(Dir::Resp, Ts(2));
+        assert_eq!(
+            (back.src, back.dst, back.dir, back.ts),
+            (b, a, Dir::Resp, Ts(2))
+        );
+        assert_eq!(back.toward(Dir::Orig, Ts(1)), here);
+        assert_eq!(
+            MsgCtx::new(Uid(7), 3, Dir::Resp, Ts(2), (a, b, Dir::Orig), 17, 6),
+            back
+        );
     }
 
     #[test]

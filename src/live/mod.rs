@@ -253,6 +253,9 @@ impl FlowConsumer for Counting<'_> {
     fn packet(&mut self, ctx: &MsgCtx, payload: u32) {
         self.inner.packet(ctx, payload);
     }
+    fn packet_of_message(&mut self, ctx: &MsgCtx, payload: u32) {
+        self.inner.packet_of_message(ctx, payload);
+    }
     fn prefetch(&self, live_index: u32) {
         self.inner.prefetch(live_index);
     }
