@@ -266,11 +266,11 @@ impl<A: Default> FlowTable<A> {
         let (found, known) = match hint.filter(|&i| self.slot(i).is_some_and(|s| s.key == key)) {
             Some(idx) => (Some(idx), None),
             None => {
-                let hash = self.hasher.hash_one(key);
+                let hash = self.hash_of(pkt);
                 (self.lookup(hash, &key), Some(hash))
             }
         };
-        let hash = |t: &Self| known.unwrap_or_else(|| t.hasher.hash_one(key));
+        let hash = |t: &Self| known.unwrap_or_else(|| t.hash_of(pkt));
         let mut created = false;
         let idx = match found {
             Some(idx) if pure_syn && self.is_closed(idx) => {
@@ -320,7 +320,13 @@ impl<A: Default> FlowTable<A> {
     /// [`Self::prefetch_flow`].
     #[inline]
     pub fn hash_of(&self, pkt: &Packet<'_>) -> u64 {
-        self.hasher.hash_one(key_of(pkt).0)
+        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+        FlowKey::hash_of(
+            &self.hasher,
+            pkt.ip_proto,
+            (pkt.src, sport),
+            (pkt.dst, dport),
+        )
     }
 
     /// Hints that a packet of the flow with `hash` comes soon: loads its index entry. Call
