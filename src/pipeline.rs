@@ -409,12 +409,15 @@ pub fn read_frames<C: FlowConsumer + ?Sized>(
     let mut ahead = Lookahead::new();
     let error = loop {
         let hint = ahead.advance(reader, &engine.table, &*engine.sink.consumer);
-        let frame = match reader.next_frame() {
+        // Borrowed where the reader wrote it, not moved out of the `Result`: a move copies
+        // its narrow fields with wide reads, which the store buffer cannot serve.
+        let next = reader.next_frame();
+        let frame = match &next {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
-            Err(e) => break Some(e),
+            Err(_) => break next.err(),
         };
-        let what = step(&frame);
+        let what = step(frame);
         if what == Step::Stop {
             break None;
         }
@@ -437,7 +440,7 @@ pub fn read_frames<C: FlowConsumer + ?Sized>(
                 });
             }
         } else if what == Step::Analyse {
-            engine.frame_hinted(&frame, hint);
+            engine.frame_hinted(frame, hint);
         }
         if frames % CHECKPOINT_FRAMES == 0 {
             engine.checkpoint();
