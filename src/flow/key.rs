@@ -81,6 +81,31 @@ impl FlowKey {
         };
         (key, src_is_lo)
     }
+
+    /// The hash of [`FlowKey::of`]`(proto, src, dst)`'s key, from the addresses as
+    /// integers without building it: hashing a key just built read back its address bytes,
+    /// written one by one, as words, which the store buffer cannot serve (the read waits for
+    /// every earlier store of the frame to reach the cache).
+    #[inline]
+    pub fn hash_of<S: std::hash::BuildHasher>(
+        hasher: &S,
+        proto: u8,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+    ) -> u64 {
+        // The ends in key order, as `FlowKey::of` puts them, then hashed as the key's
+        // fields are.
+        let (lo, hi) = if order(src) <= order(dst) {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let part = |(ip, port): (IpAddr, u16)| (ip.is_ipv6(), bits_of(ip), port);
+        let (lo, hi) = (part(lo), part(hi));
+        let mut h = hasher.build_hasher();
+        hash_words(&mut h, proto, lo, hi);
+        std::hash::Hasher::finish(&h)
+    }
 }
 
 impl Addr {
@@ -138,33 +163,6 @@ impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         let part = |e: &Endpoint| (e.addr.v6, e.addr.bits(), e.port);
         hash_words(h, self.proto, part(&self.lo), part(&self.hi));
-    }
-}
-
-impl FlowKey {
-    /// The hash of [`FlowKey::of`]`(proto, src, dst)`'s key, from the addresses as
-    /// integers without building it: hashing a key just built read back its address bytes,
-    /// written one by one, as words, which the store buffer cannot serve (the read waits for
-    /// every earlier store of the frame to reach the cache).
-    #[inline]
-    pub fn hash_of<S: std::hash::BuildHasher>(
-        hasher: &S,
-        proto: u8,
-        src: (IpAddr, u16),
-        dst: (IpAddr, u16),
-    ) -> u64 {
-        // The ends in key order, as `FlowKey::of` puts them, then hashed as the key's
-        // fields are.
-        let (lo, hi) = if order(src) <= order(dst) {
-            (src, dst)
-        } else {
-            (dst, src)
-        };
-        let part = |(ip, port): (IpAddr, u16)| (ip.is_ipv6(), bits_of(ip), port);
-        let (lo, hi) = (part(lo), part(hi));
-        let mut h = hasher.build_hasher();
-        hash_words(&mut h, proto, lo, hi);
-        std::hash::Hasher::finish(&h)
     }
 }
 
