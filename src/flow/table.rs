@@ -20,6 +20,7 @@ use crate::decode::{L4, Packet};
 use crate::time::Ts;
 use rustc_hash::FxBuildHasher;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 
 const NIL: u32 = u32::MAX;
 
@@ -320,13 +321,8 @@ impl<A: Default> FlowTable<A> {
     /// [`Self::prefetch_flow`].
     #[inline]
     pub fn hash_of(&self, pkt: &Packet<'_>) -> u64 {
-        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-        FlowKey::hash_of(
-            &self.hasher,
-            pkt.ip_proto,
-            (pkt.src, sport),
-            (pkt.dst, dport),
-        )
+        let (proto, src, dst) = parts_of(pkt);
+        FlowKey::hash_of(&self.hasher, proto, src, dst)
     }
 
     /// Hints that a packet of the flow with `hash` comes soon: loads its index entry. Call
@@ -591,8 +587,16 @@ impl<A: Default> FlowTable<A> {
 /// The packet's flow key, and whether its sender is the key's `lo` endpoint.
 #[inline]
 fn key_of(pkt: &Packet<'_>) -> (FlowKey, bool) {
+    let (proto, src, dst) = parts_of(pkt);
+    FlowKey::of(proto, src, dst)
+}
+
+/// What a packet's flow key is made of: protocol, and sender and receiver (address, port;
+/// port 0 for a transport without ports).
+#[inline]
+fn parts_of(pkt: &Packet<'_>) -> (u8, (IpAddr, u16), (IpAddr, u16)) {
     let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-    FlowKey::of(pkt.ip_proto, (pkt.src, sport), (pkt.dst, dport))
+    (pkt.ip_proto, (pkt.src, sport), (pkt.dst, dport))
 }
 
 /// splitmix64 over the key, start time and creation order: a stable uid (no dependence on
@@ -608,8 +612,8 @@ fn uid_hash(key: &FlowKey, start: Ts, seq: u64) -> u64 {
     for ep in [key.lo, key.hi] {
         let ip = ep.addr.to_ip();
         let bytes = match ip {
-            std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
-            std::net::IpAddr::V6(a) => u128::from(a),
+            IpAddr::V4(a) => u128::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a),
         };
         h = mix(h ^ (bytes as u64));
         h = mix(h ^ ((bytes >> 64) as u64));
