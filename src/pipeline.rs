@@ -305,7 +305,7 @@ impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
                 a.wants(pkt)
             });
             let consumer = &mut *sink.consumer;
-            let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+            let (src, dst) = pkt.ends();
             // Where and when, for the packet itself and the messages it completes: built once
             // and shared with the usual message (same direction and time); a message of any
             // other direction or time gets its own. Built in place: assembled elsewhere
@@ -316,8 +316,8 @@ impl<'c, C: FlowConsumer + ?Sized> Engine<'c, C> {
                 live_index: at.slot,
                 dir: at.dir,
                 ts: pkt.ts,
-                src: SocketAddr::new(pkt.src, sp),
-                dst: SocketAddr::new(pkt.dst, dp),
+                src,
+                dst,
                 proto: pkt.ip_proto,
                 digits: sink.digits,
             };

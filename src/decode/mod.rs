@@ -21,7 +21,7 @@ pub use fast::{decode as decode_common, ip_endpoints};
 pub use stats::{DecodeStats, label};
 
 use crate::time::Ts;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// TCP flag bits as on the wire (low byte of the flags field).
 pub mod tcp_flags {
@@ -98,6 +98,16 @@ impl Packet<'_> {
             L4::Udp(u) => Some((u.src_port, u.dst_port)),
             _ => None,
         }
+    }
+
+    /// Sender and receiver (port 0 for a transport without ports).
+    #[inline]
+    pub fn ends(&self) -> (SocketAddr, SocketAddr) {
+        let (sport, dport) = self.ports().unwrap_or((0, 0));
+        (
+            SocketAddr::new(self.src, sport),
+            SocketAddr::new(self.dst, dport),
+        )
     }
 
     /// Transport payload length as sent (0 for ICMP).

@@ -116,14 +116,20 @@ impl Addr {
     }
 }
 
+/// The address as a number (an IPv4 address's 32 bits, an IPv6 address's 128).
+#[inline(always)]
+pub fn number(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
 /// Where an end sorts among keys' ends: as [`Endpoint`]s sort (IPv4 before IPv6, then the
 /// address bytes, then the port), computed from the address itself.
 #[inline(always)]
 fn order((ip, port): (IpAddr, u16)) -> (bool, u128, u16) {
-    match ip {
-        IpAddr::V4(a) => (false, u128::from(u32::from(a)), port),
-        IpAddr::V6(a) => (true, u128::from(a), port),
-    }
+    (ip.is_ipv6(), number(ip), port)
 }
 
 /// [`Addr::bits`] of `ip`, computed from the address itself.

@@ -610,11 +610,7 @@ fn uid_hash(key: &FlowKey, start: Ts, seq: u64) -> u64 {
     }
     let mut h = mix(u64::from(key.proto) ^ (start.0 as u64));
     for ep in [key.lo, key.hi] {
-        let ip = ep.addr.to_ip();
-        let bytes = match ip {
-            IpAddr::V4(a) => u128::from(u32::from(a)),
-            IpAddr::V6(a) => u128::from(a),
-        };
+        let bytes = super::key::number(ep.addr.to_ip());
         h = mix(h ^ (bytes as u64));
         h = mix(h ^ ((bytes >> 64) as u64));
         h = mix(h ^ u64::from(ep.port));

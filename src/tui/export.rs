@@ -68,12 +68,8 @@ fn pcapng(
         let Some(pkt) = decoder.decode(&frame) else {
             continue;
         };
-        let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-        let key = (
-            pkt.ip_proto,
-            SocketAddr::new(pkt.src, sp),
-            SocketAddr::new(pkt.dst, dp),
-        );
+        let (src, dst) = pkt.ends();
+        let key = (pkt.ip_proto, src, dst);
         if !wanted.contains(&key) {
             continue;
         }

@@ -108,9 +108,7 @@ pub fn extract(q: &MessageQuery<'_>) -> Result<Extracted, PayloadError> {
             let Some(pkt) = decoder.decode(frame) else {
                 return Step::Analyse;
             };
-            let (sp, dp) = pkt.ports().unwrap_or((0, 0));
-            let src = SocketAddr::new(pkt.src, sp);
-            let dst = SocketAddr::new(pkt.dst, dp);
+            let (src, dst) = pkt.ends();
             if pkt.ip_proto != q.proto || ((src, dst) != (a, b) && (src, dst) != (b, a)) {
                 return Step::Skip;
             }
