@@ -5,25 +5,41 @@
 
 use std::sync::mpsc::{Receiver, Sender};
 
+/// A buffer as handed over: a `Vec`, or one wrapped with what the worker needs to know of it.
+pub trait Buffer<T>: Into<Vec<T>> {
+    /// Empties it for reuse.
+    fn empty(&mut self);
+}
+
+impl<T> Buffer<T> for Vec<T> {
+    fn empty(&mut self) {
+        self.clear();
+    }
+}
+
 /// Takes `buf`'s contents out and leaves an empty buffer in its place: one that came back on
 /// `empty` if there is one, else a fresh one of `capacity`.
-pub fn take_refill<T>(buf: &mut Vec<T>, empty: &Receiver<Vec<T>>, capacity: usize) -> Vec<T> {
+pub fn take_refill<T, B: Buffer<T>>(
+    buf: &mut Vec<T>,
+    empty: &Receiver<B>,
+    capacity: usize,
+) -> Vec<T> {
     let spare = empty
         .try_recv()
-        .unwrap_or_else(|_| Vec::with_capacity(capacity));
+        .map_or_else(|_| Vec::with_capacity(capacity), Into::into);
     std::mem::replace(buf, spare)
 }
 
 /// The worker's side: runs `work` on each queued buffer in order and sends it back emptied;
 /// stops at `work`'s first error (dropping the queue, which fails the producer's next send).
-pub fn serve<T, E>(
-    queued: Receiver<Vec<T>>,
-    emptied: Sender<Vec<T>>,
-    mut work: impl FnMut(&[T]) -> Result<(), E>,
+pub fn serve<T, B: Buffer<T>, E>(
+    queued: Receiver<B>,
+    emptied: Sender<B>,
+    mut work: impl FnMut(&mut B) -> Result<(), E>,
 ) -> Result<(), E> {
     for mut buf in queued {
-        work(&buf)?;
-        buf.clear();
+        work(&mut buf)?;
+        buf.empty();
         // The producer may be gone already (its last buffer): this one is then just freed.
         let _ = emptied.send(buf);
     }
@@ -48,7 +64,7 @@ mod tests {
         full.send(first).unwrap();
         drop(full);
         let mut seen = Vec::new();
-        serve(queued, emptied, |b: &[i32]| {
+        serve(queued, emptied, |b: &mut Vec<i32>| {
             seen.extend_from_slice(b);
             Ok::<(), ()>(())
         })
@@ -69,7 +85,7 @@ mod tests {
         full.send(vec![2]).unwrap();
         drop(full);
         let mut calls = 0;
-        let r = serve(queued, emptied, |_: &[i32]| {
+        let r = serve(queued, emptied, |_: &mut Vec<i32>| {
             calls += 1;
             Err("disk full")
         });

@@ -8,7 +8,9 @@
 //! system allows, which spares the kernel's copy of every byte into fresh pages — until the
 //! analysis has waited [`MAX_WAIT_DIRECT`] in all for the writer: a device slower than the
 //! analysis would then hold the run back, where the page cache takes the rows at once and
-//! writes them back later, so the rest goes through it.
+//! writes them back later, so the rest goes through it. Written directly, each buffer
+//! comes with room ahead of its bytes, so the writer writes it in place rather than copying
+//! it into its stage ([`DirectFile::write_in_place`]).
 //!
 //! Bounded: at most `IN_FLIGHT` (4) full buffers wait for the writer; a producer faster
 //! than the disk blocks on the next hand-over. Errors: the writer stops at its first failed
@@ -16,7 +18,7 @@
 //! over before it are on disk, as with a `BufWriter`. Dropping a sink without `finish` still
 //! writes everything handed over or buffered (errors then have no one to go to).
 
-use super::direct_file::DirectFile;
+use super::direct_file::{ALIGN, DirectFile, room_for};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -31,31 +33,61 @@ pub const CHUNK: usize = 1 << 20;
 /// Full buffers queued for the writer at most (so about `IN_FLIGHT + 3` chunks exist per sink).
 const IN_FLIGHT: usize = 4;
 
+/// Capacity of a buffer: a chunk, the room ahead of it ([`room_for`]) and a last row.
+const CAPACITY: usize = CHUNK + 4 * ALIGN;
+
+/// A buffer on its way to the file: its bytes are `mem[room..]`. The room ahead of them
+/// lets the writer write it in place, not copied ([`DirectFile::write_in_place`]).
+struct Chunk {
+    mem: Vec<u8>,
+    room: usize,
+}
+
+impl From<Chunk> for Vec<u8> {
+    fn from(chunk: Chunk) -> Vec<u8> {
+        chunk.mem
+    }
+}
+
+impl crate::recycle::Buffer<u8> for Chunk {
+    fn empty(&mut self) {
+        self.mem.clear();
+        self.room = 0;
+    }
+}
+
 /// Time the analysis may spend waiting for the writer, in all, before the file leaves
 /// direct I/O. This VM's disk takes the hour's 3.3 GB far faster than the analysis makes
 /// them (the analysis never waited there); a disk of ~100 MB/s would not.
 pub const MAX_WAIT_DIRECT: Duration = Duration::from_millis(500);
 
 pub struct FileSink {
-    /// Bytes written through [`Write`] and not handed over yet.
+    /// Bytes written through [`Write`] and not handed over yet, after `room`.
     buf: Vec<u8>,
+    room: usize,
+    /// File offset of the next byte handed over.
+    handed: u64,
+    /// Whether buffers get room to be written in place (the file is written directly).
+    in_place: bool,
     /// `None` once finished.
     writer: Option<Writer>,
     /// Emptied buffers back from the writer.
-    empty: Receiver<Vec<u8>>,
+    empty: Receiver<Chunk>,
     /// Waiting for the writer still allowed before it leaves direct I/O.
     wait_left: Duration,
     /// Set once `wait_left` ran out: the writer leaves direct I/O.
     slow: Arc<AtomicBool>,
-    /// Whether the file was still written directly when finished (`None` before).
-    direct_at_end: Option<bool>,
+    /// Whether the file was still written directly when finished, and the bytes written in
+    /// place (`None` before).
+    direct_at_end: Option<(bool, u64)>,
 }
 
 /// The writer thread and its queue of full buffers.
 struct Writer {
-    full: SyncSender<Vec<u8>>,
-    /// Returns whether the file was still written directly at the end.
-    thread: JoinHandle<io::Result<bool>>,
+    full: SyncSender<Chunk>,
+    /// Returns whether the file was still written directly at the end, and the bytes it
+    /// wrote in place.
+    thread: JoinHandle<io::Result<(bool, u64)>>,
 }
 
 impl FileSink {
@@ -67,6 +99,7 @@ impl FileSink {
     /// [`FileSink::create`], leaving direct I/O after `max_wait` of waiting for the writer.
     fn create_waiting(path: &Path, max_wait: Duration) -> io::Result<FileSink> {
         let mut file = DirectFile::create(path)?;
+        let in_place = file.is_direct();
         let (full, queued) = mpsc::sync_channel(IN_FLIGHT);
         let (emptied, empty) = mpsc::channel();
         let slow = Arc::new(AtomicBool::new(false));
@@ -75,17 +108,27 @@ impl FileSink {
         let thread = std::thread::Builder::new()
             .name(format!("write {name}"))
             .spawn(move || {
-                crate::recycle::serve(queued, emptied, |buf| {
+                let mut in_place = 0;
+                crate::recycle::serve(queued, emptied, |chunk: &mut Chunk| {
                     if file.is_direct() && told.load(Ordering::Relaxed) {
                         file.leave_direct()?;
                     }
-                    file.write_all(buf)
+                    let len = chunk.mem.len().saturating_sub(chunk.room);
+                    if file.write_in_place(&mut chunk.mem, chunk.room)? {
+                        in_place += len as u64;
+                    }
+                    Ok::<(), io::Error>(())
                 })?;
                 file.finish()?;
-                Ok(file.is_direct())
+                Ok((file.is_direct(), in_place))
             })?;
+        let mut buf = Vec::new();
+        let room = make_room(&mut buf, 0, in_place);
         Ok(FileSink {
-            buf: Vec::with_capacity(CHUNK),
+            buf,
+            room,
+            handed: 0,
+            in_place,
             writer: Some(Writer { full, thread }),
             empty,
             wait_left: max_wait,
@@ -97,32 +140,45 @@ impl FileSink {
     /// Whether the file was written past the page cache to the end (`None` until
     /// [`FileSink::finish`] succeeded).
     pub fn wrote_directly(&self) -> Option<bool> {
-        self.direct_at_end
+        self.direct_at_end.map(|(direct, _)| direct)
     }
 
-    /// Hands `buf`'s bytes to the writer, after anything written through [`Write`] before;
-    /// `buf` is left empty (a reused buffer when one has come back). Blocks while
+    /// Bytes the writer wrote straight from the buffers handed over, not copied (known once
+    /// [`FileSink::finish`] succeeded).
+    #[cfg(test)]
+    fn written_in_place(&self) -> Option<u64> {
+        self.direct_at_end.map(|(_, bytes)| bytes)
+    }
+
+    /// Hands the bytes of `buf` after its first `room` to the writer, after anything
+    /// written through [`Write`] before. `buf` is left holding a buffer to fill next: a
+    /// reused one when one has come back, holding only the room the returned count says —
+    /// bytes ahead of the next ones appended, never written, that let the writer write the
+    /// buffer in place. (Room 0 for a buffer of the caller's own.) Blocks while
     /// `IN_FLIGHT` buffers are queued.
-    pub fn hand_over(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub fn hand_over(&mut self, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
         self.flush()?;
-        self.send(buf)
+        self.send(buf, room)
     }
 
-    fn send(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let capacity = buf.capacity().max(CHUNK);
-        let filled = crate::recycle::take_refill(buf, &self.empty, capacity);
+    /// Hands `buf[room..]` over; returns the room of the buffer left in `buf`.
+    fn send(&mut self, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+        let Some(len) = buf.len().checked_sub(room).filter(|&len| len > 0) else {
+            return Ok(room);
+        };
+        let filled = crate::recycle::take_refill(buf, &self.empty, CAPACITY);
+        self.handed += len as u64;
+        let room_left = make_room(buf, self.handed, self.in_place);
         let Some(w) = &self.writer else {
             return Err(closed());
         };
-        let sent = match w.full.try_send(filled) {
+        let chunk = Chunk { mem: filled, room };
+        let sent = match w.full.try_send(chunk) {
             Ok(()) => true,
-            Err(TrySendError::Full(filled)) => {
+            Err(TrySendError::Full(chunk)) => {
                 // Only a full queue is timed: the clock is read on waits, not per chunk.
                 let start = Instant::now();
-                let sent = w.full.send(filled).is_ok();
+                let sent = w.full.send(chunk).is_ok();
                 self.wait_left = self.wait_left.saturating_sub(start.elapsed());
                 if self.wait_left.is_zero() {
                     self.slow.store(true, Ordering::Relaxed);
@@ -132,7 +188,7 @@ impl FileSink {
             Err(TrySendError::Disconnected(_)) => false,
         };
         if sent {
-            Ok(())
+            Ok(room_left)
         } else {
             // The writer stopped: its error says why.
             Err(self.finish().err().unwrap_or_else(closed))
@@ -144,18 +200,24 @@ impl FileSink {
     pub fn finish(&mut self) -> io::Result<()> {
         let buf = std::mem::take(&mut self.buf);
         let Some(Writer { full, thread }) = self.writer.take() else {
-            return if buf.is_empty() {
+            return if buf.len() <= self.room {
                 Ok(())
             } else {
                 Err(closed())
             };
         };
-        let handed = buf.is_empty() || full.send(buf).is_ok();
+        let handed = buf.len() <= self.room
+            || full
+                .send(Chunk {
+                    mem: buf,
+                    room: self.room,
+                })
+                .is_ok();
         drop(full);
         match thread.join() {
             Ok(Ok(_)) if !handed => Err(closed()),
-            Ok(Ok(direct)) => {
-                self.direct_at_end = Some(direct);
+            Ok(Ok(end)) => {
+                self.direct_at_end = Some(end);
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -164,11 +226,26 @@ impl FileSink {
     }
 }
 
+/// Empties `buf` (a buffer just refilled) and makes it room for bytes that go at file
+/// offset `pos`, if `in_place`; returns the room.
+fn make_room(buf: &mut Vec<u8>, pos: u64, in_place: bool) -> usize {
+    buf.clear();
+    buf.reserve(CAPACITY);
+    let room = if in_place {
+        room_for(buf.as_ptr(), pos)
+    } else {
+        0
+    };
+    buf.resize(room, 0);
+    room
+}
+
 /// Its state, not its bytes (a buffer holds up to a MiB).
 impl std::fmt::Debug for FileSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileSink")
-            .field("buffered", &self.buf.len())
+            .field("buffered", &self.buf.len().saturating_sub(self.room))
+            .field("handed", &self.handed)
             .field("open", &self.writer.is_some())
             .field("wait_left", &self.wait_left)
             .field("direct_at_end", &self.direct_at_end)
@@ -182,13 +259,13 @@ fn closed() -> io::Error {
 
 impl Write for FileSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        // Handed over before it would grow: buffers stay `CHUNK` long, and none is copied
-        // into a larger one.
-        if self.buf.len() + data.len() > self.buf.capacity().max(CHUNK) {
+        // Handed over before it would grow: buffers keep their capacity (and their room its
+        // alignment), and none is copied into a larger one.
+        if self.buf.len() + data.len() > self.buf.capacity().max(CAPACITY) {
             self.flush()?;
         }
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() - self.room >= CHUNK {
             self.flush()?;
         }
         Ok(data.len())
@@ -198,9 +275,11 @@ impl Write for FileSink {
     /// reach the file.
     fn flush(&mut self) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
-        let sent = self.send(&mut buf);
+        let sent = self.send(&mut buf, self.room);
+        // A failed hand-over still left a buffer holding only its room.
+        self.room = *sent.as_ref().unwrap_or(&buf.len());
         self.buf = buf;
-        sent
+        sent.map(drop)
     }
 }
 
@@ -219,24 +298,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let mut sink = FileSink::create(&path).unwrap();
+        let (want, _) = rows_and_lines(&mut sink, 1000, 600);
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    /// Writes 300,000 rows to `sink`: in runs of `run` rows, the first `gathered` of each
+    /// gathered by the caller and handed over a chunk at a time, the others written one by
+    /// one through `Write`. Finishes it; returns the bytes written and the bytes written in place.
+    fn rows_and_lines(sink: &mut FileSink, run: u32, gathered: u32) -> (Vec<u8>, u64) {
         let mut want = Vec::new();
-        let mut rows = Vec::new();
+        let (mut rows, mut room) = (Vec::new(), 0);
         for i in 0..300_000u32 {
             let line = format!("{i},{}\n", "r".repeat(i as usize % 50));
-            // Runs of rows gathered by the caller and handed over whole, between single
-            // writes through `Write`: the file keeps the order of both.
-            if i % 1000 < 600 {
+            // The file keeps the order of both ways.
+            if i % run < gathered {
                 rows.extend_from_slice(line.as_bytes());
+                if rows.len() >= CHUNK {
+                    room = sink.hand_over(&mut rows, room).unwrap();
+                }
             } else {
-                sink.hand_over(&mut rows).unwrap();
-                assert!(rows.is_empty());
+                room = sink.hand_over(&mut rows, room).unwrap();
+                assert_eq!(rows.len(), room, "only the room is left");
                 sink.write_all(line.as_bytes()).unwrap();
             }
             want.extend_from_slice(line.as_bytes());
         }
-        sink.hand_over(&mut rows).unwrap();
+        sink.hand_over(&mut rows, room).unwrap();
         sink.finish().unwrap();
+        (want, sink.written_in_place().unwrap())
+    }
+
+    #[test]
+    fn rows_handed_over_are_written_in_place_where_the_file_is_direct() {
+        let (dir, direct) = crate::report::direct_file::disk_dir();
+        let path = dir.path().join("out.csv");
+        let mut sink = FileSink::create(&path).unwrap();
+        // Gathered rows, and a few single lines at the end.
+        let (want, in_place) = rows_and_lines(&mut sink, 300_000, 299_990);
         assert_eq!(std::fs::read(&path).unwrap(), want);
+        if direct {
+            // All but the first buffer, the caller's own, which has no room.
+            let share = in_place as f64 / want.len() as f64;
+            assert!(share > 0.7, "{in_place} of {} bytes in place", want.len());
+        } else {
+            assert_eq!(in_place, 0);
+        }
     }
 
     #[test]
@@ -293,10 +399,10 @@ mod tests {
         let path = dir.path().join("out.csv");
         let mut sink = FileSink::create_waiting(&path, max_wait).unwrap();
         let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
-        let mut buf = Vec::new();
+        let (mut buf, mut room) = (Vec::new(), 0);
         for _ in 0..64 {
             buf.extend_from_slice(&chunk);
-            sink.hand_over(&mut buf).unwrap();
+            room = sink.hand_over(&mut buf, room).unwrap();
         }
         sink.finish().unwrap();
         let written = std::fs::read(&path).unwrap();

@@ -101,8 +101,10 @@ pub struct MessagesCsv {
     out: FileSink,
     /// The messages listed.
     selection: MessageSelection,
-    /// Finished rows not written yet.
+    /// Finished rows not written yet, after `room` bytes that are not rows (the sink's:
+    /// [`FileSink::hand_over`]).
     row: CsvRow,
+    room: usize,
     rows: u64,
     /// `status,class,detail,home` of every row without a detail, by [`tail_index`]: most
     /// rows (keepalives, media) have none, and these four columns then take 36 values.
@@ -137,6 +139,7 @@ impl MessagesCsv {
             out,
             selection: MessageSelection::ALL,
             row: CsvRow::default(),
+            room: 0,
             rows: 0,
             tails: tails(),
         })
@@ -158,7 +161,8 @@ impl MessagesCsv {
     }
 
     fn write_rows(&mut self) -> io::Result<()> {
-        self.out.hand_over(self.row.rows_buf())
+        self.room = self.out.hand_over(self.row.rows_buf(), self.room)?;
+        Ok(())
     }
 
     /// Writes one row, whether or not [`Self::lists`] it; `c` is the classifier's verdict
