@@ -36,8 +36,11 @@ pub struct Analysis {
     kinds: EvidenceKinds,
 }
 
-/// What [`Analysis`] keeps for each live flow.
+/// What [`Analysis`] keeps for each live flow. Aligned to a cache line: unaligned, its
+/// 184 bytes spanned four lines for three flows in four, not three, and each message
+/// loads them all.
 #[derive(Default)]
+#[repr(align(64))]
 struct PerFlow {
     counts: ClassCounts,
     uid: UidCache,
@@ -46,7 +49,7 @@ struct PerFlow {
 }
 
 // One per live flow (637 k at the `large` capture's peak): growing it costs every flow.
-const _: () = assert!(size_of::<PerFlow>() <= 184, "PerFlow grew");
+const _: () = assert!(size_of::<PerFlow>() <= 192, "PerFlow grew");
 
 /// What [`Analysis::finish`] produced.
 pub struct Finished {

@@ -9,52 +9,85 @@
 use super::Dir;
 use crate::decode::tcp_flags::{ACK, FIN, RST, SYN};
 
-/// Per-direction TCP facts that determine the connection state.
+/// Per-direction TCP facts that determine the connection state: 8 bytes (it is in every
+/// live flow's slot, which fits four cache lines).
 #[derive(Clone, Copy, Debug, Default)]
 struct TcpEnd {
-    syn: bool,
-    syn_ack: bool,
-    fin: bool,
-    rst: bool,
-    /// Highest sequence number + length seen (for retransmission detection).
-    next_seq: Option<u32>,
+    /// [`SYN_SEEN`], [`SYN_ACK_SEEN`], [`FIN_SEEN`], [`RST_SEEN`], [`SEQ_SEEN`].
+    seen: u8,
+    /// Highest sequence number + length seen (for retransmission detection), once
+    /// [`SEQ_SEEN`].
+    next_seq: u32,
 }
 
+const SYN_SEEN: u8 = 1;
+const SYN_ACK_SEEN: u8 = 2;
+const FIN_SEEN: u8 = 4;
+const RST_SEEN: u8 = 8;
+const SEQ_SEEN: u8 = 16;
+
 impl TcpEnd {
+    fn syn(self) -> bool {
+        self.seen & SYN_SEEN != 0
+    }
+    fn syn_ack(self) -> bool {
+        self.seen & SYN_ACK_SEEN != 0
+    }
+    fn fin(self) -> bool {
+        self.seen & FIN_SEEN != 0
+    }
+    fn rst(self) -> bool {
+        self.seen & RST_SEEN != 0
+    }
+
+    fn next_seq(self) -> Option<u32> {
+        (self.seen & SEQ_SEEN != 0).then_some(self.next_seq)
+    }
+
+    fn set_next_seq(&mut self, next: u32) {
+        self.seen |= SEQ_SEEN;
+        self.next_seq = next;
+    }
+
     /// Advances the highest sequence seen; true when the payload lies entirely at or below
     /// it (a retransmission). Comparisons wrap like TCP's sequence space.
     fn track_seq(&mut self, syn: bool, seq: u32, payload_len: u32) -> bool {
         if payload_len == 0 {
-            if syn && self.next_seq.is_none() {
-                self.next_seq = Some(seq.wrapping_add(1));
+            if syn && self.next_seq().is_none() {
+                self.set_next_seq(seq.wrapping_add(1));
             }
             return false;
         }
         let seg_end = seq.wrapping_add(payload_len);
-        match self.next_seq {
+        match self.next_seq() {
             Some(next) if (seg_end.wrapping_sub(next) as i32) <= 0 => true,
             _ => {
-                self.next_seq = Some(seg_end);
+                self.set_next_seq(seg_end);
                 false
             }
         }
     }
 }
 
-/// History and TCP state of one flow. 24 bytes; updated per packet without allocation.
+/// History and TCP state of one flow. 40 bytes; updated per packet without allocation.
 #[derive(Clone, Debug, Default)]
 pub struct ConnState {
     /// Bit set of history letters already recorded, per direction.
     seen: [u16; 2],
-    /// History letters in order of first appearance (at most 2 × 9 + 1 letters).
+    /// History letters in order of first appearance.
     history: HistoryBuf,
     ends: [TcpEnd; 2],
 }
 
+const _: () = assert!(size_of::<ConnState>() <= 40, "ConnState grew");
+
+/// Room for every letter: each of [`LETTERS`] once per direction, and `^`.
+const MAX_HISTORY: usize = 2 * LETTERS.len() + 1;
+
 #[derive(Clone, Debug, Default)]
 struct HistoryBuf {
     len: u8,
-    bytes: [u8; 24],
+    bytes: [u8; MAX_HISTORY],
 }
 
 impl HistoryBuf {
@@ -114,12 +147,16 @@ impl ConnState {
         }
         let end = &mut self.ends[dir.index()];
         if syn && ack {
-            end.syn_ack = true;
+            end.seen |= SYN_ACK_SEEN;
         } else if syn {
-            end.syn = true;
+            end.seen |= SYN_SEEN;
         }
-        end.fin |= fin;
-        end.rst |= rst;
+        if fin {
+            end.seen |= FIN_SEEN;
+        }
+        if rst {
+            end.seen |= RST_SEEN;
+        }
         let retransmit = end.track_seq(syn, seq, payload_len);
         if syn && ack {
             self.note(dir, b'H');
@@ -148,44 +185,44 @@ impl ConnState {
     /// True once both directions ended the connection (FINs from both, or any RST): a new
     /// SYN on the same key then starts a new flow.
     pub fn tcp_closed(&self) -> bool {
-        let [o, r] = &self.ends;
-        (o.fin && r.fin) || o.rst || r.rst
+        let [o, r] = self.ends;
+        (o.fin() && r.fin()) || o.rst() || r.rst()
     }
 
     /// Zeek's `conn_state` for a TCP flow.
     pub fn tcp_state(&self) -> &'static str {
-        let [o, r] = &self.ends;
-        let established = o.syn && r.syn_ack;
+        let [o, r] = self.ends;
+        let established = o.syn() && r.syn_ack();
         if established {
-            return if o.rst {
+            return if o.rst() {
                 "RSTO"
-            } else if r.rst {
+            } else if r.rst() {
                 "RSTR"
-            } else if o.fin && r.fin {
+            } else if o.fin() && r.fin() {
                 "SF"
-            } else if o.fin {
+            } else if o.fin() {
                 "S2"
-            } else if r.fin {
+            } else if r.fin() {
                 "S3"
             } else {
                 "S1"
             };
         }
-        if o.syn {
-            return if o.rst {
+        if o.syn() {
+            return if o.rst() {
                 "RSTOS0"
-            } else if r.rst {
+            } else if r.rst() {
                 "REJ"
-            } else if o.fin {
+            } else if o.fin() {
                 "SH"
             } else {
                 "S0"
             };
         }
-        if r.syn_ack {
-            return if r.rst {
+        if r.syn_ack() {
+            return if r.rst() {
                 "RSTRH"
-            } else if r.fin {
+            } else if r.fin() {
                 "SHR"
             } else {
                 "OTH"
@@ -273,6 +310,17 @@ mod tests {
             (O, ACK | PSH, 5, 10),
         ]);
         assert_eq!(c.history(), "DT");
+    }
+
+    #[test]
+    fn every_letter_of_both_directions_fits_after_the_flip() {
+        let mut c = ConnState::default();
+        c.note_flipped();
+        for &letter in LETTERS {
+            c.note(O, letter);
+            c.note(R, letter);
+        }
+        assert_eq!(c.history(), "^SsHhAaDdFfRrTtWwQq");
     }
 
     #[test]
