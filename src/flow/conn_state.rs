@@ -14,7 +14,7 @@ use crate::decode::tcp_flags::{ACK, FIN, RST, SYN};
 #[derive(Clone, Copy, Debug, Default)]
 struct TcpEnd {
     /// [`SYN_SEEN`], [`SYN_ACK_SEEN`], [`FIN_SEEN`], [`RST_SEEN`], [`SEQ_SEEN`].
-    seen: u8,
+    flags: u8,
     /// Highest sequence number + length seen (for retransmission detection), once
     /// [`SEQ_SEEN`].
     next_seq: u32,
@@ -28,24 +28,24 @@ const SEQ_SEEN: u8 = 16;
 
 impl TcpEnd {
     fn syn(self) -> bool {
-        self.seen & SYN_SEEN != 0
+        self.flags & SYN_SEEN != 0
     }
     fn syn_ack(self) -> bool {
-        self.seen & SYN_ACK_SEEN != 0
+        self.flags & SYN_ACK_SEEN != 0
     }
     fn fin(self) -> bool {
-        self.seen & FIN_SEEN != 0
+        self.flags & FIN_SEEN != 0
     }
     fn rst(self) -> bool {
-        self.seen & RST_SEEN != 0
+        self.flags & RST_SEEN != 0
     }
 
     fn next_seq(self) -> Option<u32> {
-        (self.seen & SEQ_SEEN != 0).then_some(self.next_seq)
+        (self.flags & SEQ_SEEN != 0).then_some(self.next_seq)
     }
 
     fn set_next_seq(&mut self, next: u32) {
-        self.seen |= SEQ_SEEN;
+        self.flags |= SEQ_SEEN;
         self.next_seq = next;
     }
 
@@ -147,15 +147,15 @@ impl ConnState {
         }
         let end = &mut self.ends[dir.index()];
         if syn && ack {
-            end.seen |= SYN_ACK_SEEN;
+            end.flags |= SYN_ACK_SEEN;
         } else if syn {
-            end.seen |= SYN_SEEN;
+            end.flags |= SYN_SEEN;
         }
         if fin {
-            end.seen |= FIN_SEEN;
+            end.flags |= FIN_SEEN;
         }
         if rst {
-            end.seen |= RST_SEEN;
+            end.flags |= RST_SEEN;
         }
         let retransmit = end.track_seq(syn, seq, payload_len);
         if syn && ack {

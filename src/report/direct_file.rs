@@ -445,6 +445,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_direct_write_of_staged_blocks_before_writing_in_place_keeps_the_bytes() {
+        let Some((_dir, path)) = direct_path("refused-in-place.csv") else {
+            return;
+        };
+        // A stage one byte off its alignment: writing its whole blocks is refused.
+        let mut stage = Stage::new().unwrap();
+        stage.start += 1;
+        let mut f = DirectFile {
+            file: open_direct(&path).unwrap(),
+            stage: Some(stage),
+        };
+        let want = bytes(5 * ALIGN + 77);
+        let (staged, rest) = want.split_at(3 * ALIGN + 5);
+        f.write_all(staged).unwrap();
+        let mut mem = Vec::with_capacity(rest.len() + 2 * ALIGN);
+        let room = room_for(mem.as_ptr(), staged.len() as u64);
+        mem.resize(room, 0);
+        mem.extend_from_slice(rest);
+        assert!(
+            !f.write_in_place(&mut mem, room).unwrap(),
+            "copied, not in place"
+        );
+        assert!(!f.is_direct(), "fell back after the refusal");
+        f.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[test]
     fn leaving_direct_io_midway_keeps_the_bytes() {
         let Some((_dir, path)) = direct_path("left.csv") else {
             return;
