@@ -77,17 +77,23 @@ pub struct FileSink {
     wait_left: Duration,
     /// Set once `wait_left` ran out: the writer leaves direct I/O.
     slow: Arc<AtomicBool>,
-    /// Whether the file was still written directly when finished, and the bytes written in
-    /// place (`None` before).
-    direct_at_end: Option<(bool, u64)>,
+    /// How the writer ended (`None` before).
+    ended: Option<Ended>,
 }
 
 /// The writer thread and its queue of full buffers.
 struct Writer {
     full: SyncSender<Chunk>,
-    /// Returns whether the file was still written directly at the end, and the bytes it
-    /// wrote in place.
-    thread: JoinHandle<io::Result<(bool, u64)>>,
+    thread: JoinHandle<io::Result<Ended>>,
+}
+
+/// What the writer thread says when it has written everything.
+#[derive(Clone, Copy, Debug)]
+struct Ended {
+    /// The file was still written directly at the end.
+    direct: bool,
+    /// Bytes written straight from the buffers handed over, not copied.
+    in_place: u64,
 }
 
 impl FileSink {
@@ -120,7 +126,10 @@ impl FileSink {
                     Ok::<(), io::Error>(())
                 })?;
                 file.finish()?;
-                Ok((file.is_direct(), in_place))
+                Ok(Ended {
+                    direct: file.is_direct(),
+                    in_place,
+                })
             })?;
         let mut buf = Vec::new();
         let room = make_room(&mut buf, 0, in_place);
@@ -133,21 +142,20 @@ impl FileSink {
             empty,
             wait_left: max_wait,
             slow,
-            direct_at_end: None,
+            ended: None,
         })
     }
 
     /// Whether the file was written past the page cache to the end (`None` until
     /// [`FileSink::finish`] succeeded).
     pub fn wrote_directly(&self) -> Option<bool> {
-        self.direct_at_end.map(|(direct, _)| direct)
+        self.ended.map(|e| e.direct)
     }
 
     /// Bytes the writer wrote straight from the buffers handed over, not copied (known once
     /// [`FileSink::finish`] succeeded).
-    #[cfg(test)]
-    fn written_in_place(&self) -> Option<u64> {
-        self.direct_at_end.map(|(_, bytes)| bytes)
+    pub fn written_in_place(&self) -> Option<u64> {
+        self.ended.map(|e| e.in_place)
     }
 
     /// Hands the bytes of `buf` after its first `room` to the writer, after anything
@@ -217,7 +225,7 @@ impl FileSink {
         match thread.join() {
             Ok(Ok(_)) if !handed => Err(closed()),
             Ok(Ok(end)) => {
-                self.direct_at_end = Some(end);
+                self.ended = Some(end);
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -226,10 +234,10 @@ impl FileSink {
     }
 }
 
-/// Empties `buf` (a buffer just refilled) and makes it room for bytes that go at file
-/// offset `pos`, if `in_place`; returns the room.
+/// Makes `buf`, an empty buffer, room for bytes that go at file offset `pos`, if
+/// `in_place`; returns the room.
 fn make_room(buf: &mut Vec<u8>, pos: u64, in_place: bool) -> usize {
-    buf.clear();
+    debug_assert!(buf.is_empty());
     buf.reserve(CAPACITY);
     let room = if in_place {
         room_for(buf.as_ptr(), pos)
@@ -248,7 +256,7 @@ impl std::fmt::Debug for FileSink {
             .field("handed", &self.handed)
             .field("open", &self.writer.is_some())
             .field("wait_left", &self.wait_left)
-            .field("direct_at_end", &self.direct_at_end)
+            .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
 }
