@@ -38,14 +38,15 @@ pub struct Analysis {
 
 /// What [`Analysis`] keeps for each live flow. Aligned to a cache line: unaligned, its
 /// 184 bytes spanned four lines for three flows in four, not three, and each message
-/// loads them all.
+/// loads them all. In declared order, so that `hosts`, which the hand-off reads ahead of
+/// the others ([`FlowConsumer::prefetch_referenced`]), is in the first line prefetched.
 #[derive(Default)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct PerFlow {
-    counts: ClassCounts,
-    uid: UidCache,
     hosts: FlowHosts,
     homes: FlowHomes,
+    uid: UidCache,
+    counts: ClassCounts,
 }
 
 // One per live flow (637 k at the `large` capture's peak): growing it costs every flow.
@@ -235,6 +236,12 @@ impl FlowConsumer for Analysis {
 
     fn prefetch(&self, live_index: u32) {
         crate::prefetch::prefetch(&self.per_flow, live_index as usize);
+    }
+
+    fn prefetch_referenced(&self, live_index: u32) {
+        if let Some(f) = self.per_flow.get(live_index as usize) {
+            self.measure.hosts.prefetch(&f.hosts);
+        }
     }
 
     fn live_capacity(&mut self, max_live: usize) {

@@ -128,6 +128,13 @@ fn deliver_all<C: FlowConsumer + ?Sized>(batch: &[Event], to: &mut C) {
         if let Some(ahead) = batch.get(i + PREFETCH_AHEAD).and_then(Event::live_index) {
             to.prefetch(ahead);
         }
+        // Half as far ahead, the state prefetched then has arrived and can be followed.
+        if let Some(ahead) = batch
+            .get(i + PREFETCH_AHEAD / 2)
+            .and_then(Event::live_index)
+        {
+            to.prefetch_referenced(ahead);
+        }
         event.deliver(to);
     }
 }
@@ -380,6 +387,49 @@ mod tests {
         want.packet(&ctx(2), 20);
         want.packet(&ctx(3), 20);
         assert_eq!(got.0, want.0);
+    }
+
+    /// Each call, as `(what, live index)`, in order.
+    #[derive(Default)]
+    struct Prefetches(std::cell::RefCell<Vec<(&'static str, u32)>>);
+
+    impl FlowConsumer for Prefetches {
+        fn flow(&mut self, _record: &FlowRecord, _digits: u8) {}
+        fn message(&mut self, ctx: &MsgCtx, _msg: &Message) {
+            self.0.get_mut().push(("message", ctx.live_index));
+        }
+        fn prefetch(&self, live_index: u32) {
+            self.0.borrow_mut().push(("prefetch", live_index));
+        }
+        fn prefetch_referenced(&self, live_index: u32) {
+            self.0.borrow_mut().push(("referenced", live_index));
+        }
+    }
+
+    #[test]
+    fn a_flows_state_is_loaded_ahead_of_its_event_and_then_what_it_refers_to() {
+        let events = 20;
+        let batch: Vec<Event> = (0..events)
+            .map(|i| {
+                let ctx = MsgCtx {
+                    live_index: 100 + i,
+                    ..ctx(1)
+                };
+                Event::Message(ctx, message(), None)
+            })
+            .collect();
+        let mut got = Prefetches::default();
+        deliver_all(&batch, &mut got);
+        let calls = got.0.into_inner();
+        let at = |what: &str, live: u32| calls.iter().position(|&c| c == (what, live));
+        for live in 100..100 + events {
+            let delivered = at("message", live).expect("delivered");
+            // The first events come before their state could be asked for.
+            if live >= 100 + PREFETCH_AHEAD as u32 {
+                let (p, r) = (at("prefetch", live), at("referenced", live));
+                assert!(p < r && r < Some(delivered), "{live}: {calls:?}");
+            }
+        }
     }
 
     /// Blocks at its first call until `go` says so.

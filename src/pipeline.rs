@@ -59,6 +59,10 @@ pub trait FlowConsumer {
     /// dissected: a consumer keeping per-flow state by that index may start loading it
     /// (see [`crate::prefetch`]).
     fn prefetch(&self, _live_index: u32) {}
+    /// What [`Self::prefetch`] started loading for `live_index` has likely arrived: a
+    /// consumer whose per-flow state refers to more state (a host's row) may start loading
+    /// that.
+    fn prefetch_referenced(&self, _live_index: u32) {}
     /// Called once before any flow: live indexes (see [`MsgCtx::live_index`]) will stay
     /// below `max_live`, the flow table's cap.
     fn live_capacity(&mut self, _max_live: usize) {}
@@ -532,6 +536,10 @@ impl FlowConsumer for Tee<'_> {
     fn prefetch(&self, live_index: u32) {
         self.0.prefetch(live_index);
         self.1.prefetch(live_index);
+    }
+    fn prefetch_referenced(&self, live_index: u32) {
+        self.0.prefetch_referenced(live_index);
+        self.1.prefetch_referenced(live_index);
     }
     fn live_capacity(&mut self, max_live: usize) {
         self.0.live_capacity(max_live);

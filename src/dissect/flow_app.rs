@@ -84,11 +84,15 @@ impl FlowApp {
         }
     }
 
-    /// Starts loading the claiming dissector's state, the one part of an active flow kept
-    /// behind a pointer that every packet reads (see [`crate::prefetch`]).
+    /// Starts loading what an active flow keeps behind pointers and every packet reads (see
+    /// [`crate::prefetch`]): the claiming dissector's state and a TCP flow's reassembler.
     pub fn prefetch(&self) {
-        if let FlowApp::Active(Active { claim: Some(c), .. }) = self {
+        let FlowApp::Active(a) = self else { return };
+        if let Some(c) = &a.claim {
             crate::prefetch::prefetch_ptr(std::ptr::from_ref(&*c.parser).cast::<u8>());
+        }
+        if let Some(r) = &a.reassembler {
+            crate::prefetch::prefetch(std::slice::from_ref(&**r), 0);
         }
     }
 

@@ -603,9 +603,9 @@ fn key_of(pkt: &Packet<'_>) -> (FlowKey, bool) {
 /// What a packet's flow key is made of: protocol, and sender and receiver (address, port;
 /// port 0 for a transport without ports).
 #[inline]
-fn parts_of(pkt: &Packet<'_>) -> (u8, (IpAddr, u16), (IpAddr, u16)) {
+fn parts_of<'p>(pkt: &'p Packet<'_>) -> (u8, (&'p IpAddr, u16), (&'p IpAddr, u16)) {
     let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-    (pkt.ip_proto, (pkt.src, sport), (pkt.dst, dport))
+    (pkt.ip_proto, (&pkt.src, sport), (&pkt.dst, dport))
 }
 
 /// splitmix64 over the key, start time and creation order: a stable uid (no dependence on
@@ -619,7 +619,7 @@ fn uid_hash(key: &FlowKey, start: Ts, seq: u64) -> u64 {
     }
     let mut h = mix(u64::from(key.proto) ^ (start.0 as u64));
     for ep in [key.lo, key.hi] {
-        let bytes = super::key::number(ep.addr.to_ip());
+        let bytes = super::key::number(&ep.addr.to_ip());
         h = mix(h ^ (bytes as u64));
         h = mix(h ^ ((bytes >> 64) as u64));
         h = mix(h ^ u64::from(ep.port));

@@ -259,6 +259,9 @@ impl FlowConsumer for Counting<'_> {
     fn prefetch(&self, live_index: u32) {
         self.inner.prefetch(live_index);
     }
+    fn prefetch_referenced(&self, live_index: u32) {
+        self.inner.prefetch_referenced(live_index);
+    }
     fn live_capacity(&mut self, max_live: usize) {
         self.inner.live_capacity(max_live);
     }

@@ -173,6 +173,16 @@ impl Hosts {
     /// The host in `slot`, looking it up (and adding it while there is room) on first use.
     // Inlined: two per packet, and after a flow's first packet the slot is resolved.
     #[inline]
+    /// Starts loading the rows of a flow's two hosts, once looked up (see
+    /// [`crate::prefetch`]): with a row per packet, and far more flows than the cache holds
+    /// between two packets of one host, the row is otherwise a miss a packet.
+    pub fn prefetch(&self, flow: &FlowHosts) {
+        for slot in flow.slots {
+            // UNRESOLVED - 1 and ABSENT - 1 are past any table MAX_HOSTS allows.
+            crate::prefetch::prefetch(&self.hosts, slot.wrapping_sub(1) as usize);
+        }
+    }
+
     fn host(&mut self, a: IpAddr, slot: &mut u32) -> Option<&mut Host> {
         if *slot == UNRESOLVED {
             *slot = self.resolve(a);
@@ -515,6 +525,19 @@ mod tests {
         host_mut(&mut h, &a).sets.peers.in_table.clear();
         h.packet(&packet(a, b, Dir::Orig, 1), &mut flow);
         assert_eq!(host(&h, &a).sets.peers.len(), 0);
+    }
+
+    #[test]
+    fn a_flows_hosts_can_be_prefetched_in_any_state() {
+        let mut h = Hosts::default();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flow = FlowHosts::default();
+        h.prefetch(&flow);
+        h.packet(&packet(a, b, Dir::Orig, 10), &mut flow);
+        assert!(flow.slots.iter().all(|&s| s != UNRESOLVED && s != ABSENT));
+        h.prefetch(&flow);
+        flow.slots = [ABSENT, u32::MAX - 1];
+        h.prefetch(&flow);
     }
 
     #[test]
