@@ -21,6 +21,7 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod decode;
+pub mod direct_io;
 pub mod dissect;
 pub mod flow;
 pub mod handoff;

@@ -7,6 +7,7 @@
 
 mod error;
 mod pcapng;
+mod read_ahead;
 mod reader;
 mod source;
 #[cfg(test)]

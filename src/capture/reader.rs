@@ -28,6 +28,8 @@ use std::sync::atomic::AtomicU64;
 pub const MAX_CAPLEN: u32 = 256 * 1024;
 /// Largest pcap record or pcapng block accepted at all; bounds the stream buffer.
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+/// Files this large or larger are read past the page cache, in chunks read ahead.
+const MIN_READ_AHEAD: u64 = 64 << 20;
 /// Most interfaces one pcapng section may describe (an IDB is ≥ 20 bytes, so without a cap
 /// a hostile file could make the interface table as large as the file).
 pub const MAX_INTERFACES: usize = 65_536;
@@ -129,8 +131,23 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens a capture file; `-` reads stdin.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
+        Self::open_reading_ahead(path, MIN_READ_AHEAD, super::read_ahead::CHUNK)
+    }
+
+    /// Whether the rest of the file is read in chunks read ahead.
+    #[cfg(test)]
+    pub(super) fn reads_ahead(&self) -> bool {
+        self.src.reads_ahead()
+    }
+
+    /// [`Self::open`], a file of `min_len` bytes or more read ahead `chunk` bytes at a time.
+    pub(super) fn open_reading_ahead(
+        path: &Path,
+        min_len: u64,
+        chunk: usize,
+    ) -> Result<CaptureReader, CaptureError> {
         if path.as_os_str() == "-" {
-            return Self::from_stream(path.to_path_buf(), Box::new(io::stdin()), None);
+            return Self::from_stream(path.to_path_buf(), Box::new(io::stdin()), None, None);
         }
         let open_err = |source| CaptureError::Open {
             path: path.to_path_buf(),
@@ -146,7 +163,7 @@ impl CaptureReader {
         }
         if !meta.is_file() {
             // A FIFO or device (`<(tcpdump -w -)`, /dev/stdin): no size known.
-            return Self::from_stream(path.to_path_buf(), Box::new(file), None);
+            return Self::from_stream(path.to_path_buf(), Box::new(file), None, None);
         }
         let len = meta.len();
         if len == 0 {
@@ -154,19 +171,30 @@ impl CaptureReader {
                 path: path.to_path_buf(),
             });
         }
-        Self::from_stream(path.to_path_buf(), Box::new(file), Some(len))
+        // A second descriptor for reading the rest past the page cache, once the start has
+        // shown the file is not compressed; for large files only (a small one is read in a
+        // few calls and may well be in the cache).
+        let direct = (len >= min_len && crate::direct_io::wanted())
+            .then(|| crate::direct_io::open(std::fs::OpenOptions::new().read(true), path))
+            .flatten()
+            .map(|file| (file, chunk));
+        Self::from_stream(path.to_path_buf(), Box::new(file), Some(len), direct)
     }
 
     /// Reads a capture from any stream (stdin, a socket, a test buffer); `name` appears in
     /// errors. gzip is detected and decompressed.
     pub fn from_read(name: &str, r: Box<dyn Read + Send>) -> Result<CaptureReader, CaptureError> {
-        Self::from_stream(PathBuf::from(name), r, None)
+        Self::from_stream(PathBuf::from(name), r, None, None)
     }
 
+    /// A capture read from `r`, or after its first bytes from `direct` (the same file opened
+    /// with `O_DIRECT`, and a chunk size) in chunks read ahead (see `read_ahead`) unless it
+    /// is compressed.
     fn from_stream(
         path: PathBuf,
         r: Box<dyn Read + Send>,
         total_len: Option<u64>,
+        direct: Option<(File, usize)>,
     ) -> Result<CaptureReader, CaptureError> {
         let mut src = Source::stream(r, None);
         let got = src
@@ -185,6 +213,8 @@ impl CaptureReader {
             };
             let gz = flate2::read::MultiGzDecoder::new(raw);
             src = Source::stream(Box::new(gz), Some(count));
+        } else if let Some((file, chunk)) = direct {
+            src.read_ahead(file, chunk);
         }
         let mut reader = Self::new(path, src, is_gzip, total_len);
         reader.detect()?;

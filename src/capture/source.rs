@@ -1,11 +1,14 @@
 //! Where capture bytes come from: any `Read` (a file, stdin, a pipe, a gzip decoder) pulled
-//! through one reused buffer.
+//! through one reused buffer, or a large file's chunks read ahead past the page cache
+//! (`super::read_ahead`), each chunk in turn the buffer.
 //!
 //! Guarantees: the parser sees one contiguous window `bytes()[pos..end]`; `fill(n)` makes at
 //! least `n` bytes available or reports end of input; the buffer grows only to the largest
 //! `n` ever asked for (the caller bounds `n` by `MAX_BLOCK_LEN`), so memory is bounded
-//! whatever the input. Must not: interpret the bytes, or allocate on the per-frame path (only
-//! when a record is larger than any before).
+//! whatever the input (read ahead: a few chunks, and a buffer of `n` plus a chunk for a
+//! record crossing chunks that is longer than a chunk's room for it). Must not: interpret
+//! the bytes, or allocate on the per-frame path (only when a record is larger than any
+//! before, or read ahead crosses chunks longer than that room).
 //!
 //! Files are read, not memory-mapped. With the analysis on two threads, the page-table work
 //! of a large mapping (pages mapped ahead of the reader, dropped behind it) competes with
@@ -16,6 +19,8 @@
 //! truncated while it is read is an early end, not a SIGBUS.
 
 use std::io::{self, Read};
+
+use super::read_ahead::{Chunk, ReadAhead};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +41,9 @@ pub(crate) struct Source {
     base: u64,
     /// Raw (compressed) bytes pulled from the underlying file, when it is decompressed.
     raw_count: Option<Arc<AtomicU64>>,
+    /// Chunks read ahead past the page cache, once [`Source::read_ahead`] started them;
+    /// `reader` is then done with.
+    ahead: Option<ReadAhead>,
 }
 
 impl Source {
@@ -51,6 +59,20 @@ impl Source {
             end: 0,
             base: 0,
             raw_count,
+            ahead: None,
+        }
+    }
+
+    /// Reads the rest of the file from `file` (the same file, opened with `O_DIRECT`) in
+    /// chunks read ahead on a thread (see [`super::read_ahead`]), `chunk` bytes at a time.
+    /// Nothing changes (the stream is read as before) where the bytes read so far do not end
+    /// at an aligned offset or no thread starts.
+    pub(crate) fn read_ahead(&mut self, file: std::fs::File, chunk: usize) {
+        if self.ahead.is_none() && !self.eof {
+            self.ahead = ReadAhead::start(file, self.read_offset(), chunk);
+            if self.ahead.is_some() {
+                self.reader = Box::new(io::empty());
+            }
         }
     }
 
@@ -69,10 +91,12 @@ impl Source {
     /// Offset in the (decompressed) capture stream of the first unread byte.
     #[inline]
     pub(crate) fn offset(&self) -> u64 {
-        self.base.saturating_add(self.pos as u64)
+        self.base.wrapping_add(self.pos as u64)
     }
 
-    /// The bytes available so far (read or not) and the stream offset of the first.
+    /// The bytes available so far (read or not) and the stream offset of the first, which
+    /// wraps below zero when a chunk read ahead has room before its first byte: offsets
+    /// within are found by wrapping arithmetic.
     #[inline]
     pub(crate) fn buffered(&self) -> (u64, &[u8]) {
         let bytes = self.bytes();
@@ -81,7 +105,7 @@ impl Source {
 
     /// Offset in the capture stream up to which bytes were read (where a read error struck).
     pub(crate) fn read_offset(&self) -> u64 {
-        self.base.saturating_add(self.end as u64)
+        self.base.wrapping_add(self.end as u64)
     }
 
     /// Bytes of the underlying file or stream consumed so far, for a progress bar: the
@@ -109,11 +133,14 @@ impl Source {
         if self.eof {
             return Ok(false);
         }
+        if self.ahead.is_some() {
+            return self.refill_ahead(need);
+        }
         // Compact only when the record would not fit behind `pos`: one memmove per buffer,
         // not per record.
         if self.buf.len().saturating_sub(self.pos) < need {
             self.buf.copy_within(self.pos..self.end, 0);
-            self.base = self.base.saturating_add(self.pos as u64);
+            self.base = self.base.wrapping_add(self.pos as u64);
             self.end -= self.pos;
             self.pos = 0;
         }
@@ -156,9 +183,66 @@ impl Source {
         Ok(true)
     }
 
+    /// Whether the rest is read in chunks read ahead.
+    #[cfg(test)]
+    pub(crate) fn reads_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// [`Self::refill`] from chunks read ahead: the unread bytes are copied into the room
+    /// ahead of the next chunk's, which becomes the buffer, or, when they are more than that
+    /// room holds, they and the chunk are gathered into a buffer of their own.
+    fn refill_ahead(&mut self, need: usize) -> io::Result<bool> {
+        while self.avail() < need {
+            let Some(ahead) = &mut self.ahead else {
+                return Ok(false);
+            };
+            let chunk = match ahead.next() {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.eof = true;
+                    return Err(e);
+                }
+            };
+            let offset = self.base.wrapping_add(self.end as u64);
+            let unread = self.buf.get(self.pos..self.end).unwrap_or_default();
+            let rest = unread.len();
+            let Chunk {
+                mut mem,
+                start,
+                len,
+            } = chunk;
+            let old = if let Some(room) =
+                start.checked_sub(rest).and_then(|s| mem.get_mut(s..start))
+            {
+                room.copy_from_slice(unread);
+                self.pos = start - rest;
+                self.end = start + len;
+                self.base = offset.wrapping_sub(start as u64);
+                std::mem::replace(&mut self.buf, mem)
+            } else {
+                let mut gathered = vec![0u8; rest + len];
+                gathered[..rest].copy_from_slice(unread);
+                gathered[rest..].copy_from_slice(mem.get(start..start + len).unwrap_or_default());
+                ahead.recycle(mem);
+                self.pos = 0;
+                self.end = rest + len;
+                self.base = offset.wrapping_sub(rest as u64);
+                std::mem::replace(&mut self.buf, gathered)
+            };
+            ahead.recycle(old);
+        }
+        Ok(true)
+    }
+
     /// Turns a stream source back into a reader that yields the unread bytes first, so a
     /// decoder (gzip) can be stacked on what was already peeked.
     pub(crate) fn into_reader(self) -> Box<dyn Read + Send> {
+        debug_assert!(self.ahead.is_none(), "chunks read ahead are not a stream");
         let rest = self
             .buf
             .get(self.pos..self.end)

@@ -590,3 +590,90 @@ fn a_large_file_is_read_whole_through_one_chunk_sized_buffer() {
     // Memory stays one chunk, however large the file.
     assert_eq!(reader.buffer_len(), super::source::STREAM_CHUNK);
 }
+
+/// A pcapng capture of frames of every size up to a full Ethernet frame and a few much
+/// longer (over a read-ahead chunk's room for the unread tail of the chunk before), ~2.7 MB:
+/// past the buffered first read, across many chunk boundaries, both ways of crossing them.
+fn long_capture() -> Vec<u8> {
+    let mut w = NgWriter::new();
+    w.shb(false).idb(1, 0, Some(9), None);
+    for i in 0..3000u32 {
+        let len = if i % 1000 == 999 {
+            100_000 + i as usize
+        } else {
+            (i as usize * 37) % 1515
+        };
+        let data: Vec<u8> = (0..len).map(|j| (i as usize * 31 + j) as u8).collect();
+        w.epb(0, u64::from(i) * 1_000, len as u32, &data);
+    }
+    w.buf
+}
+
+#[test]
+fn a_file_read_ahead_past_the_page_cache_reads_back_as_streamed() {
+    let bytes = long_capture();
+    let (want, err) = drain(&mut mem(&bytes).expect("open mem"));
+    assert!(err.is_none(), "{err:?}");
+    let (dir, direct) = crate::report::direct_file::disk_dir();
+    if !direct {
+        return; // disk_dir said why
+    }
+    let path = dir.path().join("long.pcapng");
+    std::fs::write(&path, &bytes).expect("write capture");
+    let align = crate::direct_io::ALIGN;
+    for chunk in [align, 3 * align, read_ahead::CHUNK] {
+        let mut r = CaptureReader::open_reading_ahead(&path, 0, chunk).expect("open");
+        assert!(r.reads_ahead(), "chunks of {chunk} bytes");
+        // A frame a look ahead finds at the read position is the frame then read (it
+        // finds none where the bytes are not buffered yet, or before the first frame).
+        let (mut got, mut peeked_alike) = (Vec::new(), 0);
+        loop {
+            let peeked = r
+                .peek(&mut PeekCursor::default())
+                .map(|(_, data)| data.to_vec());
+            let Some(f) = r.next_frame().expect("read") else {
+                break;
+            };
+            if let Some(p) = peeked {
+                assert_eq!(p, f.data, "frame {}", got.len());
+                peeked_alike += 1;
+            }
+            got.push(own(&f));
+        }
+        assert!(got == want, "chunks of {chunk} bytes: the frames differ");
+        assert!(peeked_alike > got.len() / 2, "{peeked_alike} peeked");
+    }
+    // Cut mid-record: the same frames, then the same error at the same offset.
+    let cut = &bytes[..bytes.len() - 700];
+    let (want, want_err) = drain(&mut mem(cut).expect("open mem"));
+    std::fs::write(&path, cut).expect("write capture");
+    let mut r = CaptureReader::open_reading_ahead(&path, 0, 3 * align).expect("open");
+    assert!(r.reads_ahead());
+    let (got, err) = drain(&mut r);
+    assert!(got == want, "the frames of the cut capture differ");
+    let text =
+        |e: Option<CaptureError>| e.map(|e| e.to_string().replace(path.to_str().unwrap(), "mem"));
+    assert_eq!(text(err), text(want_err));
+}
+
+#[test]
+fn a_file_too_small_or_compressed_is_not_read_ahead() {
+    let (dir, direct) = crate::report::direct_file::disk_dir();
+    if !direct {
+        return;
+    }
+    let bytes = long_capture();
+    let (plain, gz) = (
+        dir.path().join("plain.pcapng"),
+        dir.path().join("c.pcapng.gz"),
+    );
+    std::fs::write(&plain, &bytes).expect("write capture");
+    std::fs::write(&gz, gzip(&bytes)).expect("write capture");
+    let small = CaptureReader::open_reading_ahead(&plain, bytes.len() as u64 + 1, 4096);
+    assert!(!small.expect("open").reads_ahead());
+    let mut compressed = CaptureReader::open_reading_ahead(&gz, 0, 4096).expect("open");
+    assert!(!compressed.reads_ahead());
+    let (frames, err) = drain(&mut compressed);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(frames.len(), 3000);
+}

@@ -67,7 +67,7 @@ impl FlowKey {
     /// Ordering from the integers took 14 % off the user time of a steady 10 M-frame slice
     /// of the simulator's hour (medians of eight alternating runs).
     ///
-    /// The addresses are read where they lie (see [`number`]).
+    /// The addresses are read where they lie (see `number`).
     #[inline]
     pub fn of(proto: u8, src: (&IpAddr, u16), dst: (&IpAddr, u16)) -> (FlowKey, bool) {
         let src_is_lo = order(src) <= order(dst);

@@ -25,9 +25,8 @@ use std::fs::File;
 use std::io::{self, Seek, Write};
 use std::path::Path;
 
-/// Alignment of direct writes' memory, offsets and lengths: the largest logical block size
-/// of common devices.
-pub const ALIGN: usize = 4096;
+pub use crate::direct_io::ALIGN;
+use crate::direct_io::{self, stop as stop_direct, wanted as direct_io_wanted};
 
 /// Bytes gathered before a direct write: large for the device, small enough for the copy
 /// in and the device's read out to stay in the core's cache (4 MiB staged took more user
@@ -246,49 +245,15 @@ impl Write for DirectFile {
     }
 }
 
-/// `P2PTRACE_DIRECT_IO=off` (or `0`, `no`) writes the reports through the page cache.
-fn direct_io_wanted() -> bool {
-    !matches!(
-        std::env::var("P2PTRACE_DIRECT_IO").as_deref(),
-        Ok("off" | "0" | "no")
-    )
-}
-
 /// `path` created (truncated) for direct writes, or `None` where they are refused.
-#[cfg(target_os = "linux")]
 fn open_direct(path: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_direct(_path: &Path) -> Option<File> {
-    None
-}
-
-/// Clears `O_DIRECT` on `file`: later writes go through the page cache.
-#[cfg(target_os = "linux")]
-fn stop_direct(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor this `File` owns, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn stop_direct(_file: &File) -> io::Result<()> {
-    Ok(())
+    direct_io::open(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        path,
+    )
 }
 
 /// A directory on the crate's own filesystem (where `target/` is: a disk in CI), not `/tmp`,
