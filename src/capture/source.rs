@@ -19,10 +19,10 @@
 //! truncated while it is read is an early end, not a SIGBUS.
 
 use std::io::{self, Read};
-
-use super::read_ahead::{Chunk, ReadAhead};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::read_ahead::{Chunk, ReadAhead};
 
 /// Size of each read; large enough that syscalls are rare, small enough that the buffer
 /// stays in cache and the first frames of a slow pipe are not held back for long.
@@ -216,24 +216,23 @@ impl Source {
                 start,
                 len,
             } = chunk;
-            let old = if let Some(room) =
-                start.checked_sub(rest).and_then(|s| mem.get_mut(s..start))
-            {
-                room.copy_from_slice(unread);
-                self.pos = start - rest;
-                self.end = start + len;
-                self.base = offset.wrapping_sub(start as u64);
-                std::mem::replace(&mut self.buf, mem)
-            } else {
-                let mut gathered = vec![0u8; rest + len];
-                gathered[..rest].copy_from_slice(unread);
-                gathered[rest..].copy_from_slice(mem.get(start..start + len).unwrap_or_default());
-                ahead.recycle(mem);
-                self.pos = 0;
-                self.end = rest + len;
-                self.base = offset.wrapping_sub(rest as u64);
-                std::mem::replace(&mut self.buf, gathered)
-            };
+            let old =
+                if let Some(room) = start.checked_sub(rest).and_then(|s| mem.get_mut(s..start)) {
+                    room.copy_from_slice(unread);
+                    self.pos = start - rest;
+                    self.end = start + len;
+                    self.base = offset.wrapping_sub(start as u64);
+                    std::mem::replace(&mut self.buf, mem)
+                } else {
+                    let mut gathered = Vec::with_capacity(rest + len);
+                    gathered.extend_from_slice(unread);
+                    gathered.extend_from_slice(mem.get(start..start + len).unwrap_or_default());
+                    ahead.recycle(mem);
+                    self.pos = 0;
+                    self.end = gathered.len();
+                    self.base = offset.wrapping_sub(rest as u64);
+                    std::mem::replace(&mut self.buf, gathered)
+                };
             ahead.recycle(old);
         }
         Ok(true)
