@@ -80,7 +80,7 @@ impl ReadAhead {
             chunk,
             mem_len,
         };
-        // Not joined: it ends by itself once the parser's ends are gone (see `Drop`).
+        // Not joined: it ends by itself once this end is dropped.
         std::thread::Builder::new()
             .name("read ahead".into())
             .spawn(move || reader.run(&filled_tx, &empty_rx))
@@ -130,7 +130,7 @@ impl ReadAhead {
         }
     }
 
-    /// Whether reads have left the page cache's way: direct still, unless refused or slow.
+    /// Whether the parser has asked for reads through the page cache ([`MAX_WAITS`]).
     #[cfg(test)]
     pub(crate) fn went_buffered(&self) -> bool {
         self.buffered.load(Ordering::Relaxed)
@@ -181,11 +181,12 @@ impl Reader {
     /// Reads up to a chunk into `mem` at its first aligned address past [`SLACK`]; short at
     /// the end of the file, or where a read failed (the error comes with what was read).
     fn fill(&mut self, mut mem: Vec<u8>) -> (Chunk, Option<io::Error>) {
-        let mut error = None;
+        // Asked to read through the page cache: a file whose flag cannot be changed is
+        // still read, directly.
         if self.direct && self.buffered.load(Ordering::Relaxed) {
-            error = direct_io::stop(&self.file).err();
-            self.direct = false;
+            self.direct = direct_io::stop(&self.file).is_err();
         }
+        let mut error = None;
         let start = SLACK
             + mem
                 .get(SLACK..)
