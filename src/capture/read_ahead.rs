@@ -54,7 +54,8 @@ pub(crate) struct ReadAhead {
     /// Set once reads should go through the page cache.
     buffered: Arc<AtomicBool>,
     waits: u32,
-    chunks: u64,
+    /// A chunk was taken already (waiting for the first is no sign of a slow device).
+    started: bool,
     /// Size of the buffers the thread allocates (a buffer of another size is not one).
     mem_len: usize,
 }
@@ -90,7 +91,7 @@ impl ReadAhead {
             empty,
             buffered,
             waits: 0,
-            chunks: 0,
+            started: false,
             mem_len,
         })
     }
@@ -101,7 +102,7 @@ impl ReadAhead {
         let got = match self.filled.try_recv() {
             Ok(got) => Some(got),
             Err(TryRecvError::Empty) => {
-                if self.chunks > 0 {
+                if self.started {
                     self.waits += 1;
                     if self.waits == MAX_WAITS {
                         self.buffered.store(true, Ordering::Relaxed);
@@ -111,7 +112,7 @@ impl ReadAhead {
             }
             Err(TryRecvError::Disconnected) => None,
         };
-        self.chunks += 1;
+        self.started = true;
         match got {
             Some(Ok(chunk)) if chunk.len == 0 => {
                 self.recycle(chunk.mem);

@@ -91,21 +91,35 @@ impl Source {
     /// Offset in the (decompressed) capture stream of the first unread byte.
     #[inline]
     pub(crate) fn offset(&self) -> u64 {
-        self.base.wrapping_add(self.pos as u64)
+        self.offset_at(self.pos)
     }
 
-    /// The bytes available so far (read or not) and the stream offset of the first, which
-    /// wraps below zero when a chunk read ahead has room before its first byte: offsets
-    /// within are found by wrapping arithmetic.
+    /// The bytes available so far, read or not (see [`Self::offset_at`] for where in the
+    /// stream they lie).
     #[inline]
-    pub(crate) fn buffered(&self) -> (u64, &[u8]) {
+    pub(crate) fn buffered(&self) -> &[u8] {
         let bytes = self.bytes();
-        (self.base, bytes.get(..self.end).unwrap_or(bytes))
+        bytes.get(..self.end).unwrap_or(bytes)
+    }
+
+    /// Offset in the capture stream of `bytes()[i]`. By wrapping arithmetic, as is
+    /// [`Self::index_of`]: `base`, the offset of `bytes()[0]`, falls below zero when a chunk
+    /// read ahead has room before its first byte.
+    #[inline]
+    pub(crate) fn offset_at(&self, i: usize) -> u64 {
+        self.base.wrapping_add(i as u64)
+    }
+
+    /// Where in `bytes()` the stream offset `offset` lies (`None`: not in the address
+    /// space, so not buffered).
+    #[inline]
+    pub(crate) fn index_of(&self, offset: u64) -> Option<usize> {
+        usize::try_from(offset.wrapping_sub(self.base)).ok()
     }
 
     /// Offset in the capture stream up to which bytes were read (where a read error struck).
     pub(crate) fn read_offset(&self) -> u64 {
-        self.base.wrapping_add(self.end as u64)
+        self.offset_at(self.end)
     }
 
     /// Bytes of the underlying file or stream consumed so far, for a progress bar: the
@@ -140,7 +154,7 @@ impl Source {
         // not per record.
         if self.buf.len().saturating_sub(self.pos) < need {
             self.buf.copy_within(self.pos..self.end, 0);
-            self.base = self.base.wrapping_add(self.pos as u64);
+            self.base = self.offset_at(self.pos);
             self.end -= self.pos;
             self.pos = 0;
         }
@@ -194,6 +208,8 @@ impl Source {
     /// room holds, they and the chunk are gathered into a buffer of their own.
     fn refill_ahead(&mut self, need: usize) -> io::Result<bool> {
         while self.avail() < need {
+            // Where the next chunk's bytes go in the stream.
+            let offset = self.read_offset();
             let Some(ahead) = &mut self.ahead else {
                 return Ok(false);
             };
@@ -208,7 +224,6 @@ impl Source {
                     return Err(e);
                 }
             };
-            let offset = self.base.wrapping_add(self.end as u64);
             let unread = self.buf.get(self.pos..self.end).unwrap_or_default();
             let rest = unread.len();
             let Chunk {

@@ -25,8 +25,8 @@ use std::fs::File;
 use std::io::{self, Seek, Write};
 use std::path::Path;
 
+use crate::direct_io;
 pub use crate::direct_io::ALIGN;
-use crate::direct_io::{self, stop as stop_direct, wanted as direct_io_wanted};
 
 /// Bytes gathered before a direct write: large for the device, small enough for the copy
 /// in and the device's read out to stay in the core's cache (4 MiB staged took more user
@@ -71,7 +71,7 @@ impl DirectFile {
     /// Creates (truncates) `path`, opened for direct writes if the system allows and
     /// `P2PTRACE_DIRECT_IO` does not say `off`.
     pub fn create(path: &Path) -> io::Result<DirectFile> {
-        DirectFile::create_as(path, direct_io_wanted())
+        DirectFile::create_as(path, direct_io::wanted())
     }
 
     /// [`DirectFile::create`], direct only if `direct`.
@@ -122,7 +122,7 @@ impl DirectFile {
             return Ok(());
         };
         if leave {
-            stop_direct(&self.file)?;
+            direct_io::stop(&self.file)?;
         }
         let mut fell_back = leave;
         write_blocks(&mut self.file, stage.staged(), &mut fell_back)?;
@@ -212,7 +212,7 @@ fn write_blocks(file: &mut File, bytes: &[u8], fell_back: &mut bool) -> io::Resu
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !*fell_back => {
-                stop_direct(file)?;
+                direct_io::stop(file)?;
                 *fell_back = true;
             }
             Err(e) => return Err(e),

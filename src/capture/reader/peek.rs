@@ -45,8 +45,8 @@ impl CaptureReader {
                 restarted: true,
             };
         }
-        let (base, bytes) = self.src.buffered();
-        let mut at = usize::try_from(cursor.at.wrapping_sub(base)).ok()?;
+        let bytes = self.src.buffered();
+        let mut at = self.src.index_of(cursor.at)?;
         match &self.state {
             State::Pcap {
                 big_endian,
@@ -60,7 +60,7 @@ impl CaptureReader {
                 }
                 let start = at + PCAP_RECORD_LEN;
                 let data = bytes.get(start..start + caplen as usize)?;
-                cursor.at = base.wrapping_add((start + data.len()) as u64);
+                cursor.at = self.src.offset_at(start + data.len());
                 Some((*linktype, data))
             }
             State::PcapNg {
@@ -86,11 +86,11 @@ impl CaptureReader {
                             let data = block
                                 .get(EPB_DATA..(EPB_DATA + caplen).min(len.saturating_sub(4)))?;
                             let linktype = interfaces.get(iface)?.linktype;
-                            cursor.at = base.wrapping_add((at + len) as u64);
+                            cursor.at = self.src.offset_at(at + len);
                             return Some((linktype, data));
                         }
                         pcapng::BT_PB | pcapng::BT_SPB => {
-                            cursor.at = base.wrapping_add((at + len) as u64);
+                            cursor.at = self.src.offset_at(at + len);
                             return Some((LinkType::NULL, &[]));
                         }
                         // Sections and interfaces change how what follows is read.
@@ -98,7 +98,7 @@ impl CaptureReader {
                         _ => at += len,
                     }
                 }
-                cursor.at = base.wrapping_add(at as u64);
+                cursor.at = self.src.offset_at(at);
                 None
             }
             State::Done => None,
