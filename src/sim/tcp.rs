@@ -2031,6 +2031,22 @@ mod tests {
         ));
     }
 
+    /// A second case proptest found: with an acknowledgment number past 2^31, smoltcp's
+    /// SACK ranges (`AssemblerIter`) add the sequence number, cast from a negative `i32`,
+    /// to the range and rely on the sum wrapping; built with overflow checks that panicked
+    /// (Cargo.toml turns them off for smoltcp alone, as in release builds).
+    #[test]
+    fn random_loss_regression_sack_past_2_to_the_31() {
+        let mut loss = vec![false; 13];
+        loss[4] = true;
+        assert!(lossy_exchange(
+            &[4103, 1772, 963, 2582, 881, 3551, 2208],
+            &[],
+            loss,
+            12386011884700614334,
+        ));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
